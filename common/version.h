@@ -1,0 +1,4 @@
+#ifndef REFSCAN_VERSION_H
+#define REFSCAN_VERSION_H
+#define REFSCAN_VERSION "0.1.0"
+#endif

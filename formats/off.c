@@ -1,0 +1,22 @@
+/*
+ * off.c - NEEDSWORK: placeholder until the off reader lands.
+ */
+#include "formats.h"
+#include "../common/err.h"
+
+int off_probe(const unsigned char *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+int off_read(const unsigned char *buf, size_t len, const struct limits *lim,
+	     struct scan *out, struct err *e)
+{
+	(void)buf;
+	(void)len;
+	(void)lim;
+	(void)out;
+	return err_set(e, ERR_UNSUPPORTED, "off reader not built yet");
+}

@@ -1,0 +1,22 @@
+/*
+ * stl.c - NEEDSWORK: placeholder until the stl reader lands.
+ */
+#include "formats.h"
+#include "../common/err.h"
+
+int stl_probe(const unsigned char *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+int stl_read(const unsigned char *buf, size_t len, const struct limits *lim,
+	     struct scan *out, struct err *e)
+{
+	(void)buf;
+	(void)len;
+	(void)lim;
+	(void)out;
+	return err_set(e, ERR_UNSUPPORTED, "stl reader not built yet");
+}

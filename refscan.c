@@ -1,0 +1,71 @@
+/*
+ * refscan.c - the top-level dispatcher: `refscan <command> [options]`.
+ *
+ * Each command lives in the module that owns it (common/commands.h); this
+ * file only picks one, and handles --help and --version.
+ */
+#include <archive.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/commands.h"
+#include "common/exitcodes.h"
+#include "common/out.h"
+#include "common/version.h"
+
+#include "common/banned.h"
+
+#ifndef FAISS_VERSION_STR
+#define FAISS_VERSION_STR "unknown"
+#endif
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "info", cmd_info, "read scan files and report what they hold" },
+};
+
+static void usage(FILE *fp)
+{
+	fputs("usage: refscan [--version] [--help] <command> [options] [args]\n\n"
+	      "commands:\n", fp);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n'refscan <command> --help' describes a command; see refscan(1).\n", fp);
+}
+
+static void version(void)
+{
+	printf("refscan %s\n", REFSCAN_VERSION);
+	printf("  %s\n", archive_version_details());
+	printf("  faiss %s (C API)\n", FAISS_VERSION_STR);
+	printf("  OpenMP %d, %d threads available\n", _OPENMP, omp_get_max_threads());
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return out_finish(EXIT_OK);
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		version();
+		return out_finish(EXIT_OK);
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return out_finish(commands[i].fn(argc - 1, argv + 1));
+	fprintf(stderr, "refscan: error: '%s' is not a refscan command\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}

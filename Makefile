@@ -71,7 +71,7 @@ BENCH_SRC = $(sort $(wildcard tests/bench/*.c))
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/%)
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all setup test unit cli check bench fuzz demo install uninstall clean lint faiss-c
+.PHONY: all setup test unit cli check bench fuzz fuzz-build build-tests demo install uninstall clean lint faiss-c
 .DEFAULT_GOAL := all
 
 all: refscan

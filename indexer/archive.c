@@ -237,6 +237,18 @@ int archive_dir_open(struct archive_dir *a, const char *path, unsigned flags,
 				     : err_set_errno(e, ERR_IO, "cannot open archive");
 		goto out;
 	}
+	/* absolute from here on: extract changes the working directory */
+	char *real = realpath(path, NULL);
+	if (real) {
+		char *p = xstrdup(real);
+		free(real);
+		if (!p) {
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		xfree(a->path);
+		a->path = p;
+	}
 	if ((rc = load_head(a, e)) < 0)
 		goto out;
 	if (!a->have_head && (rc = check_layout(a, e)) < 0)

@@ -99,6 +99,28 @@ static void fail(struct extract *x, const struct err *e)
 						   "error", out_json_error(e)));
 }
 
+/* mkdir -p: 0 or -1 with errno. */
+static int mkdir_parents(const char *path)
+{
+	char buf[ERR_PATH_MAX];
+	size_t n = strlen(path);
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		buf[i] = c;
+	}
+	return 0;
+}
+
 static bool matches(const char *path, char **pats, size_t n)
 {
 	if (!n)
@@ -419,7 +441,7 @@ int cmd_extract(int argc, char **argv)
 
 		/* into DEST; libarchive writes relative to the working directory */
 		if (cwd < 0) {
-			if (mkdir(dest, 0755) < 0 && errno != EEXIST) {
+			if (mkdir_parents(dest) < 0) {
 				err_set_path(&e, dest);
 				err_set_errno(&e, ERR_IO, "cannot create the destination");
 				out_err(&e);

@@ -111,19 +111,16 @@ enum vol_fate { V_KEEP, V_DROP, V_REWRITE };
  * names the volume when a blob does not match: nothing must be pruned
  * from a damaged archive.
  */
-static int rewrite(struct archive_dir *a, uint64_t id, const struct digests *used,
-		   struct archive_volume_out *vo, unsigned char *buf, struct progress *p,
-		   struct err *e)
+static int rewrite(struct archive_dir *a, uint64_t id, size_t want,
+		   const struct digests *used, struct archive_volume_out *vo,
+		   unsigned char *buf, struct progress *p, struct err *e)
 {
 	struct volume_reader *r = NULL;
 	struct volume_entry ent;
 	char path[ERR_PATH_MAX];
-	const struct volidx *x = archive_dir_volidx(a, id);
-	size_t want = 0, got = 0;
+	size_t got = 0;
 	int rc;
 
-	for (size_t i = 0; x && i < x->n_blobs; i++)
-		want += has_digest(used, x->blobs[i].digest);
 	archive_dir_volume_path(a, id, path, sizeof(path));
 	if ((rc = volume_reader_open(&r, path, e)) < 0)
 		return rc;
@@ -180,6 +177,7 @@ int cmd_prune(int argc, char **argv)
 	bool dry = false, wait = false, json = false, have_vo = false;
 	long keep_last = 0, keep_days = -1;
 	enum vol_fate *fate = NULL;
+	size_t *n_used = NULL;
 	unsigned char *buf = NULL;
 	char *path = NULL;
 	int c, rc = 0, status = EXIT_OK;
@@ -294,21 +292,24 @@ int cmd_prune(int argc, char **argv)
 	if ((rc = archive_dir_load_blobs(&a, &e)) < 0)
 		goto fail;
 	fate = alloc_array_zero(h->n_volumes ? h->n_volumes : 1, sizeof(*fate));
+	n_used = alloc_array_zero(h->n_volumes ? h->n_volumes : 1, sizeof(*n_used));
 	buf = xmalloc(CHUNK);
 	path = xmalloc(ERR_PATH_MAX);
-	if (!fate || !buf || !path)
+	if (!fate || !n_used || !buf || !path)
 		goto nomem;
 	size_t n_drop = 0, n_rewrite = 0;
 	uint64_t freed = 0, copy_blobs = 0, copy_bytes = 0;
 	for (size_t i = 0; i < h->n_volumes; i++) {
 		const struct volidx *x = archive_dir_volidx(&a, h->volumes[i]);
-		size_t n_used = 0;
+		uint64_t bytes = 0;
 		for (size_t k = 0; k < x->n_blobs; k++)
 			if (has_digest(&used, x->blobs[k].digest)) {
-				n_used++;
-				copy_bytes += x->blobs[k].size;
+				n_used[i]++;
+				bytes += x->blobs[k].size;
 			}
-		fate[i] = !n_used ? V_DROP : n_used < x->n_blobs ? V_REWRITE : V_KEEP;
+		fate[i] = !n_used[i] ? V_DROP : n_used[i] < x->n_blobs ? V_REWRITE : V_KEEP;
+		if (fate[i] == V_REWRITE)
+			copy_bytes += bytes;
 		if (fate[i] == V_KEEP)
 			continue;
 		freed += file_size(archive_dir_volume_path(&a, h->volumes[i], path, ERR_PATH_MAX));
@@ -316,7 +317,7 @@ int cmd_prune(int argc, char **argv)
 			n_drop++;
 		else {
 			n_rewrite++;
-			copy_blobs += n_used;
+			copy_blobs += n_used[i];
 		}
 	}
 
@@ -338,7 +339,8 @@ int cmd_prune(int argc, char **argv)
 			if ((rc = archive_dir_volume_create(&a, next, NULL, &vo, &e)) < 0)
 				break;
 			have_vo = true;
-			if ((rc = rewrite(&a, h->volumes[i], &used, &vo, buf, p, &e)) < 0 ||
+			/* publishing drops the catalogue: counts come from above */
+			if ((rc = rewrite(&a, h->volumes[i], n_used[i], &used, &vo, buf, p, &e)) < 0 ||
 			    (rc = archive_dir_volume_publish(&a, &vo, &e)) < 0 ||
 			    (rc = head_add_volume(&nh, next, &e)) < 0)
 				break;
@@ -384,6 +386,7 @@ out:
 		archive_dir_volume_discard(&a, &vo);
 	xfree(used.d);
 	xfree(fate);
+	xfree(n_used);
 	xfree(buf);
 	xfree(path);
 	head_release(&nh);

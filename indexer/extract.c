@@ -260,13 +260,10 @@ static int restore_volume(struct extract *x, struct volume_disk *disk,
 
 	err_init(&e);
 	archive_dir_volume_path(x->a, x->want[from].volume, path, sizeof(path));
-	if ((rc = volume_reader_open(&r, path, &e)) < 0) {
-		if (rc == ERR_NOTFOUND && archive_dir_head_changed(x->a))
-			return 1; /* pruned meanwhile: the caller retries */
-		fail(x, &e);
-		return 0;
-	}
-	while (i < to && (rc = volume_reader_next(r, &ent, &e)) > 0) {
+	if ((rc = volume_reader_open(&r, path, &e)) < 0 && rc == ERR_NOTFOUND &&
+	    archive_dir_head_changed(x->a))
+		return 1; /* pruned meanwhile: the caller retries */
+	while (rc >= 0 && i < to && (rc = volume_reader_next(r, &ent, &e)) > 0) {
 		if (!ent.is_blob) {
 			out_warning("%s: entry %" PRIu64 " '%s' is not a blob; ignored", path,
 				    ent.index, ent.name);
@@ -312,17 +309,18 @@ static int restore_volume(struct extract *x, struct volume_disk *disk,
 			break;
 		}
 	}
-	if (rc < 0 && e.code)
-		fail(x, &e);
+	/* what is left cannot be restored: name each file and the reason */
 	for (; i < to; i++) {
 		if (x->want[i].done)
 			continue;
 		struct err me;
 		err_init(&me);
 		err_set_path(&me, x->want[i].path);
-		err_set(&me, ERR_CORRUPT, rc < 0 ? "unreadable: volume %08" PRIu64 " is damaged"
-						 : "missing from volume %08" PRIu64,
-			x->want[i].volume);
+		if (rc < 0)
+			err_set(&me, ERR_CORRUPT, "cannot restore: volume %08" PRIu64 " is damaged: %s",
+				x->want[i].volume, e.code ? e.msg : "read error");
+		else
+			err_set(&me, ERR_CORRUPT, "missing from volume %08" PRIu64, x->want[i].volume);
 		fail(x, &me);
 		x->want[i].done = true;
 	}

@@ -81,7 +81,7 @@ tar --zstd -xf "$C/volumes/00000002.tar.zst" -C "$T/craft/vol"
 # the real blob so that extract has to read past them
 (cd "$T/craft" && tar -cf v.tar -P --transform 's,^,../,' evil.txt 2>/dev/null)
 tar -rf "$T/craft/v.tar" -P --transform "s,.*,$T/victim/abs.txt," "$T/craft/evil.txt" 2>/dev/null
-(cd "$T/craft/vol" && tar -rf ../v.tar $(find blobs -type f))
+(cd "$T/craft/vol" && tar -rf ../v.tar $(find blobs -type f) 2>/dev/null)
 tar -tPf "$T/craft/v.tar" >"$T/craft/list"
 expect_grep "$T/craft/list" '^\.\./evil\.txt$' "crafted volume holds a ../ entry"
 expect_grep "$T/craft/list" "^$T/victim/abs.txt$" "and an absolute entry"

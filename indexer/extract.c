@@ -435,7 +435,8 @@ int cmd_extract(int argc, char **argv)
 				x.want[n_ok++] = *w;
 		}
 		x.n_want = n_ok;
-		qsort(x.want, x.n_want, sizeof(*x.want), cmp_want);
+		if (x.n_want)
+			qsort(x.want, x.n_want, sizeof(*x.want), cmp_want);
 
 		/* into DEST; libarchive writes relative to the working directory */
 		if (cwd < 0) {

@@ -51,9 +51,6 @@
 #define HOST_BIG_ENDIAN 0
 #endif
 
-/* Vertex element sizes above which the vertex pass runs in parallel. */
-#define PAR_MIN_VERTICES 65536
-
 enum ptype { T_NONE, T_I8, T_U8, T_I16, T_U16, T_I32, T_U32, T_F32, T_F64 };
 
 static const struct {
@@ -784,6 +781,23 @@ static bool simple_faces(const struct ply *p, const struct elem *el)
 	       pr->count_type == T_U8 && (pr->type == T_I32 || pr->type == T_U32);
 }
 
+/*
+ * Triangles are checked and decoded in blocks: testing that the next
+ * FACE_BLOCK counts are all 3 needs independent loads only, where
+ * following count after count is a chain of dependent loads (several
+ * times slower).  Any other polygon goes one record at a time.
+ */
+#define FACE_BLOCK 32
+#define TRI_BYTES 13 /* uchar 3 + three 4-byte indices */
+
+static inline bool tri_block(const unsigned char *q)
+{
+	unsigned ok = 1;
+	for (int j = 0; j < FACE_BLOCK; j++)
+		ok &= q[TRI_BYTES * j] == 3;
+	return ok;
+}
+
 static int walk_simple_faces(struct ply *p, const struct elem *el, size_t *pos_io)
 {
 	const unsigned char *b = p->buf;
@@ -791,7 +805,16 @@ static int walk_simple_faces(struct ply *p, const struct elem *el, size_t *pos_i
 	size_t len = p->len, pos = *pos_io;
 	uint64_t tris = 0, maxn = 0;
 	uint64_t deg = p->lim->max_polygon_degree;
-	for (uint64_t f = 0; f < el->count; f++) {
+	for (uint64_t f = 0; f < el->count;) {
+		if (el->count - f >= FACE_BLOCK && len - pos >= FACE_BLOCK * TRI_BYTES &&
+		    deg >= 3 && tri_block(b + pos)) {
+			pos += FACE_BLOCK * TRI_BYTES;
+			f += FACE_BLOCK;
+			tris += FACE_BLOCK;
+			if (maxn < 3)
+				maxn = 3;
+			continue;
+		}
 		if (pos >= len)
 			return truncated(p, el, f, pr, (int64_t)pos);
 		size_t n = b[pos];
@@ -805,6 +828,7 @@ static int walk_simple_faces(struct ply *p, const struct elem *el, size_t *pos_i
 		if (n > maxn)
 			maxn = n;
 		pos += 1 + 4 * n;
+		f++;
 	}
 	if (tris > p->lim->max_faces)
 		return perr(p, ERR_LIMIT, (int64_t)*pos_io,
@@ -1061,63 +1085,38 @@ static void slots_of(const struct ply *p, int first, int n, struct slot *sl)
 	}
 }
 
-/* n records of stride bytes from base: k float slots into out (k per vertex) */
+/*
+ * The general fixed-stride path (byte-swapped, scattered or converted
+ * values): n records of stride bytes from base, k float slots into out.
+ */
 static void dec_floats(const unsigned char *base, size_t stride, size_t n,
-		       const struct slot *sl, int k, float *out, bool sw)
+		       const struct slot *sl, size_t k, float *out, bool sw)
 {
-	bool f32 = true, contiguous = true;
-	for (int j = 0; j < k; j++) {
+	bool f32 = true;
+	for (size_t j = 0; j < k; j++)
 		f32 = f32 && sl[j].type == T_F32;
-		contiguous = contiguous && sl[j].off == sl[0].off + 4 * (size_t)j;
+	if (f32) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < k; j++)
+				out[k * i + j] = ldf32(base + i * stride + sl[j].off, sw);
+		return;
 	}
-	long nn = (long)n;
-	if (f32 && !sw && contiguous) {
-		size_t bytes = 4 * (size_t)k, off = sl[0].off;
-#pragma omp parallel for schedule(static) if (nn > PAR_MIN_VERTICES)
-		for (long i = 0; i < nn; i++)
-			memcpy(out + (size_t)k * (size_t)i, base + (size_t)i * stride + off, bytes);
-	} else if (f32) {
-#pragma omp parallel for schedule(static) if (nn > PAR_MIN_VERTICES)
-		for (long i = 0; i < nn; i++)
-			for (int j = 0; j < k; j++)
-				out[(size_t)k * (size_t)i + (size_t)j] =
-					ldf32(base + (size_t)i * stride + sl[j].off, sw);
-	} else {
-#pragma omp parallel for schedule(static) if (nn > PAR_MIN_VERTICES)
-		for (long i = 0; i < nn; i++)
-			for (int j = 0; j < k; j++)
-				out[(size_t)k * (size_t)i + (size_t)j] =
-					(float)get_d(base + (size_t)i * stride + sl[j].off,
-						     sl[j].type, sw);
-	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < k; j++)
+			out[k * i + j] = (float)get_d(base + i * stride + sl[j].off,
+						      sl[j].type, sw);
 }
 
 /* RGB(A) slots into RGBA bytes; a missing alpha is 255 */
 static void dec_colors(const unsigned char *base, size_t stride, size_t n,
 		       const struct slot *sl, uint8_t *out, bool sw)
 {
-	bool u8 = sl[0].type == T_U8 && sl[1].type == T_U8 && sl[2].type == T_U8 &&
-		  (sl[3].type == T_U8 || sl[3].type == T_NONE);
-	bool alpha = sl[3].type != T_NONE;
-	long nn = (long)n;
-	if (u8) {
-#pragma omp parallel for schedule(static) if (nn > PAR_MIN_VERTICES)
-		for (long i = 0; i < nn; i++) {
-			const unsigned char *r = base + (size_t)i * stride;
-			uint8_t *o = out + 4 * (size_t)i;
-			o[0] = r[sl[0].off];
-			o[1] = r[sl[1].off];
-			o[2] = r[sl[2].off];
-			o[3] = alpha ? r[sl[3].off] : 255;
-		}
-		return;
-	}
-#pragma omp parallel for schedule(static) if (nn > PAR_MIN_VERTICES)
-	for (long i = 0; i < nn; i++) {
-		const unsigned char *r = base + (size_t)i * stride;
-		uint8_t *o = out + 4 * (size_t)i;
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *r = base + i * stride;
+		uint8_t *o = out + 4 * i;
 		for (int j = 0; j < 4; j++)
 			o[j] = sl[j].type == T_NONE ? 255
+				: sl[j].type == T_U8 ? r[sl[j].off]
 				: color_from(get_d(r + sl[j].off, sl[j].type, sw), sl[j].type);
 	}
 }
@@ -1151,6 +1150,104 @@ static void fill_alpha(struct ply *p, size_t nv)
 			p->out->colors[4 * i + 3] = 255;
 }
 
+/*
+ * The usual scanner layout, decoded in one pass over the records:
+ * float32 x y z (and nx ny nz, u v) at consecutive offsets in the host
+ * byte order, uchar colours anywhere in the record.
+ */
+struct fast_layout {
+	size_t pos, nrm, uv;     /* offsets of x, nx, u */
+	size_t col[4];           /* offsets of red green blue alpha */
+	unsigned what;           /* FAST_* */
+};
+
+enum { FAST_NRM = 1, FAST_COL = 2, FAST_ALPHA = 4, FAST_UV = 8 };
+
+static inline __attribute__((always_inline)) void
+fast_range(const unsigned char *base, size_t stride, size_t i0, size_t i1,
+	   const struct fast_layout *L, struct scan *s, unsigned what)
+{
+	float *pos = s->positions, *nrm = s->normals, *uv = s->uvs;
+	uint8_t *col = s->colors;
+	for (size_t i = i0; i < i1; i++) {
+		const unsigned char *r = base + i * stride;
+		memcpy(pos + 3 * i, r + L->pos, 12);
+		if (what & FAST_NRM)
+			memcpy(nrm + 3 * i, r + L->nrm, 12);
+		if (what & FAST_COL) {
+			uint8_t *o = col + 4 * i;
+			o[0] = r[L->col[0]];
+			o[1] = r[L->col[1]];
+			o[2] = r[L->col[2]];
+			o[3] = (what & FAST_ALPHA) ? r[L->col[3]] : 255;
+		}
+		if (what & FAST_UV)
+			memcpy(uv + 2 * i, r + L->uv, 8);
+	}
+}
+
+/* one copy of the loop per attribute set, so each is branch-free */
+static void fast_vertices(const unsigned char *base, size_t stride, size_t i0,
+			  size_t i1, const struct fast_layout *L, struct scan *s)
+{
+#define FAST(w) case w: fast_range(base, stride, i0, i1, L, s, w); break
+	switch (L->what) {
+	FAST(0);
+	FAST(FAST_NRM);
+	FAST(FAST_COL);
+	FAST(FAST_NRM | FAST_COL);
+	FAST(FAST_COL | FAST_ALPHA);
+	FAST(FAST_NRM | FAST_COL | FAST_ALPHA);
+	FAST(FAST_UV);
+	FAST(FAST_NRM | FAST_UV);
+	FAST(FAST_COL | FAST_UV);
+	FAST(FAST_NRM | FAST_COL | FAST_UV);
+	FAST(FAST_COL | FAST_ALPHA | FAST_UV);
+	FAST(FAST_NRM | FAST_COL | FAST_ALPHA | FAST_UV);
+	default: break;
+	}
+#undef FAST
+}
+
+/* Fill L when the vertex element has the fast layout. */
+static bool fast_layout_of(const struct ply *p, struct fast_layout *L)
+{
+	struct slot sl[4];
+	if (p->swap)
+		return false;
+	memset(L, 0, sizeof(*L));
+	slots_of(p, VS(R_X), 3, sl);
+	for (int k = 0; k < 3; k++)
+		if (sl[k].type != T_F32 || sl[k].off != sl[0].off + 4 * (size_t)k)
+			return false;
+	L->pos = sl[0].off;
+	if (p->has_normals) {
+		slots_of(p, VS(R_NX), 3, sl);
+		for (int k = 0; k < 3; k++)
+			if (sl[k].type != T_F32 || sl[k].off != sl[0].off + 4 * (size_t)k)
+				return false;
+		L->nrm = sl[0].off;
+		L->what |= FAST_NRM;
+	}
+	if (p->has_uvs) {
+		slots_of(p, VS(R_U), 2, sl);
+		if (sl[0].type != T_F32 || sl[1].type != T_F32 || sl[1].off != sl[0].off + 4)
+			return false;
+		L->uv = sl[0].off;
+		L->what |= FAST_UV;
+	}
+	if (p->has_colors) {
+		slots_of(p, VS(R_RED), 4, sl);
+		for (int k = 0; k < 4; k++) {
+			if (sl[k].type != T_U8 && !(k == 3 && sl[k].type == T_NONE))
+				return false;
+			L->col[k] = sl[k].off;
+		}
+		L->what |= FAST_COL | (sl[3].type == T_U8 ? FAST_ALPHA : 0);
+	}
+	return true;
+}
+
 static int decode_vertices_binary(struct ply *p)
 {
 	const struct elem *el = &p->elems[p->vert];
@@ -1159,6 +1256,15 @@ static int decode_vertices_binary(struct ply *p)
 	const unsigned char *base = p->buf + el->start;
 	struct slot sl[4];
 
+	struct fast_layout L;
+	if (el->fixed && fast_layout_of(p, &L)) {
+		/*
+		 * One thread: the pass is bound by memory, and a second
+		 * thread measured slower on a loaded two-core machine.
+		 */
+		fast_vertices(base, el->stride, 0, nv, &L, s);
+		return 0;
+	}
 	if (el->fixed) {
 		slots_of(p, VS(R_X), 3, sl);
 		dec_floats(base, el->stride, nv, sl, 3, s->positions, p->swap);
@@ -1308,25 +1414,33 @@ static int decode_faces_simple(struct ply *p)
 	const unsigned char *q = p->buf + el->start;
 	const bool sw = p->swap, sgn = p->props[el->first].type == T_I32;
 	const size_t nv = s->n_vertices;
+	const uint32_t nv32 = (uint32_t)nv; /* nv <= INT32_MAX */
 	static const uint8_t white[4] = { 255, 255, 255, 255 };
 	int rc;
 
-	for (uint64_t f = 0; f < el->count; f++) {
-		uint32_t n = *q++;
-		if (n == 3 && p->tri < s->n_faces) {
-			uint32_t a = ld32(q, sw), b = ld32(q + 4, sw), c = ld32(q + 8, sw);
-			if (a >= nv || b >= nv || c >= nv) {
-				uint32_t bad = a >= nv ? a : b >= nv ? b : c;
-				return index_err(p, f, sgn ? (int32_t)bad : (int64_t)bad,
-						 (int64_t)(q - 1 - p->buf));
+	for (uint64_t f = 0; f < el->count;) {
+		if (el->count - f >= FACE_BLOCK && s->n_faces - p->tri >= FACE_BLOCK &&
+		    tri_block(q)) {
+			uint32_t *dst = s->indices + 3 * p->tri;
+			uint32_t bad = 0;
+			for (int j = 0; j < FACE_BLOCK; j++) {
+				const unsigned char *r = q + TRI_BYTES * j + 1;
+				uint32_t a = ld32(r, sw), b = ld32(r + 4, sw), c = ld32(r + 8, sw);
+				dst[3 * j] = a;
+				dst[3 * j + 1] = b;
+				dst[3 * j + 2] = c;
+				bad |= (uint32_t)(a >= nv32) | (uint32_t)(b >= nv32) |
+				       (uint32_t)(c >= nv32);
 			}
-			uint32_t *dst = s->indices + 3 * p->tri++;
-			dst[0] = a;
-			dst[1] = b;
-			dst[2] = c;
-			q += 12;
-			continue;
+			if (!bad) {
+				p->tri += FACE_BLOCK;
+				f += FACE_BLOCK;
+				q += FACE_BLOCK * TRI_BYTES;
+				continue;
+			}
+			/* a bad index in the block: the record path names it */
 		}
+		uint32_t n = *q++;
 		for (uint32_t j = 0; j < n; j++, q += 4) {
 			uint32_t v = ld32(q, sw);
 			if (v >= nv)
@@ -1336,6 +1450,7 @@ static int decode_faces_simple(struct ply *p)
 		}
 		if ((rc = emit_polygon(p, f, (int64_t)(q - p->buf), n, 0, white)))
 			return rc;
+		f++;
 	}
 	return 0;
 }

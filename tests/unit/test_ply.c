@@ -179,6 +179,9 @@ static void must_read(const struct pb *pb, struct scan *s)
 			 (long long)e.offset, e.msg);
 }
 
+#define XYZ "property float x\nproperty float y\nproperty float z\n"
+#define FACE "element face 1\nproperty list uchar int vertex_indices\n"
+
 /* The standard test triangle header: x y z of type t, 3 vertices. */
 static const double tri_xyz[3][3] = { { 1, 2, 3 }, { -4, 5, -6 }, { 7, -8, 9 } };
 
@@ -977,6 +980,48 @@ static void test_ply_keeps_nonfinite_coordinates(void **state)
 	}
 }
 
+/* bbox and non-finite count against a plain loop, at every small size */
+static void test_ply_bbox_covers_exactly_the_finite_vertices(void **state)
+{
+	(void)state;
+	srand(7);
+	for (int n = 1; n <= 40; n++) {
+		for (int with_bad = 0; with_bad < 2; with_bad++) {
+			struct pb pb;
+			struct scan s;
+			float lo[3] = { 0, 0, 0 }, hi[3] = { 0, 0, 0 };
+			size_t bad = 0;
+			int any = 0;
+			pb_begin(&pb, LE);
+			pb_printf(&pb, "element vertex %d\n" XYZ "end_header\n", n);
+			for (int i = 0; i < n; i++) {
+				float v[3];
+				for (int k = 0; k < 3; k++)
+					v[k] = (float)(rand() % 2001 - 1000) / 8.0f;
+				if (with_bad && rand() % 4 == 0)
+					v[rand() % 3] = rand() % 2 ? NAN : -INFINITY;
+				int fin = isfinite(v[0]) && isfinite(v[1]) && isfinite(v[2]);
+				bad += !fin;
+				for (int k = 0; k < 3 && fin; k++) {
+					lo[k] = !any || v[k] < lo[k] ? v[k] : lo[k];
+					hi[k] = !any || v[k] > hi[k] ? v[k] : hi[k];
+				}
+				any |= fin;
+				for (int k = 0; k < 3; k++)
+					pb_val(&pb, "float", v[k]);
+			}
+			must_read(&pb, &s);
+			assert_int_equal(s.n_nonfinite, bad);
+			for (int k = 0; k < 3; k++) {
+				assert_true(s.bbox_min[k] == lo[k]);
+				assert_true(s.bbox_max[k] == hi[k]);
+			}
+			scan_release(&s);
+			pb_free(&pb);
+		}
+	}
+}
+
 static void test_ply_reads_empty_and_pointless_files(void **state)
 {
 	(void)state;
@@ -1042,8 +1087,6 @@ static void check_bad(const struct bad_case *c)
 	assert_int_equal(s.n_warnings, 0);
 }
 
-#define XYZ "property float x\nproperty float y\nproperty float z\n"
-#define FACE "element face 1\nproperty list uchar int vertex_indices\n"
 
 static void test_ply_rejects_malformed_headers(void **state)
 {
@@ -1892,6 +1935,7 @@ int main(void)
 		cmocka_unit_test(test_ply_accepts_blank_lines_and_warns_on_extra_values),
 		cmocka_unit_test(test_ply_warns_on_unknown_header_lines),
 		cmocka_unit_test(test_ply_keeps_nonfinite_coordinates),
+		cmocka_unit_test(test_ply_bbox_covers_exactly_the_finite_vertices),
 		cmocka_unit_test(test_ply_reads_empty_and_pointless_files),
 		cmocka_unit_test(test_ply_warns_on_trailing_binary_data),
 		cmocka_unit_test(test_ply_rejects_malformed_headers),

@@ -102,8 +102,11 @@ static void pb_val(struct pb *pb, const char *type, double v)
 {
 	int t = type_index(type);
 	if (pb->enc == ASCII) {
-		if (types[t].kind == 2)
-			pb_printf(pb, "%.9g ", v);
+		/* enough digits to give back the same float or double */
+		if (types[t].kind == 2 && types[t].size == 4)
+			pb_printf(pb, "%.9g ", (double)(float)v);
+		else if (types[t].kind == 2)
+			pb_printf(pb, "%.17g ", v);
 		else
 			pb_printf(pb, "%lld ", (long long)v);
 		return;
@@ -1469,6 +1472,112 @@ static void test_ply_binary_decodes_same_as_ascii(void **state)
 		scan_release(&s[enc]);
 }
 
+/*
+ * A long face element (long enough for the block decoder): mostly
+ * triangles, a quad and a pentagon; `layout` 0 is the plain uchar/int
+ * list, 1 adds face colours and scalars around the list, 2 uses uint
+ * indices.  bad_face >= 0 puts an out-of-range index there.
+ */
+static struct pb long_faces(enum enc enc, int layout, int bad_face)
+{
+	struct pb pb;
+	const int nf = 200, nv = 220;
+	const char *it = layout == 2 ? "uint" : "int";
+	pb_begin(&pb, enc);
+	pb_printf(&pb, "element vertex %d\n" XYZ "element face %d\n", nv, nf);
+	if (layout == 1)
+		pb_printf(&pb, "property float quality\nproperty uchar red\n");
+	pb_printf(&pb, "property list uchar %s vertex_indices\n", it);
+	if (layout == 1)
+		pb_printf(&pb, "property uchar green\nproperty uchar blue\n"
+			  "property short flags\n");
+	pb_printf(&pb, "end_header\n");
+	for (int i = 0; i < nv; i++) {
+		pb_val(&pb, "float", cos(i * 0.1) * (1 + i % 3));
+		pb_val(&pb, "float", sin(i * 0.1) * (1 + i % 3));
+		pb_val(&pb, "float", i);
+		pb_eol(&pb);
+	}
+	for (int f = 0; f < nf; f++) {
+		double idx[5];
+		int n = f == 50 ? 4 : f == 150 ? 5 : 3;
+		for (int k = 0; k < n; k++)
+			idx[k] = (f + 7 * k) % nv;
+		if (f == bad_face)
+			idx[1] = nv + 5;
+		if (layout == 1) {
+			pb_val(&pb, "float", 0.5);
+			pb_val(&pb, "uchar", f % 256);
+		}
+		pb_list(&pb, "uchar", it, n, idx);
+		if (layout == 1) {
+			pb_val(&pb, "uchar", (f * 3) % 256);
+			pb_val(&pb, "uchar", 255 - f % 256);
+			pb_val(&pb, "short", -f);
+		}
+		pb_eol(&pb);
+	}
+	return pb;
+}
+
+static void test_ply_decodes_long_face_runs_like_ascii(void **state)
+{
+	(void)state;
+	for (int layout = 0; layout < 3; layout++) {
+		struct pb ref_pb = long_faces(ASCII, layout, -1);
+		struct scan ref;
+		must_read(&ref_pb, &ref);
+		assert_int_equal(ref.n_polygons, 200);
+		assert_int_equal(ref.n_faces, 198 + 2 + 3);
+		assert_true(!ref.face_colors == (layout != 1));
+		for (int enc = LE; enc <= BE; enc++) {
+			struct pb pb = long_faces((enum enc)enc, layout, -1);
+			struct scan s;
+			must_read(&pb, &s);
+			assert_int_equal(s.n_faces, ref.n_faces);
+			assert_memory_equal(s.indices, ref.indices, 3 * s.n_faces * sizeof(uint32_t));
+			assert_memory_equal(s.positions, ref.positions, 3 * s.n_vertices * sizeof(float));
+			if (layout == 1) {
+				assert_memory_equal(s.face_colors, ref.face_colors, 4 * s.n_faces);
+				/* face 199 is the last triangle: red 199, green 85, blue 56 */
+				const uint8_t *c = s.face_colors + 4 * (s.n_faces - 1);
+				assert_int_equal(c[0], 199);
+				assert_int_equal(c[1], (199 * 3) % 256);
+				assert_int_equal(c[2], 56);
+				assert_int_equal(c[3], 255);
+			}
+			scan_release(&s);
+
+			/* a bad index inside a block is still named exactly */
+			for (int bad = 0; bad < 200; bad += 37) {
+				struct pb bp = long_faces((enum enc)enc, layout, bad);
+				char want[80];
+				snprintf(want, sizeof(want), "face %d: vertex index 225 out of range (have 220)",
+					 bad);
+				bin_expect(&bp, ERR_FORMAT, want, -1);
+				pb_free(&bp);
+			}
+
+			/* and every prefix fails cleanly */
+			for (size_t n = pb.n - 400; n < pb.n; n++) {
+				unsigned char *copy = malloc(n);
+				struct err e;
+				assert_non_null(copy);
+				memcpy(copy, pb.b, n);
+				err_init(&e);
+				assert_true(ply_read(copy, n, NULL, &s, &e) < 0);
+				if (!strstr(e.msg, "unexpected end of file") &&
+				    !strstr(e.msg, "runs past the end of the file"))
+					fail_msg("prefix %zu: %s", n, e.msg);
+				free(copy);
+			}
+			pb_free(&pb);
+		}
+		scan_release(&ref);
+		pb_free(&ref_pb);
+	}
+}
+
 static void test_ply_applies_limits(void **state)
 {
 	(void)state;
@@ -1945,6 +2054,7 @@ int main(void)
 		cmocka_unit_test(test_ply_truncation_sweep_fails_cleanly),
 		cmocka_unit_test(test_ply_ascii_prefixes_never_crash),
 		cmocka_unit_test(test_ply_binary_decodes_same_as_ascii),
+		cmocka_unit_test(test_ply_decodes_long_face_runs_like_ascii),
 		cmocka_unit_test(test_ply_applies_limits),
 		cmocka_unit_test(test_ply_survives_every_allocation_failure),
 		cmocka_unit_test(test_ply_write_round_trips),

@@ -1927,6 +1927,71 @@ static void test_ply_fixtures_give_expected_results(void **state)
 	assert_true(good >= 3);
 }
 
+static void read_fixture(const char *name, struct scan *s)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/tests/data/ply/good/%s", top_dir(), name);
+	read_file_scan(path, s);
+}
+
+/* golden values of the good fixtures */
+static void test_ply_fixtures_hold_expected_values(void **state)
+{
+	(void)state;
+	struct scan s;
+
+	/* pentagon + triangle, per-vertex s/t and per-face texcoord */
+	read_fixture("le-normals-uv-texcoord.ply", &s);
+	assert_int_equal(s.n_vertices, 6);
+	assert_int_equal(s.n_polygons, 2);
+	assert_int_equal(s.n_faces, 4);
+	assert_string_equal(s.textures[0].declared, "uv.png");
+	assert_float_equal(s.positions[3 * 2], 3.0f, 0);
+	assert_float_equal(s.normals[3 * 5 + 2], 1.0f, 0);
+	assert_float_equal(s.uvs[2 * 3 + 1], 0.4f, 0);
+	for (int k = 0; k < 9; k++) {
+		/* pentagon corners keep their UV: (x/5, y/5) of the vertex */
+		uint32_t v = s.indices[k];
+		assert_true(v <= 4);
+		assert_float_equal(s.corner_uvs[2 * k], s.positions[3 * v] / 5, 1e-6);
+		assert_float_equal(s.corner_uvs[2 * k + 1], s.positions[3 * v + 1] / 5, 1e-6);
+	}
+	assert_int_equal(s.indices[9], 1);
+	assert_int_equal(s.indices[10], 5);
+	assert_int_equal(s.indices[11], 2);
+	assert_float_equal(s.corner_uvs[18], 0.2f, 0);
+	assert_float_equal(s.corner_uvs[23], 0.2f, 0);
+	scan_release(&s);
+
+	/* big endian doubles, edge and camera elements skipped, face colours */
+	read_fixture("be-double-extra-elements.ply", &s);
+	assert_int_equal(s.n_vertices, 4);
+	assert_int_equal(s.n_faces, 2);
+	assert_int_equal(s.units, UNITS_M);
+	assert_float_equal(s.positions[11], 1.0f, 0);
+	assert_int_equal(s.indices[5], 3);
+	assert_int_equal(s.face_colors[0], 200);
+	assert_int_equal(s.face_colors[5], 200);
+	assert_int_equal(s.face_colors[7], 255);
+	assert_int_equal(s.n_warnings, 0);
+	scan_release(&s);
+
+	/* CRLF everywhere, obj_info units, vertex_index */
+	read_fixture("ascii-crlf-obj-info.ply", &s);
+	assert_int_equal(s.units, UNITS_CM);
+	assert_string_equal(scan_meta_get(&s, "obj_info"), "scanner test");
+	assert_int_equal(s.indices[2], 2);
+	assert_float_equal(s.normals[2], 1.0f, 0);
+	scan_release(&s);
+
+	read_fixture("le-points-colours.ply", &s);
+	assert_int_equal(s.n_faces, 0);
+	assert_int_equal(s.colors[4 * 2], 2);
+	assert_int_equal(s.colors[4 * 2 + 3], 255);
+	assert_float_equal(s.positions[3 * 2 + 2], 6.0f, 0);
+	scan_release(&s);
+}
+
 /* `element vertex N` / `element face N` from a header, -1 when absent */
 static void decl_counts(const unsigned char *b, size_t n, long long *nv, long long *nf)
 {
@@ -2062,6 +2127,7 @@ int main(void)
 		cmocka_unit_test(test_ply_write_reports_io_errors),
 		cmocka_unit_test(test_ply_write_survives_allocation_failure),
 		cmocka_unit_test(test_ply_fixtures_give_expected_results),
+		cmocka_unit_test(test_ply_fixtures_hold_expected_values),
 		cmocka_unit_test(test_ply_reads_conformance_files_as_declared),
 	};
 	int rc = cmocka_run_group_tests_name("ply", tests, NULL, NULL);

@@ -145,8 +145,12 @@ $(FUZZ_B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(Q)clang $(ALL_CPPFLAGS) -std=c11 $(FUZZ_CFLAGS) -c -o $@ $<
 
-$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
-	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJ) -lpng -ljpeg -llzf -lm
+# an archive, so a target links only the objects it uses (not info.c's JSON)
+$(FUZZ_B)/librefscan-fuzz.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/librefscan-fuzz.a
+	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_B)/librefscan-fuzz.a -lpng -ljpeg -llzf -lm
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -146,7 +146,7 @@ $(FUZZ_B)/%.o: %.c
 	$(Q)clang $(ALL_CPPFLAGS) -std=c11 $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
-	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJ) -lpng -ljpeg -llzf -lm
+	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJ) -ljansson -lpng -ljpeg -llzf -lm
 
 fuzz-build: $(FUZZ_BIN)
 

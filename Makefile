@@ -150,7 +150,7 @@ $(FUZZ_B)/librefscan-fuzz.a: $(FUZZ_LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/librefscan-fuzz.a
-	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_B)/librefscan-fuzz.a -lpng -ljpeg -llzf -lm
+	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_B)/librefscan-fuzz.a -ljansson -lpng -ljpeg -llzf -lm
 
 fuzz-build: $(FUZZ_BIN)
 

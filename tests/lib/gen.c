@@ -445,7 +445,7 @@ static void relief_bark(const struct relief *r, const double p[3], double s,
 	q[g] /= 7.0; /* furrows are long along the grain */
 	/* plates separated where the noise crosses zero: narrow deep furrows */
 	double n = fbm(q, 9.0, 3, 0.45, s, r->seed + 11);
-	double furrow = 1.0 - smoothstep(0.0, 0.2, fabs(n));
+	double furrow = 1.0 - smoothstep(0.0, 0.12, fabs(n));
 	double wb = band(4.0, s);
 	double h = -3.2 * wb * furrow * furrow;
 	/* plate surfaces: undulating and rough */
@@ -541,7 +541,7 @@ static void relief_fabric(const struct relief *r, const double p[3],
 	double q[3] = { p[0], p[1], p[2] };
 	q[r->grain] /= 3.0;
 	double fold = fbm(q, 18.0, 2, 0.5, s, r->seed + 22);
-	h += 0.8 * (0.35 - fabs(fold)) * band(10.0, s);
+	h += 0.4 * (0.35 - fabs(fold)) * band(10.0, s);
 	/* loose fibres */
 	h += 0.01 * fbm(p, 0.15, 2, 0.5, s, r->seed + 23);
 	o->h = h;

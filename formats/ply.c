@@ -157,8 +157,6 @@ struct ply {
 	struct triangulator tr;
 	uint32_t *poly;          /* max_n indices of the current polygon */
 	float *tc;               /* max_m texcoords of the current face */
-	float *lpos;             /* 3 * max_n positions, for corner UVs */
-	uint32_t *iota;          /* 0 .. max_n - 1 */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1425,10 +1423,8 @@ static int emit_polygon(struct ply *p, uint64_t f, int64_t where, uint32_t n,
 			return perr(p, rc, where, "face %" PRIu64 ": cannot triangulate", f);
 	} else {
 		/* triangulate corner numbers, so each corner keeps its UV */
-		for (uint32_t j = 0; j < n; j++)
-			memcpy(p->lpos + 3 * (size_t)j, s->positions + 3 * (size_t)p->poly[j],
-			       3 * sizeof(float));
-		rc = triangulate_polygon(&p->tr, p->lpos, n, p->iota, n, dst, p->e);
+		rc = triangulate_polygon_corners(&p->tr, s->positions, s->n_vertices,
+						 p->poly, n, dst, p->e);
 		if (rc == ERR_NOMEM)
 			return nomem(p);
 		if (rc)
@@ -1647,12 +1643,8 @@ static int alloc_scratch(struct ply *p)
 	if (!p->has_tc)
 		return 0;
 	p->tc = alloc_array(p->max_m > 6 ? (size_t)p->max_m : 6, sizeof(*p->tc));
-	p->lpos = alloc_array(n, 3 * sizeof(*p->lpos));
-	p->iota = alloc_array(n, sizeof(*p->iota));
-	if (!p->tc || !p->lpos || !p->iota)
+	if (!p->tc)
 		return nomem(p);
-	for (size_t i = 0; i < n; i++)
-		p->iota[i] = (uint32_t)i;
 	return 0;
 }
 
@@ -1706,11 +1698,15 @@ int ply_read(const unsigned char *buf, size_t len, const struct limits *lim,
 				     p.tri, nf);
 			goto out;
 		}
+		if (p.tr.n_fanned &&
+		    scan_warn(out, "%zu polygons with more than %u vertices split as a fan (right only for convex ones)",
+			      p.tr.n_fanned, TRIANGULATE_MAX_EAR)) {
+			rc = nomem(&p);
+			goto out;
+		}
 	}
 	rc = scan_finalize(out, e);
 out:
-	xfree(p.iota);
-	xfree(p.lpos);
 	xfree(p.tc);
 	xfree(p.poly);
 	triangulator_release(&p.tr);

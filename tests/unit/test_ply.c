@@ -439,6 +439,52 @@ static void test_ply_triangulates_polygons_keeping_winding(void **state)
 	scan_release(&s);
 }
 
+/* a convex 5000-gon with texcoords: over the ear-clipping size, a fan */
+static void test_ply_warns_when_huge_polygons_become_fans(void **state)
+{
+	(void)state;
+	const int n = 5000;
+	struct pb pb;
+	struct scan s;
+	double *idx = malloc((size_t)n * sizeof(*idx)), *uv = malloc(2 * (size_t)n * sizeof(*uv));
+	assert_non_null(idx);
+	assert_non_null(uv);
+	pb_begin(&pb, LE);
+	pb_printf(&pb, "element vertex %d\n" XYZ "element face 1\n"
+		  "property list ushort int vertex_indices\n"
+		  "property list ushort float texcoord\nend_header\n", n);
+	for (int i = 0; i < n; i++) {
+		double a = 2 * M_PI * i / n;
+		pb_val(&pb, "float", cos(a));
+		pb_val(&pb, "float", sin(a));
+		pb_val(&pb, "float", 0);
+		idx[i] = i;
+		uv[2 * i] = i;
+		uv[2 * i + 1] = -i;
+	}
+	pb_list(&pb, "ushort", "int", n, idx);
+	pb_list(&pb, "ushort", "float", 2 * n, uv);
+	must_read(&pb, &s);
+	assert_int_equal(s.n_polygons, 1);
+	assert_int_equal(s.n_faces, (size_t)n - 2);
+	assert_int_equal(s.n_warnings, 1);
+	assert_non_null(strstr(s.warnings[0], "1 polygons with more than 4096 vertices split as a fan"));
+	for (size_t k = 0; k < 3 * s.n_faces; k++) {
+		assert_float_equal(s.corner_uvs[2 * k], (float)s.indices[k], 0);
+		assert_float_equal(s.corner_uvs[2 * k + 1], -(float)s.indices[k], 0);
+	}
+	uint32_t *poly = malloc((size_t)n * sizeof(*poly));
+	assert_non_null(poly);
+	for (int i = 0; i < n; i++)
+		poly[i] = (uint32_t)i;
+	check_covers(&s, 0, poly, n, n / 2.0 * sin(2 * M_PI / n));
+	free(poly);
+	scan_release(&s);
+	pb_free(&pb);
+	free(idx);
+	free(uv);
+}
+
 static void test_ply_reads_vertex_index_name(void **state)
 {
 	(void)state;
@@ -2093,6 +2139,7 @@ int main(void)
 		cmocka_unit_test(test_ply_reads_double_coordinates_rounded_to_float),
 		cmocka_unit_test(test_ply_reads_lists_with_any_count_and_index_type),
 		cmocka_unit_test(test_ply_triangulates_polygons_keeping_winding),
+		cmocka_unit_test(test_ply_warns_when_huge_polygons_become_fans),
 		cmocka_unit_test(test_ply_reads_vertex_index_name),
 		cmocka_unit_test(test_ply_reads_faces_declared_before_vertices),
 		cmocka_unit_test(test_ply_reads_normals_colours_and_uvs),

@@ -465,7 +465,8 @@ static int count_chunk(struct chunk *c, const struct limits *lim)
 			size_t n = count_tokens(rest, le);
 			if (n < 3)
 				return err_set_line(&c->err, ERR_FORMAT, lno,
-						    "face with %zu vertices (need at least 3)", n);
+						    "face with %zu %s (need at least 3)", n,
+						    n == 1 ? "vertex" : "vertices");
 			if (n > lim->max_polygon_degree)
 				return err_set_line(&c->err, ERR_LIMIT, lno,
 						    "face with %zu vertices (limit %u)", n,

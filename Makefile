@@ -145,8 +145,12 @@ $(FUZZ_B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(Q)clang $(ALL_CPPFLAGS) -std=c11 $(FUZZ_CFLAGS) -c -o $@ $<
 
+# formats/ now holds the archive writer and common/ the JSON and SHA-256
+# helpers, so their libraries are linked too; the objects are kept.
+.PRECIOUS: $(FUZZ_B)/%.o
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
-	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJ) -lpng -ljpeg -llzf -lm
+	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJ) \
+		-larchive -ljansson -lcrypto -lpng -ljpeg -llzf -lm -lpthread
 
 fuzz-build: $(FUZZ_BIN)
 

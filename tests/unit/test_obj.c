@@ -625,7 +625,7 @@ static void test_obj_rejects_empty_garbage_and_binary_input(void **state)
 	scan_release(&s);
 }
 
-static void test_obj_rejects_utf16_with_and_without_bom(void **state)
+static void test_obj_rejects_utf16_and_cr_only_text(void **state)
 {
 	(void)state;
 	const char *ascii = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n";
@@ -643,6 +643,8 @@ static void test_obj_rejects_utf16_with_and_without_bom(void **state)
 	char bom[130] = { (char)0xFF, (char)0xFE };
 	memcpy(bom + 2, le, 2 * n);
 	expect_error(bom, 2 * n + 2, NULL, ERR_UNSUPPORTED, 1, msg);
+	expect_error_text("v 0 0 0\rv 1 0 0\rv 0 1 0\rf 1 2 3\r", ERR_UNSUPPORTED, 1,
+			  "lines end in CR only (classic Mac OS); convert them to LF or CRLF");
 	/* and the probe hands such files to the OBJ reader */
 	assert_true(obj_probe((const unsigned char *)be, 2 * n) > 0);
 }
@@ -1370,7 +1372,7 @@ int main(void)
 		cmocka_unit_test(test_obj_rejects_out_of_range_vertex_indices),
 		cmocka_unit_test(test_obj_rejects_malformed_face_vertices),
 		cmocka_unit_test(test_obj_rejects_empty_garbage_and_binary_input),
-		cmocka_unit_test(test_obj_rejects_utf16_with_and_without_bom),
+		cmocka_unit_test(test_obj_rejects_utf16_and_cr_only_text),
 		cmocka_unit_test(test_obj_enforces_line_length_and_polygon_limits),
 		cmocka_unit_test(test_obj_enforces_count_limits_before_allocating),
 		cmocka_unit_test(test_mtl_reads_diffuse_colour_and_texture),

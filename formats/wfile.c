@@ -55,7 +55,7 @@ int wfile_open(struct wfile *w, const char *path, struct err *e)
 			break;
 	}
 	if (fd < 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot create '%s'", w->tmp);
+		rc = err_set_errno(e, ERR_IO, "cannot create");
 		goto fail;
 	}
 	w->fp = fdopen(fd, "wb");

@@ -47,6 +47,13 @@
 #define SCAN_BLOCK 1024u
 /* Queries per tile when many queries are scanned together. */
 #define SCAN_TILE 16u
+/*
+ * Components below which a scan stays on one thread (16 MiB, ~1.5 ms).
+ * Smaller work gains little from a second thread, and a parallel region
+ * costs a scheduler time slice (~20 ms measured) when the machine is
+ * oversubscribed and the other thread has to wait for a CPU.
+ */
+#define SCAN_PARALLEL_MIN ((size_t)1 << 22)
 
 /*
  * FAISS's C++ IO_FLAG_MMAP (index_io.h: IO_FLAG_SKIP_IVF_DATA | 0x646f0000,
@@ -219,7 +226,8 @@ static int scan_split_base(const float *base, size_t n, size_t d,
 		goto out;
 	}
 	size_t nblocks = (n + SCAN_BLOCK - 1) / SCAN_BLOCK;
-#pragma omp parallel num_threads(nt)
+	int par = n * d * nq >= SCAN_PARALLEL_MIN;
+#pragma omp parallel num_threads(nt) if (par)
 	{
 		size_t t = (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
@@ -268,7 +276,8 @@ static void scan_split_queries(const float *base, size_t n, size_t d,
 			       size_t kk, float *dist, int64_t *labels)
 {
 	size_t ntiles = (nq + SCAN_TILE - 1) / SCAN_TILE;
-#pragma omp parallel for schedule(dynamic, 1)
+	int par = n * d * nq >= SCAN_PARALLEL_MIN;
+#pragma omp parallel for schedule(dynamic, 1) if (par)
 	for (size_t t = 0; t < ntiles; t++) {
 		size_t q0 = t * SCAN_TILE;
 		size_t q1 = q0 + SCAN_TILE < nq ? q0 + SCAN_TILE : nq;
@@ -322,7 +331,8 @@ static int check_input(size_t d, size_t n, const float *vecs,
 	 * One pass over n * d floats; the reduction keeps the first bad row
 	 * so the message does not depend on the thread count.
 	 */
-#pragma omp parallel for reduction(min : bad) schedule(static)
+	int par = n * d >= SCAN_PARALLEL_MIN;
+#pragma omp parallel for reduction(min : bad) schedule(static) if (par)
 	for (size_t r = 0; r < n; r++) {
 		const float *v = vecs + r * d;
 		for (size_t c = 0; c < d; c++) {
@@ -714,7 +724,8 @@ int knn_build(struct knn *k, size_t d, size_t n, const float *vecs,
 		train = NULL;
 	}
 	/* the held-out rows are the first nh of the sample, in row order */
-	qsort(rows, nh, sizeof(*rows), cmp_size);
+	if (nh)
+		qsort(rows, nh, sizeof(*rows), cmp_size);
 	rc = add_except(ix, d, n, vecs, ids, rows, nh, e);
 	if (rc)
 		goto out;

@@ -139,8 +139,10 @@ int knn_write(const struct knn *k, const char *path, struct err *e);
  * dimension.  KNN_READ_MMAP maps an IVF index's lists from the file,
  * read-only, so opening costs no copy and pages are shared between
  * processes; the file must not change while k is open.  Other kinds are
- * read into memory (FAISS 1.7.3 maps nothing else).  NOT safe on untrusted files: FAISS trusts the
- * sizes it reads, so the archive checks the file's digest first.
+ * read into memory (FAISS 1.7.3 maps nothing else).
+ * NOT safe on untrusted files: FAISS trusts the sizes it reads, and on a
+ * read error it leaks the objects it had built (FAISS 1.7.3
+ * index_read.cpp), so the archive checks the file's digest first.
  * Returns 0, ERR_IO, ERR_NOTFOUND, ERR_FAISS (FAISS rejected the bytes),
  * ERR_FORMAT (dimension mismatch), ERR_UNSUPPORTED (an index refscan did
  * not write).  Release with knn_release().

@@ -1,7 +1,6 @@
 /*
  * mapfile.c - read-only whole-file mapping (see mapfile.h).
  */
-#define _GNU_SOURCE
 #include "mapfile.h"
 #include "err.h"
 

@@ -356,22 +356,53 @@ static bool stat_matches(const struct stat *st, uint64_t size, int64_t mtime,
 	       (uint64_t)st->st_ino == inode;
 }
 
-/* True when a sidecar exists for source. */
-static bool sidecar_exists(const char *source)
+/*
+ * The sidecar of a scan: "<file>.meta.json" ("hand.ply.meta.json"), else
+ * "<stem>.meta.json" ("hand.meta.json").  Returns a new string, or NULL
+ * when neither is a regular file (or out of memory).
+ */
+static char *find_sidecar(const char *source)
 {
-	char *p = concat(source, SIDECAR_SUFFIX);
 	struct stat st;
-	bool yes = p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+	char *p = concat(source, SIDECAR_SUFFIX);
+	if (!p || (stat(p, &st) == 0 && S_ISREG(st.st_mode)))
+		return p;
 	xfree(p);
-	return yes;
+	const char *slash = strrchr(source, '/');
+	const char *dot = strrchr(slash ? slash + 1 : source, '.');
+	if (!dot || dot == (slash ? slash + 1 : source))
+		return NULL;
+	size_t stem = (size_t)(dot - source);
+	p = xmalloc(stem + sizeof(SIDECAR_SUFFIX));
+	if (!p)
+		return NULL;
+	memcpy(p, source, stem);
+	memcpy(p + stem, SIDECAR_SUFFIX, sizeof(SIDECAR_SUFFIX));
+	if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+		return p;
+	xfree(p);
+	return NULL;
 }
 
-static bool has_role(const struct manifest_entry *en, enum manifest_role r)
+static const struct manifest_file *role_file(const struct manifest_entry *en,
+					    enum manifest_role r)
 {
 	for (size_t i = 0; i < en->n_files; i++)
 		if (en->files[i].role == r)
-			return true;
-	return false;
+			return &en->files[i];
+	return NULL;
+}
+
+/* The sidecar found now is the one the entry records (or both absent). */
+static bool same_sidecar(const struct item *it, const struct manifest_entry *p)
+{
+	const struct manifest_file *f = role_file(p, MANIFEST_ROLE_SIDECAR);
+	char *now = find_sidecar(it->source);
+	char *was = f ? source_of(it->root, f->path) : NULL;
+	bool same = (!now && !f) || (now && was && !strcmp(now, was));
+	xfree(now);
+	xfree(was);
+	return same;
 }
 
 /* Every file of the entry has the stat recorded (missing ones still missing). */
@@ -389,7 +420,7 @@ static bool files_unchanged(const struct item *it)
 		if (!f->missing && !stat_matches(&st, f->size, f->mtime_ns, f->inode))
 			return false;
 	}
-	return has_role(p, MANIFEST_ROLE_SIDECAR) || !sidecar_exists(it->source);
+	return same_sidecar(it, p);
 }
 
 static bool needs_describe(const struct run *run, const struct manifest_entry *en)
@@ -458,7 +489,7 @@ static int try_touch(struct item *it, const unsigned char d[SHA256_LEN],
 	*same = false;
 	if (memcmp(d, p->blob, SHA256_LEN) != 0 || size != p->size)
 		return 0;
-	if (!has_role(p, MANIFEST_ROLE_SIDECAR) && sidecar_exists(it->source))
+	if (!same_sidecar(it, p))
 		return 0;
 	if ((rc = manifest_entry_copy(&c, p, &it->err)) < 0)
 		return rc;
@@ -721,11 +752,7 @@ static int read_full(const struct run *run, struct item *it,
 		if ((rc = add_ref(run, it, &r, &s, MANIFEST_ROLE_TEXTURE, t->declared, t->resolved, e)) < 0)
 			goto out;
 	}
-	if (!(sidecar = concat(it->source, SIDECAR_SUFFIX))) {
-		rc = err_set(e, ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if (sidecar_exists(it->source)) {
+	if ((sidecar = find_sidecar(it->source))) {
 		if ((rc = add_ref(run, it, &r, &s, MANIFEST_ROLE_SIDECAR, sidecar, sidecar, e)) < 0 ||
 		    (rc = read_sidecar(sidecar, &s, &side, e)) < 0)
 			goto out;

@@ -12,9 +12,11 @@
 #include <string.h>
 
 #include "formats.h"
+#include "image.h"
 #include "../common/commands.h"
 #include "../common/err.h"
 #include "../common/exitcodes.h"
+#include "../common/mapfile.h"
 #include "../common/out.h"
 
 #include "../common/banned.h"
@@ -39,6 +41,20 @@ static json_t *vec3(const float v[3])
 	return json_pack("[f,f,f]", (double)v[0], (double)v[1], (double)v[2]);
 }
 
+/* Texture size from its image header; -1 when missing or unreadable. */
+static int texture_dims(const struct scan_texture *t, uint32_t *w, uint32_t *h)
+{
+	struct mapfile m;
+	struct err e;
+	err_init(&e);
+	*w = *h = 0;
+	if (!t->exists || !t->resolved || mapfile_open(&m, t->resolved, &e) < 0)
+		return -1;
+	int rc = image_read_header(m.data, m.len, w, h, &e);
+	mapfile_release(&m);
+	return rc < 0 ? -1 : 0;
+}
+
 static json_t *info_json(const char *path, const struct scan *s)
 {
 	json_t *o = json_object();
@@ -56,9 +72,13 @@ static json_t *info_json(const char *path, const struct scan *s)
 	json_t *tex = json_array();
 	for (size_t i = 0; i < s->n_textures; i++) {
 		const struct scan_texture *t = &s->textures[i];
-		json_array_append_new(tex, json_pack("{s:s, s:s?, s:b}",
+		uint32_t w, h;
+		int ok = texture_dims(t, &w, &h) == 0;
+		json_array_append_new(tex, json_pack("{s:s, s:s?, s:b, s:o, s:o}",
 			"declared", t->declared, "path", t->resolved,
-			"exists", t->exists));
+			"exists", t->exists,
+			"width", ok ? json_integer(w) : json_null(),
+			"height", ok ? json_integer(h) : json_null()));
 	}
 	json_object_set_new(o, "textures", tex);
 	json_object_set_new(o, "bbox_min", vec3(s->bbox_min));
@@ -87,9 +107,14 @@ static void info_text(const char *path, const struct scan *s)
 	       s->uvs ? "per vertex" : s->corner_uvs ? "per corner" : "no");
 	for (size_t i = 0; i < s->n_textures; i++) {
 		const struct scan_texture *t = &s->textures[i];
-		printf("  texture    %s (%s)\n",
+		uint32_t w, h;
+		printf("  texture    %s (%s)",
 		       t->resolved ? t->resolved : t->declared,
 		       t->exists ? "found" : t->resolved ? "missing" : "unsafe path");
+		if (texture_dims(t, &w, &h) == 0)
+			printf(" %ux%u\n", w, h);
+		else
+			fputs(t->exists ? " not a readable PNG/JPEG\n" : "\n", stdout);
 	}
 	const char *u = s->units ? scan_units_name(s->units) : "";
 	printf("  bbox       [%g %g %g] .. [%g %g %g]\n",

@@ -1,0 +1,228 @@
+/*
+ * gen.h - seeded generator of scan-like surfaces, and the perturbations
+ * used to evaluate descriptors (rigid motion, noise, decimation, point
+ * sampling, cropping).
+ *
+ * A generated scan is a parametric base form (flat tile, wave panel, blob,
+ * trunk, torus, rounded box, limb) meshed as one or six (u, v) grids, whose
+ * vertices are displaced along the base normal by a relief height field
+ * evaluated at the vertex's physical position in millimetres.  The relief
+ * therefore has the same physical scale at every mesh resolution; features
+ * smaller than about two edge lengths are faded out (band-limited) rather
+ * than aliased, as a scanner's reconstruction would lose them.
+ *
+ * Everything here is deterministic: the same parameters give bit-identical
+ * scans and byte-identical files, with any number of OpenMP threads (every
+ * parallel loop writes independent elements).  All noise is hash-based and
+ * keyed by the seed.  Units are millimetres throughout.
+ *
+ * Errors follow the project's convention: 0 or a negative enum errc with a
+ * caller-owned struct err filled.  Output scans belong to the caller
+ * (scan_release); output images too (image_release).  Functions that take
+ * an input scan never modify it.  Not for untrusted input: these build test
+ * data, though they still check sizes and allocations.
+ */
+#ifndef REFSCAN_TESTS_GEN_H
+#define REFSCAN_TESTS_GEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+struct image;
+struct scan;
+
+/* Version of the generator's output; bumped whenever bytes change. */
+#define GEN_VERSION 1
+
+enum gen_form {
+	GEN_FORM_TILE,      /* gently curved rectangular patch, S x 0.75 S */
+	GEN_FORM_PANEL,     /* saddle with travelling waves, S x 0.8 S */
+	GEN_FORM_BLOB,      /* lumpy closed blob (cube-sphere), ~S across */
+	GEN_FORM_TRUNK,     /* open tapered, slightly bent tube along z, height S */
+	GEN_FORM_TORUS,     /* ring, outer diameter S */
+	GEN_FORM_BOX,       /* rounded box S x 0.7 S x 0.45 S */
+	GEN_FORM_LIMB,      /* elongated ellipsoid with a bulge along x, length S */
+	GEN_N_FORMS
+};
+
+enum gen_material {
+	GEN_MAT_NONE,       /* smooth */
+	GEN_MAT_SKIN,       /* pores 0.1-0.25 mm, creases 1.5-3 mm apart, micro-relief */
+	GEN_MAT_BARK,       /* plates and deep furrows along the grain, mm to cm */
+	GEN_MAT_FABRIC,     /* plain weave, 0.7 mm thread pitch */
+	GEN_MAT_STONE,      /* fractal relief with cracks and grains */
+	GEN_MAT_HAMMERED,   /* overlapping round dimples 2-4 mm */
+	GEN_MAT_WOOD,       /* growth rings ~2 mm and fibre grooves along the grain */
+	GEN_MAT_LEATHER,    /* pebble grain ~1.2 mm cells, creases */
+	GEN_MAT_KNIT,       /* stockinette V stitches, 3 x 2.4 mm */
+	GEN_N_MATERIALS
+};
+
+enum gen_color {
+	GEN_COLOR_NONE,
+	GEN_COLOR_VERTEX,   /* per-vertex RGBA from the material's palette */
+	GEN_COLOR_TEXTURE,  /* PNG texture + per-vertex UVs + one material */
+	GEN_N_COLORS
+};
+
+enum gen_format {
+	GEN_FMT_PLY,        /* binary little-endian PLY (ply_write) */
+	GEN_FMT_PLY_ASCII,  /* ascii PLY (written here) */
+	GEN_FMT_OBJ,        /* OBJ + MTL (+ PNG) */
+	GEN_FMT_STL,        /* binary STL */
+	GEN_FMT_STL_ASCII,  /* ascii STL */
+	GEN_N_FORMATS
+};
+
+struct gen_params {
+	enum gen_form form;
+	enum gen_material material;
+	double size_mm;          /* largest extent of the base form (default 100) */
+	size_t triangles;        /* target triangle count; the result is within ~5% */
+	uint64_t seed;
+	double amplitude_mm;     /* peak relief depth; 0 = the material's typical */
+	enum gen_color color;
+	uint32_t texture_px;     /* texture width = height; 0 = chosen from triangles */
+	const char *texture_name; /* declared texture path (default "texture.png") */
+	bool normals;            /* per-vertex normals (default true) */
+	bool uvs;                /* per-vertex UVs even without a texture (default false) */
+	bool jitter;             /* irregular vertex placement like a scanner's mesh (default true) */
+};
+
+/* Defaults: tile, stone, 100 mm, 20000 triangles, seed 1, no colour. */
+void gen_params_init(struct gen_params *p);
+
+/* Names used on the command line and in metadata ("tile", "skin", ...). */
+const char *gen_form_name(enum gen_form f);
+const char *gen_material_name(enum gen_material m);
+const char *gen_color_name(enum gen_color c);
+const char *gen_format_name(enum gen_format f);
+/* File extension without the dot: "ply", "obj", "stl". */
+const char *gen_format_ext(enum gen_format f);
+/* One line describing a form or material, for --list. */
+const char *gen_form_summary(enum gen_form f);
+const char *gen_material_summary(enum gen_material m);
+/* The material's default peak relief depth in mm. */
+double gen_material_amplitude(enum gen_material m);
+/*
+ * Parse a name; returns the enum value or -1 when unknown.
+ * Formats: ply, ply-ascii, obj, stl, stl-ascii.
+ */
+int gen_form_parse(const char *s);
+int gen_material_parse(const char *s);
+int gen_color_parse(const char *s);
+int gen_format_parse(const char *s);
+
+/*
+ * Build a scan: positions in mm (units UNITS_MM), triangles wound so that
+ * normals point out of the form, normals/colours/UVs as asked, one material
+ * named after the relief material (Kd = its base colour; map_Kd the texture
+ * in texture mode).  Metadata: generator, form, material, seed, size_mm,
+ * amplitude_mm, edge_mm.  Seams (cube faces, the wrap of tubes and rings)
+ * carry duplicated vertices with identical positions and normals, so UVs
+ * can differ across them, as in textured scanner exports.
+ *
+ * tex (OUT, may be NULL unless color is GEN_COLOR_TEXTURE) receives the
+ * texture, RGBA8, release with image_release().  *out is initialised here
+ * and released on failure.  Returns 0, ERR_LIMIT for absurd sizes, or
+ * ERR_NOMEM.
+ */
+int gen_scan(const struct gen_params *p, struct scan *out, struct image *tex,
+	     struct err *e);
+
+/*
+ * Relief of a material at a point, for tests of the relief statistics:
+ * height in mm (negative into the surface) at position pos (mm) whose base
+ * normal is nrm, band-limited for a sampling distance spacing_mm.
+ * grain is the axis (0 x, 1 y, 2 z) along which anisotropic materials run.
+ * Thread-safe.
+ */
+double gen_relief(enum gen_material m, uint64_t seed, const double pos[3],
+		  const double nrm[3], int grain, double spacing_mm,
+		  double amplitude_mm);
+
+/*
+ * Write s as path in format f.  A texture (tex non-NULL and s has one) is
+ * written as PNG at the declared texture path resolved next to path; OBJ
+ * writes <stem>.mtl beside it when s has materials.  STL keeps geometry
+ * only.  Every file is written atomically.  Returns 0 or ERR_IO /
+ * ERR_UNSUPPORTED (a writer not available).
+ */
+int gen_write(const char *path, enum gen_format f, const struct scan *s,
+	      const struct image *tex, struct err *e);
+
+/* Ascii PLY (positions, normals, colours, UVs, texture comment, units). */
+int gen_write_ply_ascii(const char *path, const struct scan *s, struct err *e);
+
+/*
+ * The i-th scan of a varied library (forms x materials x sizes x colour
+ * modes x formats), seeded by seed.  triangles 0 = vary per scan
+ * (5k..60k); otherwise use that count.  Fills p and *fmt; p->texture_name
+ * is left NULL (the caller names files).
+ */
+void gen_library_item(size_t i, uint64_t seed, size_t triangles,
+		      struct gen_params *p, enum gen_format *fmt);
+
+/* Material category tags for metadata ("organic", "textile", ...). */
+const char *gen_material_category(enum gen_material m);
+
+/*
+ * --- Perturbations -------------------------------------------------------
+ * Each is seeded and deterministic.  In-place ones keep every attribute;
+ * the others build a new scan (out, initialised here, released on failure)
+ * with units and metadata copied.
+ */
+
+/*
+ * Area-weighted vertex normals, averaged across vertices that share a
+ * position (seams), written into s->normals (allocated if missing).
+ */
+int gen_normals(struct scan *s, struct err *e);
+
+/*
+ * Random rigid motion and uniform scale, in place: p' = scale * R p + t,
+ * R uniform over rotations, t uniform in a cube of half-side translate_mm.
+ * Normals are rotated.  R (row-major 3x3) and t are returned when the
+ * pointers are non-NULL.
+ */
+int gen_rigid(struct scan *s, uint64_t seed, double scale,
+	      double translate_mm, double R[9] /* OUT */, double t[3] /* OUT */,
+	      struct err *e);
+
+/*
+ * Gaussian noise of standard deviation sigma_mm along each vertex normal
+ * (computed first when s has none), in place.  Shared positions (seams)
+ * move together, so the mesh does not tear.  Normals are recomputed.
+ */
+int gen_noise(struct scan *s, uint64_t seed, double sigma_mm, struct err *e);
+
+/*
+ * Vertex clustering on a grid sized so that about n_vertices / factor
+ * clusters remain (factor > 1).  A cluster's position and colour are the
+ * means of its members; collapsed triangles are dropped; normals are
+ * recomputed; UVs, textures and materials are dropped (clustering breaks
+ * the parametrisation).
+ */
+int gen_decimate(const struct scan *in, double factor, struct scan *out,
+		 struct err *e);
+
+/*
+ * n points sampled uniformly by area from the triangles of in (a point
+ * cloud: n_faces 0), with interpolated normals (face normal if in has none)
+ * and colours.
+ */
+int gen_sample_points(const struct scan *in, size_t n, uint64_t seed,
+		      struct scan *out, struct err *e);
+
+/*
+ * Planar crop: a random plane direction, offset so that about keep
+ * (0 < keep <= 1) of the vertices lie on the kept side; keeps the triangles
+ * whose three vertices are all kept (a point cloud keeps its points), and
+ * every attribute.
+ */
+int gen_crop(const struct scan *in, double keep, uint64_t seed,
+	     struct scan *out, struct err *e);
+
+#endif

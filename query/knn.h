@@ -70,6 +70,15 @@ struct knn_opts {
 	uint64_t seed;       /* sampling seed for training and tuning */
 };
 
+/* Where knn_build() spent its time (wall seconds), for progress and bench. */
+struct knn_build_stats {
+	double train_s;  /* k-means on the training sample */
+	double add_s;    /* adding vectors (IVF: assigning them to lists) */
+	double tune_s;   /* exact ground truth + the parameter ladder */
+	size_t n_train;  /* training vectors */
+	size_t n_tune;   /* held-out tuning queries */
+};
+
 struct knn {
 	void *index;          /* FaissIndex *, owned */
 	size_t d;             /* dimension */
@@ -81,6 +90,7 @@ struct knn {
 	size_t nlist;         /* IVF lists, 0 otherwise */
 	const float *flat;    /* KNN_EXACT: FAISS's n * d storage, borrowed */
 	const int64_t *flat_ids; /* KNN_EXACT: FAISS's id map, borrowed */
+	struct knn_build_stats stats; /* zero after knn_read() */
 };
 
 /* Fill o with the defaults (KNN_AUTO, thresholds from the macros above). */

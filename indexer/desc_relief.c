@@ -1,0 +1,204 @@
+/*
+ * desc_relief.c - local-geometry histograms and relief statistics from
+ * the per-centre fits of desc_fit.c.
+ *
+ * Local geometry (Koenderink & van Doorn, "Surface shape and curvature
+ * scales", Image Vision Comput. 10(8), 1992): shape index
+ * S = (2/pi) atan2(k1 + k2, k1 - k2) in [-1, 1] (cup -1, saddle 0, cap 1)
+ * and curvedness C = sqrt((k1^2 + k2^2) / 2), here times the radius of
+ * the scale (dimensionless).  2D histogram: 9 bins of S x 6 bins of
+ * log2(C r) centred at -7, -5.5, ..., 0.5, bilinear votes, Hellinger.
+ * Near-flat points (C r < 2^-6) vote less and less for their shape
+ * index, which rounding decides, and more for all of them evenly.
+ *
+ * Relief (ISO 25178-2 areal parameters on the residual field h, the
+ * centres' heights above the surface smoothed at the scale, in units of
+ * the radius r): Sa = mean|h|, Sq = sqrt(mean h^2), Ssk = mean h^3/Sq^3,
+ * Sku = mean h^4/Sq^4, Sdr = mean(sqrt(1 + |grad h|^2) - 1), plus the
+ * anisotropy harmonics a2, a4, the robust/RMS ratio 1.4826 med|h| / Sq
+ * and a 16-bin histogram of h / Sq over [-3, 3] (Hellinger).  The eight
+ * statistics are mapped to about [-1, 1]:
+ *   [log10(Sq/r) + 2.5] / 1.5, (Sa/Sq - 0.75) / 0.15, tanh(Ssk / 2),
+ *   tanh(ln(Sku / 3)), [log10(Sdr) + 3] / 2, (a2 - 0.3) / 0.2,
+ *   (a4 - 0.3) / 0.2, (robust - 0.8) / 0.3, each clamped to [-2, 2].
+ * Per scale the statistics carry 0.6 and the histogram 0.4 of the
+ * squared norm; a flat residual (Sq below 1e-6 r) gives the neutral
+ * values of a Gaussian field of zero amplitude, not an error.
+ */
+#include "desc_int.h"
+#include "../common/alloc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/banned.h"
+
+#define STAT_W 0.6
+#define HIST_W 0.4
+#define SQ_FLOOR 1e-3   /* Sq / r below this is not measured */
+#define SDR_FLOOR 1e-5
+
+static void tent(double x, double lo, double step, int nb, int idx[2], double w[2])
+{
+	double t = (x - lo) / step;
+	if (!(t > 0)) {
+		idx[0] = idx[1] = 0;
+		w[0] = 1;
+		w[1] = 0;
+		return;
+	}
+	if (t >= nb - 1) {
+		idx[0] = idx[1] = nb - 1;
+		w[0] = 1;
+		w[1] = 0;
+		return;
+	}
+	int i = (int)t;
+	idx[0] = i;
+	idx[1] = i + 1;
+	w[1] = t - i;
+	w[0] = 1 - w[1];
+}
+
+void desc_local_hist(const struct desc_cfit *f, size_t n, float *out)
+{
+	double h[DESC_SI_BINS * DESC_CV_BINS];
+	memset(h, 0, sizeof(h));
+	for (size_t i = 0; i < n; i++) {
+		if (!f[i].ok)
+			continue;
+		double k1 = f[i].k1, k2 = f[i].k2;
+		double si = (2 / M_PI) * atan2(k1 + k2, k1 - k2);
+		double cv = sqrt(0.5 * (k1 * k1 + k2 * k2));
+		double lc = cv > 0 ? log2(cv) : -100;
+		int is[2], ic[2];
+		double ws[2], wc[2];
+		tent(si, -1, 0.25, DESC_SI_BINS, is, ws);
+		tent(lc, -7, 1.5, DESC_CV_BINS, ic, wc);
+		/*
+		 * The shape index of a (nearly) flat point is rounding noise:
+		 * below C r = 2^-8 its vote is spread evenly over the shape
+		 * index bins, fading in up to 2^-6.
+		 */
+		double g = fmin(1.0, fmax(0.0, (lc + 8) / 2));
+		for (int a = 0; a < 2; a++)
+			for (int b = 0; b < 2; b++)
+				h[is[a] * DESC_CV_BINS + ic[b]] += g * ws[a] * wc[b];
+		for (int a = 0; a < DESC_SI_BINS && g < 1; a++)
+			for (int b = 0; b < 2; b++)
+				h[a * DESC_CV_BINS + ic[b]] += (1 - g) * wc[b] / DESC_SI_BINS;
+	}
+	for (int i = 0; i < DESC_SI_BINS * DESC_CV_BINS; i++)
+		out[i] = (float)h[i];
+	desc_hellinger(out, DESC_SI_BINS * DESC_CV_BINS);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double clamp2(double x)
+{
+	if (!isfinite(x))
+		return 0;
+	return x < -2 ? -2 : x > 2 ? 2 : x;
+}
+
+void desc_relief_band(const struct desc_cfit *fl, const struct desc_cfit *fs,
+		      size_t n, double r, float *out)
+{
+	double s1 = 0, s2 = 0, s3 = 0, s4 = 0, sdr = 0, a2 = 0, a4 = 0;
+	size_t m = 0;
+	double *hv = alloc_array(n ? n : 1, sizeof(double));
+	double *absh = alloc_array(n ? n : 1, sizeof(double));
+	for (size_t i = 0; fs && hv && absh && i < n; i++) {
+		if (!fl[i].ok || !fs[i].ok)
+			continue;
+		/* scale-limited height: S-filtered minus L-filtered surface */
+		double h = ((double)fl[i].h - fs[i].h) / r;
+		double c = (double)fl[i].n[0] * fs[i].n[0] + (double)fl[i].n[1] * fs[i].n[1] +
+			   (double)fl[i].n[2] * fs[i].n[2];
+		c = fabs(c);
+		s1 += fabs(h);
+		s2 += h * h;
+		s3 += h * h * h;
+		s4 += h * h * h * h;
+		sdr += c > 1e-6 ? 1 / c - 1 : 1e6;
+		a2 += fl[i].a2;
+		a4 += fl[i].a4;
+		hv[m] = h;
+		absh[m] = fabs(h);
+		m++;
+	}
+	float *st = out, *hist = out + DESC_RELIEF_STATS;
+	double feat[DESC_RELIEF_STATS];
+	double hh[DESC_RELIEF_HIST];
+	memset(hh, 0, sizeof(hh));
+	double mm = m ? (double)m : 1;
+	double Sa = s1 / mm, Sq = sqrt(s2 / mm);
+	feat[0] = (log10(fmax(Sq, SQ_FLOOR)) + 2.5) / 1.5;
+	feat[4] = (log10(fmax(sdr / mm, SDR_FLOOR)) + 3) / 2;
+	feat[5] = m ? (a2 / mm - 0.3) / 0.2 : 0;
+	feat[6] = m ? (a4 / mm - 0.3) / 0.2 : 0;
+	if (m && Sq > 0) {
+		double ssk = (s3 / mm) / (Sq * Sq * Sq);
+		double sku = (s4 / mm) / (Sq * Sq * Sq * Sq);
+		qsort(absh, m, sizeof(double), cmp_double);
+		double med = m % 2 ? absh[m / 2] : 0.5 * (absh[m / 2 - 1] + absh[m / 2]);
+		feat[1] = (Sa / Sq - 0.75) / 0.15;
+		feat[2] = tanh(ssk / 2);
+		feat[3] = tanh(log(fmax(sku, 1e-9) / 3));
+		feat[7] = (1.4826 * med / Sq - 0.8) / 0.3;
+		for (size_t i = 0; i < m; i++) {
+			int ix[2];
+			double w[2];
+			tent(hv[i] / Sq, -3 + 3.0 / DESC_RELIEF_HIST, 6.0 / DESC_RELIEF_HIST,
+			     DESC_RELIEF_HIST, ix, w);
+			hh[ix[0]] += w[0];
+			hh[ix[1]] += w[1];
+		}
+	} else {
+		/* no resolvable relief: the values of a zero-amplitude Gaussian field */
+		feat[1] = (0.7979 - 0.75) / 0.15;
+		feat[2] = 0;
+		feat[3] = 0;
+		feat[5] = feat[6] = 0;
+		feat[7] = (1.0 - 0.8) / 0.3;
+	}
+	/*
+	 * The shape of a residual field a thousandth of the radius high is
+	 * the shape of tessellation and rounding, not of relief: fade the
+	 * shape statistics and the histogram to neutral between Sq/r = 1e-3
+	 * and 1e-2.
+	 */
+	double beta = m ? fmin(1.0, fmax(0.0, log10(fmax(Sq, 1e-12)) + 3)) : 0;
+	if (beta < 1) {
+		const double neutral[DESC_RELIEF_STATS] = {
+			0, (0.7979 - 0.75) / 0.15, 0, 0, 0, 0, 0, (1.0 - 0.8) / 0.3
+		};
+		for (int k = 1; k < DESC_RELIEF_STATS; k++)
+			if (k != 4)
+				feat[k] = beta * feat[k] + (1 - beta) * neutral[k];
+		double tot = 0;
+		for (int k = 0; k < DESC_RELIEF_HIST; k++)
+			tot += hh[k];
+		for (int k = 0; k < DESC_RELIEF_HIST; k++) {
+			double nk = (k == DESC_RELIEF_HIST / 2 - 1 || k == DESC_RELIEF_HIST / 2) ? 0.5 : 0;
+			hh[k] = beta * (tot > 0 ? hh[k] / tot : 0) + (1 - beta) * nk;
+		}
+	}
+	xfree(hv);
+	xfree(absh);
+	double ws = sqrt(STAT_W / DESC_RELIEF_STATS);
+	for (int k = 0; k < DESC_RELIEF_STATS; k++)
+		st[k] = (float)(clamp2(feat[k]) * ws / 2);
+	for (int k = 0; k < DESC_RELIEF_HIST; k++)
+		hist[k] = (float)hh[k];
+	desc_hellinger(hist, DESC_RELIEF_HIST);
+	double wh = sqrt(HIST_W);
+	for (int k = 0; k < DESC_RELIEF_HIST; k++)
+		hist[k] = (float)(hist[k] * wh);
+}

@@ -1,0 +1,910 @@
+/*
+ * desc_sample.c - prepare a scan for description and draw surface points.
+ *
+ * Preparation keeps the finite vertices and the faces with positive
+ * area, computes the area-weighted centroid and covariance exactly from
+ * the triangles (second moments, A/12 (sum v v^T + s s^T)), and sets the
+ * normalised frame (centroid at the origin, RMS radius 1).  A cloud uses
+ * its finite points with equal weights.
+ *
+ * Sampling is counter-based: sample i of stream k is a pure function of
+ * (seed, k, i), so any thread can draw any sample and the result never
+ * depends on the number of threads.  Mesh samples are stratified over the
+ * cumulative area (Osada et al. 2002, sec. 4.1); cloud subsets keep the
+ * points whose hashed key is below the wanted fraction, so subsets of one
+ * cloud are nested.
+ *
+ * A neighbourhood at radius r needs about DESC_N_TARGET points per ball.
+ * When a global sample set of that density is affordable it is drawn
+ * once and gridded; otherwise (fine radii on large surfaces) points are
+ * drawn on demand on the triangles near each centre, at the same density
+ * (Poisson-like rejection in the triangle or in the disc where the ball
+ * meets the triangle's plane), so a ball's contents are statistically
+ * the same either way.
+ */
+#include "desc_int.h"
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../formats/image.h"
+#include "../formats/scan.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/banned.h"
+
+#define CHUNK 65536
+
+int desc_threads(const struct desc_src *src)
+{
+	int nt = src->threads > 0 ? src->threads : omp_get_max_threads();
+	return nt < 1 ? 1 : nt;
+}
+
+int desc_pts_alloc(struct desc_pts *p, size_t n, bool colour)
+{
+	memset(p, 0, sizeof(*p));
+	size_t m = n ? n : 1;
+	p->pos = alloc_array(m, 3 * sizeof(float));
+	p->nrm = alloc_array_zero(m, 3 * sizeof(float));
+	p->lab = colour ? alloc_array(m, 3 * sizeof(float)) : NULL;
+	if (!p->pos || !p->nrm || (colour && !p->lab)) {
+		desc_pts_release(p);
+		return ERR_NOMEM;
+	}
+	p->n = n;
+	return 0;
+}
+
+void desc_pts_release(struct desc_pts *p)
+{
+	xfree(p->pos);
+	xfree(p->nrm);
+	xfree(p->lab);
+	xfree(p->id);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Triangle of face f in the normalised frame. */
+static void tri_vertices(const struct desc_src *src, uint32_t f, double a[3],
+			 double b[3], double c[3])
+{
+	const uint32_t *ix = src->s->indices + 3 * (size_t)f;
+	desc_vertex(src, ix[0], a);
+	desc_vertex(src, ix[1], b);
+	desc_vertex(src, ix[2], c);
+}
+
+static void cross(const double a[3], const double b[3], double o[3])
+{
+	o[0] = a[1] * b[2] - a[2] * b[1];
+	o[1] = a[2] * b[0] - a[0] * b[2];
+	o[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+static double dot(const double a[3], const double b[3])
+{
+	return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+/* Index of the first cdf entry > t. */
+static size_t cdf_find(const double *cdf, size_t n, double t)
+{
+	size_t lo = 0, hi = n - 1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cdf[mid] > t)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* Per-chunk moments, combined in chunk order for determinism. */
+struct moments {
+	double w, m[3], mm[6];
+	size_t n_valid, n_bad;
+};
+
+static void moments_add(struct moments *acc, const struct moments *c)
+{
+	acc->w += c->w;
+	for (int k = 0; k < 3; k++)
+		acc->m[k] += c->m[k];
+	for (int k = 0; k < 6; k++)
+		acc->mm[k] += c->mm[k];
+	acc->n_valid += c->n_valid;
+	acc->n_bad += c->n_bad;
+}
+
+static void outer_add(double mm[6], const double v[3], double w)
+{
+	mm[0] += w * v[0] * v[0];
+	mm[1] += w * v[0] * v[1];
+	mm[2] += w * v[0] * v[2];
+	mm[3] += w * v[1] * v[1];
+	mm[4] += w * v[1] * v[2];
+	mm[5] += w * v[2] * v[2];
+}
+
+/* Face area in model units relative to ref, or 0 when unusable. */
+static double face_area(const struct scan *s, size_t f, const double ref[3],
+			double v[3][3], bool *bad)
+{
+	const uint32_t *ix = s->indices + 3 * f;
+	*bad = false;
+	for (int k = 0; k < 3; k++) {
+		if (ix[k] >= s->n_vertices || !scan_vertex_finite(s, ix[k])) {
+			*bad = true;
+			return 0;
+		}
+		const float *p = s->positions + 3 * (size_t)ix[k];
+		for (int j = 0; j < 3; j++)
+			v[k][j] = (double)p[j] - ref[j];
+	}
+	double e1[3], e2[3], n[3];
+	for (int j = 0; j < 3; j++) {
+		e1[j] = v[1][j] - v[0][j];
+		e2[j] = v[2][j] - v[0][j];
+	}
+	cross(e1, e2, n);
+	double a = 0.5 * sqrt(dot(n, n));
+	return isfinite(a) ? a : 0;
+}
+
+static int prepare_mesh(struct desc_src *src, const double ref[3],
+			struct moments *tot, struct err *e)
+{
+	const struct scan *s = src->s;
+	size_t nf = s->n_faces;
+	size_t n_chunks = (nf + CHUNK - 1) / CHUNK;
+	struct moments *cm = alloc_array_zero(n_chunks ? n_chunks : 1, sizeof(*cm));
+	double *area = alloc_array(nf ? nf : 1, sizeof(double));
+	if (!cm || !area) {
+		xfree(cm);
+		xfree(area);
+		return err_set(e, ERR_NOMEM, "out of memory preparing %zu faces", nf);
+	}
+	int nt = desc_threads(src);
+	#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+	for (size_t c = 0; c < n_chunks; c++) {
+		size_t lo = c * CHUNK, hi = lo + CHUNK < nf ? lo + CHUNK : nf;
+		struct moments m;
+		memset(&m, 0, sizeof(m));
+		for (size_t f = lo; f < hi; f++) {
+			double v[3][3];
+			bool bad;
+			double a = face_area(s, f, ref, v, &bad);
+			area[f] = a > 0 ? a : 0;
+			if (bad)
+				m.n_bad++;
+			if (!(a > 0))
+				continue;
+			m.n_valid++;
+			double sum[3];
+			for (int j = 0; j < 3; j++)
+				sum[j] = v[0][j] + v[1][j] + v[2][j];
+			m.w += a;
+			for (int j = 0; j < 3; j++)
+				m.m[j] += a * sum[j] / 3.0;
+			double q[6] = { 0 };
+			for (int k = 0; k < 3; k++)
+				outer_add(q, v[k], 1.0);
+			outer_add(q, sum, 1.0);
+			for (int j = 0; j < 6; j++)
+				m.mm[j] += a * q[j] / 12.0;
+		}
+		cm[c] = m;
+	}
+	memset(tot, 0, sizeof(*tot));
+	for (size_t c = 0; c < n_chunks; c++)
+		moments_add(tot, &cm[c]);
+	xfree(cm);
+	if (!tot->n_valid || !(tot->w > 0)) {
+		xfree(area);
+		return 0;
+	}
+	src->tri = alloc_array(tot->n_valid, sizeof(uint32_t));
+	src->cdf = alloc_array(tot->n_valid, sizeof(double));
+	if (!src->tri || !src->cdf) {
+		xfree(area);
+		return err_set(e, ERR_NOMEM, "out of memory preparing %zu faces", nf);
+	}
+	/* serial compaction and prefix sum: one ordered pass */
+	size_t k = 0;
+	double acc = 0;
+	for (size_t f = 0; f < nf; f++) {
+		if (!(area[f] > 0))
+			continue;
+		acc += area[f];
+		src->tri[k] = (uint32_t)f;
+		src->cdf[k] = acc;
+		k++;
+	}
+	src->n_tris = k;
+	xfree(area);
+	return 0;
+}
+
+static void prepare_cloud_moments(const struct scan *s, const double ref[3],
+				  struct moments *tot, int nt)
+{
+	size_t nv = s->n_vertices;
+	size_t n_chunks = (nv + CHUNK - 1) / CHUNK;
+	memset(tot, 0, sizeof(*tot));
+	struct moments local[64];
+	/* fixed groups of chunks so the summation order never changes */
+	for (size_t base = 0; base < n_chunks; base += 64) {
+		size_t cnt = n_chunks - base < 64 ? n_chunks - base : 64;
+		#pragma omp parallel for num_threads(nt)
+		for (size_t c = 0; c < cnt; c++) {
+			size_t lo = (base + c) * CHUNK;
+			size_t hi = lo + CHUNK < nv ? lo + CHUNK : nv;
+			struct moments m;
+			memset(&m, 0, sizeof(m));
+			for (size_t i = lo; i < hi; i++) {
+				if (!scan_vertex_finite(s, i))
+					continue;
+				const float *p = s->positions + 3 * i;
+				double v[3] = { p[0] - ref[0], p[1] - ref[1], p[2] - ref[2] };
+				m.n_valid++;
+				m.w += 1;
+				for (int j = 0; j < 3; j++)
+					m.m[j] += v[j];
+				outer_add(m.mm, v, 1.0);
+			}
+			local[c] = m;
+		}
+		for (size_t c = 0; c < cnt; c++)
+			moments_add(tot, &local[c]);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * Sampling resolution of a mesh: the area-weighted median over the
+ * triangles of sqrt(2 a), the area per vertex of a regular mesh made of
+ * such triangles (normalised units).
+ */
+static double mesh_spacing(const struct desc_src *src)
+{
+	enum { N = 2048 };
+	double v[N];
+	for (size_t i = 0; i < N; i++) {
+		double t = ((double)i + 0.5) / N * src->area;
+		size_t j = cdf_find(src->cdf, src->n_tris, t);
+		double a = src->cdf[j] - (j ? src->cdf[j - 1] : 0);
+		v[i] = sqrt(2 * a);
+	}
+	qsort(v, N, sizeof(double), cmp_double);
+	return 0.5 * (v[N / 2 - 1] + v[N / 2]);
+}
+
+int desc_src_init(struct desc_src *src, const struct scan *s,
+		  const struct describe_opts *o, struct desc_info *info,
+		  struct err *e)
+{
+	memset(src, 0, sizeof(*src));
+	src->s = s;
+	src->seed = o->seed;
+	src->threads = o->threads;
+	src->tex = o->textures;
+	src->n_tex = o->textures ? o->n_textures : 0;
+	src->orient = 1;
+
+	size_t n_finite = 0;
+	double ref[3] = { 0, 0, 0 };
+	for (size_t i = 0; i < s->n_vertices; i++) {
+		if (scan_vertex_finite(s, i)) {
+			if (!n_finite)
+				for (int k = 0; k < 3; k++)
+					ref[k] = s->positions[3 * i + (size_t)k];
+			n_finite++;
+		}
+	}
+	info->n_points = n_finite;
+	info->n_skipped = s->n_vertices - n_finite;
+	if (s->n_vertices > UINT32_MAX)
+		return err_set(e, ERR_LIMIT, "too many vertices to describe (%zu)", s->n_vertices);
+
+	struct moments tot;
+	memset(&tot, 0, sizeof(tot));
+	if (s->n_faces && s->indices) {
+		int rc = prepare_mesh(src, ref, &tot, e);
+		if (rc < 0)
+			return rc;
+		info->n_skipped += tot.n_bad;
+	}
+	if (src->n_tris) {
+		src->mesh = true;
+		info->n_faces = src->n_tris;
+	} else {
+		if (n_finite < DESC_MIN_POINTS)
+			return err_set(e, ERR_FORMAT,
+				       "too few points to describe: %zu finite vertices (need %d)",
+				       n_finite, DESC_MIN_POINTS);
+		prepare_cloud_moments(s, ref, &tot, desc_threads(src));
+		info->flags |= DESC_POINT_CLOUD;
+	}
+	double mean[3], cov[6];
+	for (int k = 0; k < 3; k++)
+		mean[k] = tot.m[k] / tot.w;
+	cov[0] = tot.mm[0] / tot.w - mean[0] * mean[0];
+	cov[1] = tot.mm[1] / tot.w - mean[0] * mean[1];
+	cov[2] = tot.mm[2] / tot.w - mean[0] * mean[2];
+	cov[3] = tot.mm[3] / tot.w - mean[1] * mean[1];
+	cov[4] = tot.mm[4] / tot.w - mean[1] * mean[2];
+	cov[5] = tot.mm[5] / tot.w - mean[2] * mean[2];
+	double var = cov[0] + cov[3] + cov[5];
+	double mag = fabs(ref[0]) + fabs(ref[1]) + fabs(ref[2]) + sqrt(fabs(var));
+	if (!isfinite(var) || !isfinite(mag))
+		return err_set(e, ERR_FORMAT, "coordinates too large to describe");
+	/* float positions carry ~1e-7 relative precision: below that, no extent */
+	if (!(var > 0) || sqrt(var) <= 1e-6 * mag)
+		return err_set(e, ERR_FORMAT, "scan has no extent: all %zu points coincide",
+			       n_finite);
+	for (int k = 0; k < 3; k++)
+		src->centre[k] = ref[k] + mean[k];
+	src->scale = sqrt(var);
+	src->inv_scale = 1.0 / src->scale;
+	double s2 = src->inv_scale * src->inv_scale;
+	for (int k = 0; k < 6; k++)
+		src->cov[k] = cov[k] * s2;
+
+	if (src->mesh) {
+		src->area = tot.w * s2;
+		double acc = 0, f = s2;
+		for (size_t i = 0; i < src->n_tris; i++)
+			src->cdf[i] *= f;
+		src->area = src->cdf[src->n_tris - 1];
+		/* signed volume about the centroid: negative = inward winding */
+		for (size_t i = 0; i < src->n_tris; i++) {
+			double a[3], b[3], c[3], n[3];
+			tri_vertices(src, src->tri[i], a, b, c);
+			cross(b, c, n);
+			acc += dot(a, n);
+		}
+		src->orient = acc < 0 ? -1.0f : 1.0f;
+		src->spacing = mesh_spacing(src);
+	} else {
+		src->n_pts = n_finite;
+		src->pt = alloc_array(n_finite, sizeof(uint32_t));
+		src->key = alloc_array(n_finite, sizeof(float));
+		if (!src->pt || !src->key)
+			return err_set(e, ERR_NOMEM, "out of memory preparing %zu points", n_finite);
+		size_t k = 0;
+		for (size_t i = 0; i < s->n_vertices; i++) {
+			if (!scan_vertex_finite(s, i))
+				continue;
+			src->pt[k] = (uint32_t)i;
+			src->key[k] = (float)desc_u01(desc_hash(src->seed, DS_CLOUD, i));
+			k++;
+		}
+		src->cloud_normals = s->normals != NULL;
+		if (!src->cloud_normals)
+			info->flags |= DESC_NORMALS_GUESSED;
+	}
+
+	/* colour sources */
+	bool tex_ok = false;
+	if (src->mesh && s->face_material && (s->corner_uvs || s->uvs)) {
+		for (size_t m = 0; m < s->n_materials; m++) {
+			int32_t t = s->materials[m].texture;
+			if (t < 0 || (size_t)t >= s->n_textures)
+				continue;
+			if ((size_t)t < src->n_tex && src->tex[t].rgba)
+				tex_ok = true;
+			else
+				info->flags |= DESC_TEXTURE_MISSING;
+		}
+	}
+	src->colour = s->colors != NULL || (src->mesh && s->face_colors) || tex_ok;
+
+	double mpu = o->mm_per_unit > 0 ? o->mm_per_unit : scan_units_mm(s->units);
+	if (mpu > 0 && isfinite(mpu)) {
+		src->units = true;
+		src->mm_per_unit = mpu;
+	}
+	return 0;
+}
+
+void desc_src_release(struct desc_src *src)
+{
+	xfree(src->tri);
+	xfree(src->cdf);
+	xfree(src->pt);
+	xfree(src->key);
+	memset(src, 0, sizeof(*src));
+}
+
+/* Unit face normal (oriented) of face f. */
+static void face_normal(const struct desc_src *src, uint32_t f, float out[3])
+{
+	double a[3], b[3], c[3], e1[3], e2[3], n[3];
+	tri_vertices(src, f, a, b, c);
+	for (int k = 0; k < 3; k++) {
+		e1[k] = b[k] - a[k];
+		e2[k] = c[k] - a[k];
+	}
+	cross(e1, e2, n);
+	double l = sqrt(dot(n, n));
+	double inv = l > 0 ? src->orient / l : 0;
+	for (int k = 0; k < 3; k++)
+		out[k] = (float)(n[k] * inv);
+}
+
+static void cloud_normal(const struct desc_src *src, uint32_t v, float out[3])
+{
+	out[0] = out[1] = out[2] = 0;
+	if (!src->cloud_normals)
+		return;
+	const float *n = src->s->normals + 3 * (size_t)v;
+	double l = sqrt((double)n[0] * n[0] + (double)n[1] * n[1] + (double)n[2] * n[2]);
+	if (!(l > 0) || !isfinite(l))
+		return;
+	for (int k = 0; k < 3; k++)
+		out[k] = (float)(n[k] / l);
+}
+
+int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
+		bool colour, struct desc_pts *out, struct err *e)
+{
+	colour = colour && src->colour;
+	if (src->mesh) {
+		if (desc_pts_alloc(out, n, colour) < 0)
+			return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
+		int nt = desc_threads(src);
+		double total = src->area;
+		#pragma omp parallel for num_threads(nt) schedule(static)
+		for (size_t i = 0; i < n; i++) {
+			uint64_t h = desc_hash(src->seed, stream, i);
+			double t = ((double)i + desc_u01(h)) / (double)n * total;
+			size_t j = cdf_find(src->cdf, src->n_tris, t);
+			uint32_t f = src->tri[j];
+			double u1 = desc_u01(desc_mix(h ^ 0x1234567ull));
+			double u2 = desc_u01(desc_mix(h ^ 0x89abcdefull));
+			double sq = sqrt(u1), b1 = sq * (1 - u2), b2 = sq * u2;
+			double a[3], b[3], c[3];
+			tri_vertices(src, f, a, b, c);
+			for (int k = 0; k < 3; k++)
+				out->pos[3 * i + k] = (float)(a[k] + b1 * (b[k] - a[k]) +
+							      b2 * (c[k] - a[k]));
+			face_normal(src, f, out->nrm + 3 * i);
+			if (colour && !desc_face_colour(src, f, b1, b2, out->lab + 3 * i))
+				out->lab[3 * i] = out->lab[3 * i + 1] = out->lab[3 * i + 2] = NAN;
+		}
+		return 0;
+	}
+	/* cloud: keep points whose key is below the fraction */
+	double frac = src->n_pts ? (double)n / (double)src->n_pts : 1;
+	size_t m = 0;
+	for (size_t i = 0; i < src->n_pts; i++)
+		if (frac >= 1 || src->key[i] < frac)
+			m++;
+	if (desc_pts_alloc(out, m, colour) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", m);
+	out->id = alloc_array(m ? m : 1, sizeof(uint32_t));
+	if (!out->id) {
+		desc_pts_release(out);
+		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", m);
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < src->n_pts; i++) {
+		if (!(frac >= 1 || src->key[i] < frac))
+			continue;
+		uint32_t v = src->pt[i];
+		double p[3];
+		desc_vertex(src, v, p);
+		for (int j = 0; j < 3; j++)
+			out->pos[3 * k + j] = (float)p[j];
+		cloud_normal(src, v, out->nrm + 3 * k);
+		if (colour && !desc_vertex_colour(src, v, out->lab + 3 * k))
+			out->lab[3 * k] = out->lab[3 * k + 1] = out->lab[3 * k + 2] = NAN;
+		out->id[k] = v;
+		k++;
+	}
+	return 0;
+}
+
+/* ---- neighbourhoods ---- */
+
+int desc_gather_alloc(struct desc_gather *g, size_t cap)
+{
+	memset(g, 0, sizeof(*g));
+	g->p = alloc_array(cap, 3 * sizeof(double));
+	g->nrm = alloc_array(cap, 3 * sizeof(float));
+	g->lab = alloc_array(cap, 3 * sizeof(float));
+	if (!g->p || !g->nrm || !g->lab) {
+		desc_gather_release(g);
+		return ERR_NOMEM;
+	}
+	g->cap = cap;
+	return 0;
+}
+
+void desc_gather_release(struct desc_gather *g)
+{
+	xfree(g->p);
+	xfree(g->nrm);
+	xfree(g->lab);
+	memset(g, 0, sizeof(*g));
+}
+
+int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
+		   uint64_t stream, bool colour, struct err *e)
+{
+	memset(nb, 0, sizeof(*nb));
+	nb->r = r;
+	nb->stream = stream;
+	nb->colour = colour && src->colour;
+	double ball = M_PI * r * r;
+	double want = DESC_N_TARGET * src->area / ball;
+	int rc;
+	if (src->mesh) {
+		if (want > (double)DESC_LEVEL_CAP) {
+			nb->local = true;
+			nb->density = DESC_N_TARGET / ball;
+			rc = desc_grid_tris(&nb->grid, src, 2 * r, (size_t)1 << 26, e);
+			if (rc != ERR_LIMIT)
+				return rc;
+			/* too many grid entries: fall back to the largest global set */
+			nb->local = false;
+			want = (double)DESC_LEVEL_CAP;
+			nb->sparse = true;
+		}
+		size_t m = (size_t)ceil(want);
+		if (m < 64)
+			m = 64;
+		rc = desc_sample(src, m, stream, nb->colour, &nb->pts, e);
+		if (rc < 0)
+			return rc;
+	} else {
+		size_t m = want >= (double)src->n_pts ? src->n_pts : (size_t)ceil(want);
+		if ((double)src->n_pts * ball / src->area < 0.5 * DESC_N_TARGET)
+			nb->sparse = true;
+		rc = desc_sample(src, m, stream, nb->colour, &nb->pts, e);
+		if (rc < 0)
+			return rc;
+	}
+	return desc_grid_points(&nb->grid, nb->pts.pos, nb->pts.n, r, src->threads, e);
+}
+
+void desc_nbhd_release(struct desc_nbhd *nb)
+{
+	desc_pts_release(&nb->pts);
+	desc_grid_release(&nb->grid);
+	memset(nb, 0, sizeof(*nb));
+}
+
+/* Append (or reservoir-replace) one point. */
+static void gather_put(struct desc_gather *g, const double rel[3], const float n[3],
+		       const float *lab, uint64_t rseed)
+{
+	size_t slot;
+	g->seen++;
+	if (g->n < g->cap) {
+		slot = g->n++;
+	} else {
+		uint64_t j = desc_mix(rseed ^ g->seen) % g->seen;
+		if (j >= g->cap)
+			return;
+		slot = (size_t)j;
+	}
+	for (int k = 0; k < 3; k++) {
+		g->p[3 * slot + k] = rel[k];
+		g->nrm[3 * slot + k] = n[k];
+		g->lab[3 * slot + k] = lab ? lab[k] : NAN;
+	}
+}
+
+/*
+ * The distinct buckets of the cells overlapping the box [c - r, c + r]:
+ * every point within r of c lies in one of them, and visiting each
+ * bucket once visits each point once (a bucket may also hold far cells,
+ * which the distance test drops).  Returns the count.
+ */
+static int ball_buckets(const struct desc_grid *gr, const double c[3], double r,
+			uint32_t *out, int cap)
+{
+	int32_t lo[3], hi[3];
+	int n = 0;
+	for (int k = 0; k < 3; k++) {
+		lo[k] = desc_cell(c[k] - r, gr->inv_h);
+		hi[k] = desc_cell(c[k] + r, gr->inv_h);
+	}
+	for (int32_t x = lo[0]; x <= hi[0]; x++)
+	for (int32_t y = lo[1]; y <= hi[1]; y++)
+	for (int32_t z = lo[2]; z <= hi[2]; z++)
+		if (n < cap)
+			out[n++] = desc_bucket(gr, desc_cell_key(x, y, z));
+	/* sort and drop repeats (insertion sort: usually 27 entries) */
+	for (int i = 1; i < n; i++) {
+		uint32_t v = out[i];
+		int j = i;
+		while (j > 0 && out[j - 1] > v) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = v;
+	}
+	int m = 0;
+	for (int i = 0; i < n; i++)
+		if (!m || out[m - 1] != out[i])
+			out[m++] = out[i];
+	return m;
+}
+
+static void gather_points(const struct desc_nbhd *nb, const float c[3],
+			  uint32_t exclude, double r, struct desc_gather *g,
+			  uint64_t rseed)
+{
+	const struct desc_grid *gr = &nb->grid;
+	const struct desc_pts *P = &nb->pts;
+	double cc[3] = { c[0], c[1], c[2] }, r2 = r * r;
+	uint32_t bk[729];
+	/* a ball widened to 4 h spans up to 9 cells per axis */
+	int nbk = ball_buckets(gr, cc, r, bk, 729);
+	for (int q = 0; q < nbk; q++) {
+		uint32_t b = bk[q];
+		for (uint32_t t = gr->start[b]; t < gr->start[b + 1]; t++) {
+			uint32_t i = gr->items[t];
+			const float *p = P->pos + 3 * (size_t)i;
+			double rel[3] = { (double)p[0] - cc[0], (double)p[1] - cc[1],
+					  (double)p[2] - cc[2] };
+			double d2 = rel[0] * rel[0] + rel[1] * rel[1] + rel[2] * rel[2];
+			if (d2 >= r2)
+				continue;
+			if (P->id && P->id[i] == exclude)
+				continue;
+			gather_put(g, rel, P->nrm + 3 * (size_t)i,
+				   P->lab ? P->lab + 3 * (size_t)i : NULL, rseed);
+		}
+	}
+}
+
+/* Squared distance from p to triangle abc (Ericson, Real-Time Collision
+ * Detection, 5.1.5). */
+static double tri_dist2(const double p[3], const double a[3], const double b[3],
+			const double c[3])
+{
+	double ab[3], ac[3], ap[3], q[3];
+	for (int k = 0; k < 3; k++) {
+		ab[k] = b[k] - a[k];
+		ac[k] = c[k] - a[k];
+		ap[k] = p[k] - a[k];
+	}
+	double d1 = dot(ab, ap), d2 = dot(ac, ap);
+	if (d1 <= 0 && d2 <= 0)
+		return dot(ap, ap);
+	double bp[3] = { p[0] - b[0], p[1] - b[1], p[2] - b[2] };
+	double d3 = dot(ab, bp), d4 = dot(ac, bp);
+	if (d3 >= 0 && d4 <= d3)
+		return dot(bp, bp);
+	double vc = d1 * d4 - d3 * d2;
+	if (vc <= 0 && d1 >= 0 && d3 <= 0) {
+		double v = d1 / (d1 - d3);
+		for (int k = 0; k < 3; k++)
+			q[k] = p[k] - (a[k] + v * ab[k]);
+		return dot(q, q);
+	}
+	double cp[3] = { p[0] - c[0], p[1] - c[1], p[2] - c[2] };
+	double d5 = dot(ab, cp), d6 = dot(ac, cp);
+	if (d6 >= 0 && d5 <= d6)
+		return dot(cp, cp);
+	double vb = d5 * d2 - d1 * d6;
+	if (vb <= 0 && d2 >= 0 && d6 <= 0) {
+		double w = d2 / (d2 - d6);
+		for (int k = 0; k < 3; k++)
+			q[k] = p[k] - (a[k] + w * ac[k]);
+		return dot(q, q);
+	}
+	double va = d3 * d6 - d5 * d4;
+	if (va <= 0 && (d4 - d3) >= 0 && (d5 - d6) >= 0) {
+		double w = (d4 - d3) / ((d4 - d3) + (d5 - d6));
+		for (int k = 0; k < 3; k++)
+			q[k] = p[k] - (b[k] + w * (c[k] - b[k]));
+		return dot(q, q);
+	}
+	double den = 1.0 / (va + vb + vc);
+	double v = vb * den, w = vc * den;
+	for (int k = 0; k < 3; k++)
+		q[k] = p[k] - (a[k] + ab[k] * v + ac[k] * w);
+	return dot(q, q);
+}
+
+/* Draw the points of triangle f inside the ball (c, r) at nb->density. */
+static void sample_tri_in_ball(const struct desc_nbhd *nb, const struct desc_src *src,
+			       uint32_t f, const double cc[3], double r,
+			       uint64_t h0, struct desc_gather *g, uint64_t rseed)
+{
+	double a[3], b[3], c[3], e1[3], e2[3], n[3];
+	tri_vertices(src, f, a, b, c);
+	if (tri_dist2(cc, a, b, c) >= r * r)
+		return;
+	for (int k = 0; k < 3; k++) {
+		e1[k] = b[k] - a[k];
+		e2[k] = c[k] - a[k];
+	}
+	cross(e1, e2, n);
+	double len = sqrt(dot(n, n));
+	if (!(len > 0))
+		return;
+	double un[3] = { n[0] / len, n[1] / len, n[2] / len };
+	float fn[3] = { (float)(un[0] * src->orient), (float)(un[1] * src->orient),
+			(float)(un[2] * src->orient) };
+	double ap[3] = { cc[0] - a[0], cc[1] - a[1], cc[2] - a[2] };
+	double d = dot(ap, un);
+	double rho2 = r * r - d * d;
+	if (!(rho2 > 0))
+		return;
+	double area = 0.5 * len, disc = M_PI * rho2;
+	bool in_disc = area > disc;
+	double expect = nb->density * (in_disc ? disc : area);
+	double cnt = floor(expect + desc_u01(h0));
+	/* a degenerate sliver far larger than the ball cannot flood the buffer */
+	if (cnt > 16.0 * DESC_N_TARGET)
+		cnt = 16.0 * DESC_N_TARGET;
+	/* barycentric solve for the disc case */
+	double d00 = dot(e1, e1), d01 = dot(e1, e2), d11 = dot(e2, e2);
+	double den = d00 * d11 - d01 * d01;
+	double t1[3], t2[3], cp[3];
+	if (in_disc) {
+		double l1 = sqrt(d00);
+		for (int k = 0; k < 3; k++) {
+			t1[k] = e1[k] / l1;
+			cp[k] = cc[k] - d * un[k];
+		}
+		cross(un, t1, t2);
+	}
+	float lab[3];
+	for (size_t j = 0; j < (size_t)cnt; j++) {
+		uint64_t h = desc_mix(h0 + 0x9e3779b97f4a7c15ull * (j + 1));
+		double u1 = desc_u01(h), u2 = desc_u01(desc_mix(h ^ 0x5bd1e995ull));
+		double p[3], b1, b2;
+		if (!in_disc) {
+			double sq = sqrt(u1);
+			b1 = sq * (1 - u2);
+			b2 = sq * u2;
+			for (int k = 0; k < 3; k++)
+				p[k] = a[k] + b1 * e1[k] + b2 * e2[k];
+		} else {
+			double rr = sqrt(rho2 * u1), th = 2 * M_PI * u2;
+			double x = rr * cos(th), y = rr * sin(th);
+			for (int k = 0; k < 3; k++)
+				p[k] = cp[k] + x * t1[k] + y * t2[k];
+			double v[3] = { p[0] - a[0], p[1] - a[1], p[2] - a[2] };
+			double d20 = dot(v, e1), d21 = dot(v, e2);
+			b1 = (d11 * d20 - d01 * d21) / den;
+			b2 = (d00 * d21 - d01 * d20) / den;
+			if (b1 < 0 || b2 < 0 || b1 + b2 > 1)
+				continue;
+		}
+		double rel[3] = { p[0] - cc[0], p[1] - cc[1], p[2] - cc[2] };
+		if (dot(rel, rel) >= r * r)
+			continue;
+		bool has = nb->colour && desc_face_colour(src, f, b1, b2, lab);
+		gather_put(g, rel, fn, has ? lab : NULL, rseed);
+	}
+}
+
+static void gather_local(const struct desc_nbhd *nb, const struct desc_src *src,
+			 const float c[3], size_t centre_id, double r,
+			 struct desc_gather *g, uint64_t rseed)
+{
+	const struct desc_grid *gr = &nb->grid;
+	double cc[3] = { c[0], c[1], c[2] };
+	int32_t lo[3], hi[3];
+	for (int k = 0; k < 3; k++) {
+		lo[k] = desc_cell(cc[k] - r, gr->inv_h);
+		hi[k] = desc_cell(cc[k] + r, gr->inv_h);
+	}
+	for (int32_t x = lo[0]; x <= hi[0]; x++)
+	for (int32_t y = lo[1]; y <= hi[1]; y++)
+	for (int32_t z = lo[2]; z <= hi[2]; z++) {
+		uint64_t key = desc_cell_key(x, y, z);
+		uint32_t bk = desc_bucket(gr, key);
+		for (uint32_t t = gr->start[bk]; t < gr->start[bk + 1]; t++) {
+			if (gr->keys[t] != key)
+				continue;
+			uint32_t f = gr->items[t];
+			/* visit each triangle once: in the lowest shared cell */
+			double a[3], b[3], v3[3];
+			tri_vertices(src, f, a, b, v3);
+			int32_t cell[3] = { x, y, z };
+			bool first = true;
+			for (int k = 0; k < 3 && first; k++) {
+				double mn = fmin(a[k], fmin(b[k], v3[k]));
+				int32_t tl = desc_cell(mn, gr->inv_h);
+				int32_t want = tl > lo[k] ? tl : lo[k];
+				if (cell[k] != want)
+					first = false;
+			}
+			if (!first)
+				continue;
+			uint64_t h0 = desc_hash(src->seed, nb->stream,
+						((uint64_t)centre_id << 32) ^ f);
+			sample_tri_in_ball(nb, src, f, cc, r, h0, g, rseed);
+		}
+	}
+}
+
+void desc_nbhd_gather(const struct desc_nbhd *nb, const struct desc_src *src,
+		      const float c[3], uint32_t exclude, size_t centre_id,
+		      double r, struct desc_gather *g)
+{
+	g->n = 0;
+	g->seen = 0;
+	uint64_t rseed = desc_hash(src->seed, DS_RESERVOIR + nb->stream, centre_id);
+	if (nb->local)
+		gather_local(nb, src, c, centre_id, r, g, rseed);
+	else
+		gather_points(nb, c, exclude, r, g, rseed);
+}
+
+/* Points of P within r of c, not counting cloud vertex `exclude`. */
+static size_t count_ball(const struct desc_grid *gr, const struct desc_pts *P,
+			 const float c[3], uint32_t exclude, double r)
+{
+	size_t cnt = 0;
+	int32_t lo[3], hi[3];
+	for (int k = 0; k < 3; k++) {
+		lo[k] = desc_cell((double)c[k] - r, gr->inv_h);
+		hi[k] = desc_cell((double)c[k] + r, gr->inv_h);
+	}
+	for (int32_t x = lo[0]; x <= hi[0]; x++)
+	for (int32_t y = lo[1]; y <= hi[1]; y++)
+	for (int32_t z = lo[2]; z <= hi[2]; z++) {
+		uint32_t b = desc_bucket(gr, desc_cell_key(x, y, z));
+		for (uint32_t t = gr->start[b]; t < gr->start[b + 1]; t++) {
+			uint32_t i = gr->items[t];
+			const float *p = P->pos + 3 * (size_t)i;
+			if (desc_cell(p[0], gr->inv_h) != x || desc_cell(p[1], gr->inv_h) != y ||
+			    desc_cell(p[2], gr->inv_h) != z || P->id[i] == exclude)
+				continue;
+			double d[3] = { (double)p[0] - c[0], (double)p[1] - c[1],
+					(double)p[2] - c[2] };
+			if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < r * r)
+				cnt++;
+		}
+	}
+	return cnt;
+}
+
+int desc_cloud_area(struct desc_src *src, const struct desc_pts *C, struct err *e)
+{
+	const size_t cap = (size_t)1 << 20;
+	struct desc_pts P;
+	int rc = desc_sample(src, src->n_pts > cap ? cap : src->n_pts, DS_CLOUD, false, &P, e);
+	if (rc < 0)
+		return rc;
+	size_t m = P.n, probes = C->n < 1024 ? C->n : 1024;
+	/* first guess: a sphere of RMS radius 1 */
+	double A = 4 * M_PI;
+	for (int round = 0; round < 4 && m > 1 && probes; round++) {
+		double rho = sqrt(24.0 * A / (M_PI * (double)m));
+		struct desc_grid g;
+		rc = desc_grid_points(&g, P.pos, P.n, rho, src->threads, e);
+		if (rc < 0)
+			break;
+		size_t total = 0;
+		for (size_t i = 0; i < probes; i++)
+			total += count_ball(&g, &P, C->pos + 3 * i, C->id[i], rho);
+		desc_grid_release(&g);
+		double mean = (double)total / (double)probes;
+		A = (double)m * M_PI * rho * rho / fmax(mean, 0.25);
+		if (mean >= 12 && mean <= 48)
+			break;
+	}
+	desc_pts_release(&P);
+	src->area = A;
+	src->spacing = sqrt(A / (double)src->n_pts);
+	return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * describe.h - shape and surface-texture descriptors of a scan.
+ *
+ * describe_scan() maps a scan (triangle mesh or point cloud) to a
+ * fixed-length float vector made of blocks: global shape, local
+ * geometry, relief micro-texture (relative to size, and in millimetres
+ * when units are known), colour and size.  Every block is normalised on
+ * its own and multiplied by the square root of its default weight, so
+ * the squared L2 distance between two whole vectors is the weighted sum
+ * of the per-block squared distances; FAISS can search the vector as is
+ * and query can re-rank with other weights (describe_distance).
+ * The layout is versioned by DESC_SCHEMA and documented, with formulas
+ * and references, in docs/descriptors.md.
+ *
+ * An absent block (no colour, unknown units) is all zeros and its flag in
+ * struct desc_info is clear: it is marked, never filled with guesses.
+ *
+ * Invariants: the vector is a pure function of the geometry, attributes
+ * and textures of the scan and of opts->seed.  Randomness comes from a
+ * counter-based hash of (seed, stream, index), and every parallel
+ * reduction runs in a fixed order, so results are byte-identical for any
+ * number of threads.  The global-shape, local-geometry and relative relief
+ * blocks are invariant to rotation, translation and uniform scale (up to
+ * sampling noise).
+ */
+#ifndef REFSCAN_DESCRIBE_H
+#define REFSCAN_DESCRIBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+struct image;
+struct limits;
+struct scan;
+
+/* Identifies the layout below; stored with every descriptor. */
+#define DESC_SCHEMA "refscan-desc-1"
+
+enum desc_block_id {
+	DESC_SHAPE = 0,   /* global shape: D2, A3, D1, SH energies, PCA */
+	DESC_LOCAL,       /* shape index x curvedness at 2 scales */
+	DESC_RELIEF,      /* relief at 3 scales relative to size */
+	DESC_RELIEF_MM,   /* relief at 3 scales in mm (units known) */
+	DESC_COLOUR,      /* Lab histogram + ring LBP at 2 scales */
+	DESC_SIZE,        /* log extents and area in mm (units known) */
+	DESC_N_BLOCKS
+};
+
+struct desc_block {
+	const char *name;  /* "shape", "local", "relief", ... (stable, for JSON) */
+	size_t offset;     /* first float of the block */
+	size_t length;     /* floats */
+	float weight;      /* default weight (vector holds sqrt(weight) * block) */
+	const char *summary;
+};
+
+/* The block table, DESC_N_BLOCKS entries in vector order.  Static. */
+const struct desc_block *describe_blocks(void);
+
+/* Floats in a descriptor (the sum of the block lengths). */
+size_t describe_dim(void);
+
+enum desc_flags {
+	DESC_HAS_COLOUR = 1 << 0,      /* colour block present */
+	DESC_HAS_UNITS = 1 << 1,       /* relief-mm and size blocks present */
+	DESC_POINT_CLOUD = 1 << 2,     /* described from points, not faces */
+	DESC_NORMALS_GUESSED = 1 << 3, /* cloud without normals: orientation guessed */
+	DESC_TEXTURE_MISSING = 1 << 4, /* a referenced texture could not be used */
+	DESC_COLOUR_UNIFORM = 1 << 5,  /* colours present but all equal: not used */
+	DESC_UNDERSAMPLED = 1 << 6,    /* some scale had fewer points than it needs */
+	DESC_PARTIAL_COLOUR = 1 << 7   /* colour on part of the surface only */
+};
+
+struct describe_opts {
+	uint64_t seed;      /* sampling seed (default 1) */
+	double mm_per_unit; /* > 0 overrides scan->units; 0 = use scan->units */
+	int threads;        /* OpenMP threads; 0 = omp_get_max_threads() */
+	/*
+	 * Decoded texture images, indexed like scan->textures (n_textures
+	 * entries; an entry with rgba == NULL is unavailable).  NULL when the
+	 * caller has none.  Borrowed.  See describe_load_textures().
+	 */
+	const struct image *textures;
+	size_t n_textures;
+};
+
+struct desc_info {
+	unsigned flags;         /* enum desc_flags */
+	size_t n_points;        /* finite vertices used */
+	size_t n_faces;         /* faces with positive area used (0: point cloud) */
+	size_t n_skipped;       /* non-finite vertices and faces touching them */
+	double mm_per_unit;     /* 0 when unknown */
+	double scale;           /* RMS distance to the centroid, model units */
+	double extent[3];       /* principal extents, largest first (mm when known) */
+	double area;            /* surface area (mm^2 when known); estimated for clouds */
+	double colour_fraction; /* share of the surface area with colour */
+};
+
+/* Defaults: seed 1, units from the scan, all threads, no textures. */
+void describe_opts_init(struct describe_opts *o);
+
+/*
+ * Describe a scan.  out receives describe_dim() floats; info (may be NULL)
+ * the flags and physical figures.  o may be NULL for defaults.
+ *
+ * Non-finite vertices and the faces that use them are skipped.  A mesh
+ * whose faces all have zero area is described as a point cloud.  Returns
+ * 0, ERR_FORMAT when fewer than 16 finite points remain or they have no
+ * extent (all identical), or ERR_NOMEM; on error out is zeroed.
+ * Thread-safe (may be called concurrently on different scans), does no
+ * I/O; safe on untrusted input (any scan that passed scan_finalize).
+ */
+int describe_scan(const struct scan *s, const struct describe_opts *o,
+		  float *out, struct desc_info *info, struct err *e);
+
+/*
+ * The I/O side: decode the textures a scan references (resolved paths
+ * that exist) into *out, an array of s->n_textures images aligned with
+ * s->textures.  A texture that is missing or fails to decode is left
+ * empty, counted in *n_failed and described in a warning appended to s
+ * (scan_warn); that is not an error.  Returns 0 or ERR_NOMEM.  Free with
+ * describe_textures_free().  lim may be NULL.
+ */
+int describe_load_textures(struct scan *s, const struct limits *lim,
+			   struct image **out, size_t *n_failed, struct err *e);
+
+/* Release what describe_load_textures() returned; *texp set to NULL. */
+void describe_textures_free(struct image **texp, size_t n);
+
+/*
+ * Read a scan file, decode its textures and describe it: the path-based
+ * wrapper used by `refscan describe`, the indexer and the evaluation.
+ * s (may be NULL) receives the scan, with texture warnings appended; the
+ * caller releases it with scan_release() (also on failure).  Returns 0 or
+ * a negative enum errc with e->path set.
+ */
+int describe_file(const char *path, const struct describe_opts *o,
+		  const struct limits *lim, float *out, struct desc_info *info,
+		  struct scan *s, struct err *e);
+
+/*
+ * Squared L2 distance between blocks `block` of a and b, divided by the
+ * block's default weight: the block's own distance, in [0, 4].
+ */
+float describe_block_distance(const float *a, const float *b,
+			      enum desc_block_id block);
+
+/*
+ * Weighted squared distance sum_b w[b] * describe_block_distance(a, b, b).
+ * weights has DESC_N_BLOCKS entries, or NULL for the defaults (then it
+ * equals the plain squared L2 distance of the vectors).
+ */
+float describe_distance(const float *a, const float *b, const float *weights);
+
+/*
+ * Rescale a stored vector in place from the default weights to weights
+ * (DESC_N_BLOCKS entries, each >= 0), so plain L2 search uses them.
+ */
+void describe_reweight(float *v, const float *weights);
+
+/* Default weights into w[DESC_N_BLOCKS]. */
+void describe_default_weights(float *w);
+
+/* Block id from its name, or -1. */
+int describe_block_find(const char *name);
+
+#endif

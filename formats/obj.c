@@ -243,6 +243,14 @@ int obj_check_text(const unsigned char *buf, size_t *len, size_t *padding,
 	if (looks_utf16(buf, *len))
 		return err_set_line(e, ERR_UNSUPPORTED, 1,
 				    "UTF-16 text is not supported (save the file as UTF-8)");
+	/* classic Mac OS line ends (CR only): the whole file would be one line */
+	size_t head = *len < 4096 ? *len : 4096, n_cr = 0;
+	if (!memchr(buf, '\n', head))
+		for (size_t i = 0; i < head; i++)
+			n_cr += buf[i] == '\r';
+	if (n_cr >= 2)
+		return err_set_line(e, ERR_UNSUPPORTED, 1,
+				    "lines end in CR only (classic Mac OS); convert them to LF or CRLF");
 	const unsigned char *z = memchr(buf, 0, *len);
 	if (!z)
 		return 0;
@@ -465,7 +473,8 @@ static int count_chunk(struct chunk *c, const struct limits *lim)
 			size_t n = count_tokens(rest, le);
 			if (n < 3)
 				return err_set_line(&c->err, ERR_FORMAT, lno,
-						    "face with %zu vertices (need at least 3)", n);
+						    "face with %zu %s (need at least 3)", n,
+						    n == 1 ? "vertex" : "vertices");
 			if (n > lim->max_polygon_degree)
 				return err_set_line(&c->err, ERR_LIMIT, lno,
 						    "face with %zu vertices (limit %u)", n,

@@ -237,6 +237,18 @@ int archive_dir_open(struct archive_dir *a, const char *path, unsigned flags,
 				     : err_set_errno(e, ERR_IO, "cannot open archive");
 		goto out;
 	}
+	/* absolute from here on: extract changes the working directory */
+	char *real = realpath(path, NULL);
+	if (real) {
+		char *p = xstrdup(real);
+		free(real);
+		if (!p) {
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		xfree(a->path);
+		a->path = p;
+	}
 	if ((rc = load_head(a, e)) < 0)
 		goto out;
 	if (!a->have_head && (rc = check_layout(a, e)) < 0)
@@ -762,9 +774,11 @@ int archive_dir_volume_add_fd(struct archive_volume_out *vo,
 		return 0;
 	}
 	*stored = true;
+	if ((rc = list_blob(vo, d, size, e)) < 0)
+		return rc;
 	if (vo->idx.n_blobs == 1)
 		fault_point("volume-partial");
-	return list_blob(vo, d, size, e);
+	return 0;
 }
 
 int archive_dir_volume_begin(struct archive_volume_out *vo,
@@ -801,7 +815,11 @@ int archive_dir_volume_end(struct archive_volume_out *vo, bool listed,
 		vo->idx.n_unlisted++;
 		return listed ? err_set(e, ERR_CORRUPT, "copied blob does not match its digest") : 0;
 	}
-	return list_blob(vo, vo->digest, vo->size, e);
+	if ((rc = list_blob(vo, vo->digest, vo->size, e)) < 0)
+		return rc;
+	if (vo->idx.n_blobs == 1)
+		fault_point("volume-partial");
+	return 0;
 }
 
 int archive_dir_volume_add_buffer(struct archive_volume_out *vo,

@@ -140,17 +140,19 @@ FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame
 FUZZ_LIB_SRC = $(COMMON_SRC) $(FORMATS_SRC)
 FUZZ_LIB_OBJ = $(FUZZ_LIB_SRC:%.c=$(FUZZ_B)/%.o)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
+# formats/ writes archives and manifests (libarchive, jansson, libcrypto)
+FUZZ_LIBS = -larchive -ljansson -lcrypto -lpng -ljpeg -llzf -lm -lpthread
 
 $(FUZZ_B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(Q)clang $(ALL_CPPFLAGS) -std=c11 $(FUZZ_CFLAGS) -c -o $@ $<
 
-# formats/ now holds the archive writer and common/ the JSON and SHA-256
-# helpers, so their libraries are linked too; the objects are kept.
-.PRECIOUS: $(FUZZ_B)/%.o
-$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
-	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJ) \
-		-larchive -ljansson -lcrypto -lpng -ljpeg -llzf -lm -lpthread
+# an archive, so a target links only the objects it uses (not info.c's JSON)
+$(FUZZ_B)/librefscan-fuzz.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/librefscan-fuzz.a
+	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_B)/librefscan-fuzz.a $(FUZZ_LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 

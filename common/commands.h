@@ -7,5 +7,11 @@
 #define REFSCAN_COMMANDS_H
 
 int cmd_info(int argc, char **argv);      /* formats/info.c */
+int cmd_index(int argc, char **argv);     /* indexer/index.c */
+int cmd_log(int argc, char **argv);       /* indexer/log.c */
+int cmd_diff(int argc, char **argv);      /* indexer/log.c */
+int cmd_verify(int argc, char **argv);    /* indexer/verify.c */
+int cmd_extract(int argc, char **argv);   /* indexer/extract.c */
+int cmd_prune(int argc, char **argv);     /* indexer/prune.c */
 
 #endif

@@ -210,6 +210,48 @@ void manifest_release(struct manifest *m)
 	manifest_init(m);
 }
 
+static int dup_opt(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = xstrdup(src);
+	return *dst ? 0 : -1;
+}
+
+int manifest_entry_copy(struct manifest_entry *dst,
+			const struct manifest_entry *src, struct err *e)
+{
+	*dst = *src;
+	dst->path = dst->source = dst->format = dst->units = dst->units_source = NULL;
+	dst->files = NULL;
+	dst->n_files = 0;
+	dst->desc.schema = NULL;
+	dst->meta = src->meta ? json_incref(src->meta) : NULL;
+	dst->stats = src->stats ? json_incref(src->stats) : NULL;
+	if (dup_opt(&dst->path, src->path) || dup_opt(&dst->source, src->source) ||
+	    dup_opt(&dst->format, src->format) || dup_opt(&dst->units, src->units) ||
+	    dup_opt(&dst->units_source, src->units_source) ||
+	    dup_opt(&dst->desc.schema, src->desc.schema))
+		goto nomem;
+	if (src->n_files) {
+		dst->files = alloc_array_zero(src->n_files, sizeof(*dst->files));
+		if (!dst->files)
+			goto nomem;
+		for (size_t i = 0; i < src->n_files; i++) {
+			dst->files[i] = src->files[i];
+			dst->files[i].path = NULL;
+			dst->n_files = i + 1;
+			if (dup_opt(&dst->files[i].path, src->files[i].path))
+				goto nomem;
+		}
+	}
+	return 0;
+nomem:
+	manifest_entry_release(dst);
+	return err_set(e, ERR_NOMEM, "out of memory");
+}
+
 const char *manifest_role_name(enum manifest_role r)
 {
 	switch (r) {
@@ -697,6 +739,82 @@ int manifest_dump(const struct manifest *m, char **out, size_t *len,
 	return rc;
 }
 
+/* ---- failure cache ------------------------------------------------- */
+
+void failures_free(struct manifest_failure *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		manifest_failure_release(&f[i]);
+	xfree(f);
+}
+
+int failures_parse(const char *buf, size_t len, struct manifest_failure **out,
+		   size_t *n_out, struct err *e)
+{
+	json_t *root;
+	struct manifest_failure *f = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	*n_out = 0;
+	if ((rc = load_json(buf, len, &root, e)) < 0)
+		return rc;
+	if ((rc = check_format(root, "refscan-failures", e)) < 0)
+		goto out;
+	json_t *a = field(root, "failed");
+	if (!json_is_array(a)) {
+		rc = err_set(e, ERR_FORMAT, "failures: \"failed\" is not an array");
+		goto out;
+	}
+	size_t k = json_array_size(a);
+	f = alloc_array_zero(k ? k : 1, sizeof(*f));
+	if (!f) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < k; i++) {
+		n = i + 1;
+		if ((rc = parse_failure(json_array_get(a, i), &f[i], i, e)) < 0)
+			goto out;
+		if (i && strcmp(f[i - 1].path, f[i].path) >= 0) {
+			rc = err_set(e, ERR_FORMAT, "failed %zu: out of order or repeated", i);
+			goto out;
+		}
+	}
+	*out = f;
+	*n_out = n;
+	f = NULL;
+out:
+	if (f)
+		failures_free(f, n);
+	json_decref(root);
+	return rc;
+}
+
+int failures_dump(const struct manifest_failure *f, size_t n, char **out,
+		  size_t *len, struct err *e)
+{
+	bool bad = false;
+	json_t *root = format_header("refscan-failures", &bad);
+	json_t *a = json_array();
+	int rc;
+
+	*out = NULL;
+	if (!root || !a) {
+		json_decref(root);
+		json_decref(a);
+		return err_set(e, ERR_NOMEM, "out of memory writing failures");
+	}
+	for (size_t i = 0; i < n && !bad; i++)
+		push(a, failure_json(&f[i], &bad), &bad);
+	put(root, "failed", a, &bad);
+	rc = bad ? err_set(e, ERR_NOMEM, "out of memory writing failures")
+		 : dump_root(root, out, len, e);
+	json_decref(root);
+	return rc;
+}
+
 /* ---- HEAD ---------------------------------------------------------- */
 
 void head_init(struct head *h)
@@ -735,6 +853,54 @@ bool head_has_version(const struct head *h, uint64_t v)
 bool head_has_volume(const struct head *h, uint64_t id)
 {
 	return in_sorted(h->volumes, h->n_volumes, id);
+}
+
+int head_copy(struct head *dst, const struct head *src, struct err *e)
+{
+	head_init(dst);
+	dst->version = src->version;
+	dst->next_volume = src->next_volume;
+	dst->versions = alloc_array(src->n_versions ? src->n_versions : 1, sizeof(uint64_t));
+	dst->volumes = alloc_array(src->n_volumes ? src->n_volumes : 1, sizeof(uint64_t));
+	if (!dst->versions || !dst->volumes) {
+		head_release(dst);
+		return err_set(e, ERR_NOMEM, "out of memory");
+	}
+	if (src->n_versions)
+		memcpy(dst->versions, src->versions, src->n_versions * sizeof(uint64_t));
+	if (src->n_volumes)
+		memcpy(dst->volumes, src->volumes, src->n_volumes * sizeof(uint64_t));
+	dst->n_versions = src->n_versions;
+	dst->n_volumes = src->n_volumes;
+	return 0;
+}
+
+static int insert_id(uint64_t **a, size_t *n, uint64_t v, struct err *e)
+{
+	if (in_sorted(*a, *n, v))
+		return 0;
+	uint64_t *na = realloc_array(*a, *n + 1, sizeof(**a));
+	if (!na)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	size_t i = *n;
+	while (i && na[i - 1] > v) {
+		na[i] = na[i - 1];
+		i--;
+	}
+	na[i] = v;
+	*a = na;
+	(*n)++;
+	return 0;
+}
+
+int head_add_version(struct head *h, uint64_t v, struct err *e)
+{
+	return insert_id(&h->versions, &h->n_versions, v, e);
+}
+
+int head_add_volume(struct head *h, uint64_t id, struct err *e)
+{
+	return insert_id(&h->volumes, &h->n_volumes, id, e);
 }
 
 /* A strictly ascending array of positive integers. */

@@ -130,6 +130,9 @@ void manifest_init(struct manifest *m);
 void manifest_release(struct manifest *m);
 void manifest_entry_release(struct manifest_entry *en);
 void manifest_failure_release(struct manifest_failure *f);
+/* Deep copy of an entry (meta/stats shared by reference).  0 or ERR_NOMEM. */
+int manifest_entry_copy(struct manifest_entry *dst,
+			const struct manifest_entry *src, struct err *e);
 
 /*
  * Parse a manifest.  On failure *m is released and e says which field
@@ -153,6 +156,18 @@ const struct manifest_entry *manifest_find(const struct manifest *m,
 /* "mtl", "texture", "sidecar". */
 const char *manifest_role_name(enum manifest_role r);
 
+/*
+ * failures.json: the scans that failed, with the source stat they had,
+ * so an unchanged broken file is not read again every night.  A cache,
+ * not part of any version: losing it only means re-reading.
+ * *out (n entries, sorted by path) is freed with failures_free().
+ */
+int failures_parse(const char *buf, size_t len, struct manifest_failure **out,
+		   size_t *n, struct err *e);
+int failures_dump(const struct manifest_failure *f, size_t n, char **out,
+		  size_t *len, struct err *e);
+void failures_free(struct manifest_failure *f, size_t n);
+
 /* ---- HEAD ---------------------------------------------------------- */
 
 struct head {
@@ -170,6 +185,11 @@ int head_parse(const char *buf, size_t len, struct head *h, struct err *e);
 /* Serialise into a NUL-terminated buffer freed with xfree(). */
 int head_dump(const struct head *h, char **out, size_t *len, struct err *e);
 bool head_has_version(const struct head *h, uint64_t v);
+/* Deep copy (dst is overwritten, not released).  0 or ERR_NOMEM. */
+int head_copy(struct head *dst, const struct head *src, struct err *e);
+/* Insert v / id keeping the list ascending.  0 or ERR_NOMEM. */
+int head_add_version(struct head *h, uint64_t v, struct err *e);
+int head_add_volume(struct head *h, uint64_t id, struct err *e);
 bool head_has_volume(const struct head *h, uint64_t id);
 
 /* ---- volume index -------------------------------------------------- */

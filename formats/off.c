@@ -901,15 +901,13 @@ int off_read(const unsigned char *buf, size_t len, const struct limits *lim,
 			}
 		}
 		long cline = c.line;
-		if (!at_eol(&c)) {
-			int64_t ne;
-			ts = c.p;
-			if (!tok_i64(&c, &ne) || !at_eol(&c)) {
-				rc = err_set_line(e, ERR_FORMAT, cline,
-						  "unexpected '%s' after the vertex and face counts",
-						  near_tok(nb, sizeof(nb), ts, tok_end(ts, c.end)));
-				goto out;
-			}
+		/* an optional edge count, then nothing else on the line */
+		int64_t ne;
+		if (!at_eol(&c) && (!tok_i64(&c, &ne) || !at_eol(&c))) {
+			rc = err_set_line(e, ERR_FORMAT, cline,
+					  "unexpected '%s' after the vertex and face counts",
+					  near_tok(nb, sizeof(nb), c.p, tok_end(c.p, c.end)));
+			goto out;
 		}
 		if ((size_t)(c.p - (const char *)buf) > lim->max_header_bytes) {
 			rc = err_set_line(e, ERR_LIMIT, cline, "header longer than %zu bytes (limit)",

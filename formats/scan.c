@@ -5,6 +5,7 @@
 #include "../common/alloc.h"
 #include "../common/err.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -197,35 +198,87 @@ int scan_alloc(struct scan *s, size_t nv, size_t nf, unsigned flags,
 	return 0;
 }
 
-int scan_finalize(struct scan *s, struct err *e)
+/*
+ * Bounding box and non-finite count of positions[0 .. 3n).  The fast
+ * pass runs min/max over the flat float array in 12 lanes (4 vertices),
+ * which vectorises; it is exact when every coordinate is finite, which
+ * it also checks.  Otherwise the per-vertex pass leaves out whole
+ * vertices with any non-finite coordinate.
+ */
+static size_t bbox(const float *pos, size_t n, float lo[3], float hi[3])
 {
-	float lo[3] = { 0, 0, 0 }, hi[3] = { 0, 0, 0 };
+	float l[12], h[12];
+	int nonfinite = 0;
+	size_t n12 = 3 * n / 12 * 12;
+	for (int k = 0; k < 12; k++) {
+		l[k] = INFINITY;
+		h[k] = -INFINITY;
+	}
+	for (size_t j = 0; j < n12; j += 12) {
+		for (int k = 0; k < 12; k++) {
+			float v = pos[j + (size_t)k];
+			l[k] = v < l[k] ? v : l[k];
+			h[k] = v > h[k] ? v : h[k];
+			nonfinite |= !(v - v == 0.0f);
+		}
+	}
+	for (size_t j = n12; j < 3 * n; j++)
+		nonfinite |= !(pos[j] - pos[j] == 0.0f);
+	if (!nonfinite) {
+		for (int k = 0; k < 3; k++) {
+			lo[k] = INFINITY;
+			hi[k] = -INFINITY;
+		}
+		for (int k = 0; k < 12; k++) {
+			lo[k % 3] = l[k] < lo[k % 3] ? l[k] : lo[k % 3];
+			hi[k % 3] = h[k] > hi[k % 3] ? h[k] : hi[k % 3];
+		}
+		for (size_t j = n12; j < 3 * n; j++) {
+			lo[j % 3] = pos[j] < lo[j % 3] ? pos[j] : lo[j % 3];
+			hi[j % 3] = pos[j] > hi[j % 3] ? pos[j] : hi[j % 3];
+		}
+		if (!n)
+			for (int k = 0; k < 3; k++)
+				lo[k] = hi[k] = 0.0f;
+		return 0;
+	}
 	size_t bad = 0;
 	bool any = false;
-
-	for (size_t i = 0; i < s->n_vertices; i++) {
-		const float *p = s->positions + 3 * i;
-		if (!scan_vertex_finite(s, i)) {
+	for (size_t i = 0; i < n; i++) {
+		const float *p = pos + 3 * i;
+		if (!(__builtin_isfinite(p[0]) && __builtin_isfinite(p[1]) &&
+		      __builtin_isfinite(p[2]))) {
 			bad++;
 			continue;
 		}
-		if (!any) {
-			for (int k = 0; k < 3; k++)
-				lo[k] = hi[k] = p[k];
-			any = true;
-			continue;
-		}
 		for (int k = 0; k < 3; k++) {
-			if (p[k] < lo[k])
+			if (!any || p[k] < lo[k])
 				lo[k] = p[k];
-			if (p[k] > hi[k])
+			if (!any || p[k] > hi[k])
 				hi[k] = p[k];
 		}
+		any = true;
 	}
-	memcpy(s->bbox_min, lo, sizeof(lo));
-	memcpy(s->bbox_max, hi, sizeof(hi));
-	s->n_nonfinite = bad;
-	for (size_t f = 0; f < s->n_faces; f++) {
+	if (!any)
+		for (int k = 0; k < 3; k++)
+			lo[k] = hi[k] = 0.0f;
+	return bad;
+}
+
+int scan_finalize(struct scan *s, struct err *e)
+{
+	s->n_nonfinite = bbox(s->positions, s->n_vertices, s->bbox_min, s->bbox_max);
+
+	/* any index out of range?  (omp simd: vectorised also at -O2) */
+	uint32_t over = 0;
+	if (s->n_vertices <= UINT32_MAX) {
+		const uint32_t *idx = s->indices, nv = (uint32_t)s->n_vertices;
+		size_t n = 3 * s->n_faces;
+#pragma omp simd reduction(|:over)
+		for (size_t i = 0; i < n; i++)
+			over |= idx[i] >= nv;
+	}
+	for (size_t f = 0; over && f < s->n_faces; f++) {
 		for (int k = 0; k < 3; k++) {
 			uint32_t v = s->indices[3 * f + k];
 			if (v >= s->n_vertices)
@@ -234,7 +287,9 @@ int scan_finalize(struct scan *s, struct err *e)
 					       f, v, s->n_vertices);
 		}
 	}
-	if (bad && scan_warn(s, "%zu vertices have non-finite coordinates (ignored for bbox and descriptors)", bad))
+	if (s->n_nonfinite &&
+	    scan_warn(s, "%zu vertices have non-finite coordinates (ignored for bbox and descriptors)",
+		      s->n_nonfinite))
 		return err_set(e, ERR_NOMEM, "out of memory");
 	return 0;
 }

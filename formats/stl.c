@@ -15,12 +15,12 @@
  * Ascii or binary: many binary writers start the header with "solid",
  * so the keyword alone decides nothing.  The rule, in order:
  *   1. at least 84 bytes and 84 + 50*n == len exactly: binary;
- *   2. does not start with "solid" (after blanks): binary;
- *   3. otherwise ascii; if the ascii parse fails and the file contains a
- *      NUL byte (never in STL text, almost always in float data), it is
- *      read as binary instead, so a "solid"-header binary with trailing
- *      junk or cut short still gets the binary answer.  Without a NUL the
- *      ascii error stands.
+ *   2. starts with "solid" (after blanks) and holds no NUL byte: ascii;
+ *   3. anything else: binary.
+ * STL text never holds a NUL, while binary data nearly always does
+ * (padded headers, zero coordinates, zero attribute words), so a
+ * "solid"-header binary with trailing junk or cut short still gets the
+ * binary answer (a warning, or the truncation error).
  *
  * Ascii: `solid [name]`, then `facet normal nx ny nz / outer loop /
  * vertex x y z` x3 `/ endloop / endfacet`, ..., `endsolid [name]`;
@@ -30,7 +30,8 @@
  * `line N: expected 'vertex' near 'xyz'`, a facet with other than three
  * vertices, a bad number.  A file that ends after a complete facet
  * without its `endsolid` is read with a warning (the geometry is whole);
- * one that ends inside a facet is an error.
+ * one that ends inside a facet, or in a solid that has no facet yet, is
+ * an error.
  *
  * Welding: STL repeats every corner; positions equal as floats are
  * welded into one vertex with an open-addressing hash table over the
@@ -535,14 +536,14 @@ static int read_facet(struct ascii_state *st)
 		if (nv < UINT32_MAX)
 			nv++;
 	}
+	if (nv != 3 && ts_ieq(ts, te, "endloop"))
+		return err_set_line(st->e, ERR_FORMAT, facet_line,
+				    "facet %zu has %u vertices (expected 3)", f, nv);
 	if (!ts_ieq(ts, te, "endloop"))
 		return err_set_line(st->e, ERR_FORMAT, st->c.line,
 				    "expected '%s' near '%s'",
 				    nv < 3 ? "vertex" : "endloop",
 				    near_tok(nb, sizeof(nb), ts, te));
-	if (nv != 3)
-		return err_set_line(st->e, ERR_FORMAT, facet_line,
-				    "facet %zu has %u vertices (expected 3)", f, nv);
 	if ((rc = expect_word(st, "endfacet")) < 0)
 		return rc;
 
@@ -577,7 +578,7 @@ static int read_ascii(const unsigned char *buf, size_t len,
 	const char *ts, *te, *name = NULL, *name_end = NULL;
 	char nb[32];
 	bool in_solid = false;
-	size_t n_solids = 0;
+	size_t n_solids = 0, solid_first_face = 0;
 	int rc;
 
 	st.c.p = (const char *)buf + skip_bom(buf, len);
@@ -592,7 +593,15 @@ static int read_ascii(const unsigned char *buf, size_t len,
 	for (;;) {
 		long line = st.c.line;
 		if (!next_tok(&st.c, &ts, &te)) {
-			if (in_solid && scan_warn(s, "line %ld: missing 'endsolid' at end of file", line)) {
+			if (!in_solid)
+				break;
+			/* a whole facet ended the file: keep it, say endsolid is missing */
+			if (st.n_faces == solid_first_face) {
+				rc = err_set_line(e, ERR_FORMAT, line,
+						  "expected 'facet' or 'endsolid' near end of file");
+				goto out;
+			}
+			if (scan_warn(s, "line %ld: missing 'endsolid' at end of file", line)) {
 				rc = err_set(e, ERR_NOMEM, "out of memory");
 				goto out;
 			}
@@ -610,6 +619,7 @@ static int read_ascii(const unsigned char *buf, size_t len,
 				parse_units(s, name, name_end);
 			in_solid = true;
 			n_solids++;
+			solid_first_face = st.n_faces;
 		} else if (ts_ieq(ts, te, "facet")) {
 			if ((rc = read_facet(&st)) < 0)
 				goto out;
@@ -678,16 +688,11 @@ int stl_read(const unsigned char *buf, size_t len, const struct limits *lim,
 	scan_init(out);
 	if (len == 0)
 		return err_set_offset(e, ERR_FORMAT, 0, "empty file");
-	if (binary_size_matches(buf, len) || !starts_with_solid(buf, len)) {
-		rc = read_binary(buf, len, lim, out, e);
-	} else {
+	if (!binary_size_matches(buf, len) && starts_with_solid(buf, len) &&
+	    !memchr(buf, '\0', len))
 		rc = read_ascii(buf, len, lim, out, e);
-		if (rc == ERR_FORMAT && memchr(buf, '\0', len)) {
-			/* "solid" header on a binary file that is not exactly sized */
-			scan_release(out);
-			rc = read_binary(buf, len, lim, out, e);
-		}
-	}
+	else
+		rc = read_binary(buf, len, lim, out, e);
 	if (rc == 0)
 		rc = scan_finalize(out, e);
 	if (rc < 0)

@@ -169,7 +169,9 @@ static void declared_stl(const unsigned char *b, size_t len, struct declared *d)
 	if (len >= 84) {
 		uint32_t n = (uint32_t)b[80] | (uint32_t)b[81] << 8 |
 			     (uint32_t)b[82] << 16 | (uint32_t)b[83] << 24;
-		if (84 + 50 * (uint64_t)n == len) {
+		/* exact size, or binary (a NUL byte) with trailing bytes */
+		if (84 + 50 * (uint64_t)n == len ||
+		    (memchr(b, 0, len) && 84 + 50 * (uint64_t)n <= len)) {
 			d->triangles = n;
 			return;
 		}

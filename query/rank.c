@@ -1,0 +1,497 @@
+/*
+ * rank.c - exact weighted re-ranking, scores, filters (see rank.h).
+ *
+ * Invariants:
+ *   - distances are computed in one place (weighted_l2 / rank_distance)
+ *     with per-component weights expanded from the block weights, so the
+ *     scan, the re-rank and --explain agree;
+ *   - top-k order is (distance, row), rows ascending with ids, so results
+ *     do not depend on the thread count or the path taken;
+ *   - filters run before any distance, on one thread (the table's meta
+ *     callback need not be thread-safe).
+ */
+#include "rank.h"
+#include "knn.h"
+#include "knn_int.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+
+#include "banned.h"
+
+/* Rows per OpenMP chunk in the exact scan (1 MiB of 256-float rows). */
+#define RANK_SCAN_CHUNK 1024u
+/* Seed of the calibration rank_search() does when the table has none. */
+#define RANK_CALIBRATION_SEED 0x63616c6962u
+
+void rank_query_init(struct rank_query *q, const float *vec, size_t k)
+{
+	memset(q, 0, sizeof(*q));
+	q->vec = vec;
+	q->k = k;
+	q->size_min_mm = NAN;
+	q->size_max_mm = NAN;
+}
+
+int rank_layout_check(const struct rank_layout *l, struct err *e)
+{
+	if (l->n_blocks == 0 || l->n_blocks > RANK_MAX_BLOCKS)
+		return err_set(e, ERR_FORMAT, "layout has %zu blocks (1..%d)",
+			       l->n_blocks, RANK_MAX_BLOCKS);
+	size_t off = 0;
+	for (size_t i = 0; i < l->n_blocks; i++) {
+		const struct rank_block *b = &l->blocks[i];
+		if (!b->name || !*b->name)
+			return err_set(e, ERR_FORMAT, "layout block %zu has no name", i);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(l->blocks[j].name, b->name))
+				return err_set(e, ERR_FORMAT, "layout block '%s' appears twice", b->name);
+		if (b->offset != off)
+			return err_set(e, ERR_FORMAT, "layout block '%s' starts at %zu, expected %zu",
+				       b->name, b->offset, off);
+		if (b->len == 0 || b->len > l->dim - off)
+			return err_set(e, ERR_FORMAT, "layout block '%s' length %zu does not fit in %zu",
+				       b->name, b->len, l->dim - off);
+		off += b->len;
+	}
+	if (off != l->dim)
+		return err_set(e, ERR_FORMAT, "layout blocks cover %zu of %zu components", off, l->dim);
+	return 0;
+}
+
+int rank_table_check(const struct ref_table *t, const struct rank_layout *l,
+		     struct err *e)
+{
+	if (t->dim != l->dim)
+		return err_set(e, ERR_FORMAT, "table dimension %zu does not match layout dimension %zu",
+			       t->dim, l->dim);
+	if (t->n && (!t->ids || !t->vecs))
+		return err_set(e, ERR_FORMAT, "table of %zu rows has no ids or vectors", t->n);
+	for (size_t r = 1; r < t->n; r++)
+		if (t->ids[r] <= t->ids[r - 1])
+			return err_set(e, ERR_FORMAT, "row %zu: id %lld not above previous id %lld",
+				       r, (long long)t->ids[r], (long long)t->ids[r - 1]);
+	return 0;
+}
+
+int rank_weights(const struct rank_layout *l, const struct rank_query *q,
+		 float *w, struct err *e)
+{
+	int any = 0;
+	for (size_t b = 0; b < l->n_blocks; b++) {
+		float v = q->weights ? q->weights[b] : 1.0f;
+		if (!isfinite(v) || v < 0)
+			return err_set(e, ERR_FORMAT, "weight of block '%s' is %g, not a finite value >= 0",
+				       l->blocks[b].name, (double)v);
+		if ((q->flags & RANK_NO_COLOUR) && !strcmp(l->blocks[b].name, RANK_COLOUR_BLOCK))
+			v = 0;
+		w[b] = v;
+		any |= v > 0;
+	}
+	if (!any)
+		return err_set(e, ERR_FORMAT, "every block weight is 0");
+	return 0;
+}
+
+/* Per-component weights from block weights. */
+static void expand_weights(const struct rank_layout *l, const float *w, float *wd)
+{
+	for (size_t b = 0; b < l->n_blocks; b++)
+		for (size_t j = 0; j < l->blocks[b].len; j++)
+			wd[l->blocks[b].offset + j] = w[b];
+}
+
+/* The scan kernel, cloned for AVX-512 and AVX2 like knn_l2sqr(). */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+static float weighted_l2(const float *a, const float *b, const float *w, size_t d)
+{
+	float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+	for (size_t i = 0; i < d; i++) {
+		float t = a[i] - b[i];
+		s += w[i] * t * t;
+	}
+	return s;
+}
+
+float rank_distance(const struct rank_layout *l, const float *w,
+		    const float *a, const float *b, float *part)
+{
+	float sum = 0.0f;
+	for (size_t k = 0; k < l->n_blocks; k++) {
+		size_t o = l->blocks[k].offset;
+		float p = w[k] * knn_l2sqr(a + o, b + o, l->blocks[k].len);
+		if (part)
+			part[k] = p;
+		sum += p;
+	}
+	return sum;
+}
+
+double rank_scale(const struct rank_layout *l, const float *w,
+		  const double *block_scale)
+{
+	double s = 0;
+	for (size_t b = 0; b < l->n_blocks; b++)
+		s += (double)w[b] * block_scale[b];
+	return s;
+}
+
+float rank_score(float dist, double scale)
+{
+	if (!(scale > 0) || !(dist >= 0))
+		return dist == 0 ? 100.0f : 0.0f;
+	return (float)(100.0 * exp(-RANK_SCORE_K * (double)dist / scale));
+}
+
+int rank_calibrate(const struct ref_table *t, const struct rank_layout *l,
+		   size_t n_pairs, uint64_t seed, double *scale, float *mean,
+		   struct err *e)
+{
+	if (t->n < 2)
+		return err_set(e, ERR_FORMAT, "calibration needs 2 references, have %zu", t->n);
+	if (!n_pairs)
+		n_pairs = RANK_CALIBRATION_PAIRS;
+	float ones[RANK_MAX_BLOCKS], part[RANK_MAX_BLOCKS];
+	for (size_t b = 0; b < l->n_blocks; b++) {
+		ones[b] = 1.0f;
+		scale[b] = 0;
+	}
+	uint64_t st = seed;
+	for (size_t p = 0; p < n_pairs; p++) {
+		size_t i = (size_t)(knn_rand(&st) % t->n);
+		size_t j = (size_t)(knn_rand(&st) % (t->n - 1));
+		if (j >= i)
+			j++;
+		rank_distance(l, ones, t->vecs + i * t->dim, t->vecs + j * t->dim, part);
+		for (size_t b = 0; b < l->n_blocks; b++)
+			scale[b] += part[b];
+	}
+	for (size_t b = 0; b < l->n_blocks; b++)
+		scale[b] /= (double)n_pairs;
+	if (mean) {
+		/* double accumulation, then one rounding: stable at 1M rows */
+		double *acc = alloc_array_zero(t->dim, sizeof(*acc));
+		if (!acc)
+			return err_set(e, ERR_NOMEM, "calibration: out of memory for %zu components", t->dim);
+		for (size_t r = 0; r < t->n; r++)
+			for (size_t c = 0; c < t->dim; c++)
+				acc[c] += t->vecs[r * t->dim + c];
+		for (size_t c = 0; c < t->dim; c++)
+			mean[c] = (float)(acc[c] / (double)t->n);
+		xfree(acc);
+	}
+	return 0;
+}
+
+static int has_size_filter(const struct rank_query *q)
+{
+	return !isnan(q->size_min_mm) || !isnan(q->size_max_mm);
+}
+
+int rank_match(const struct ref_table *t, size_t row, const struct rank_query *q)
+{
+	if (has_size_filter(q)) {
+		if (!t->size_mm)
+			return 0;
+		float s = t->size_mm[row];
+		if (isnan(s))
+			return 0;
+		if (!isnan(q->size_min_mm) && (double)s < q->size_min_mm)
+			return 0;
+		if (!isnan(q->size_max_mm) && (double)s > q->size_max_mm)
+			return 0;
+	}
+	for (size_t f = 0; f < q->n_filters; f++) {
+		if (!t->meta)
+			return 0;
+		const char *v = t->meta(t->ctx, row, q->filters[f].key);
+		if (!v || strcmp(v, q->filters[f].value))
+			return 0;
+	}
+	return 1;
+}
+
+size_t rank_fetch(size_t k, int reweighted, int filtered)
+{
+	size_t f = k;
+	if (reweighted || filtered) {
+		f = k > SIZE_MAX / 10 ? SIZE_MAX : 10 * k;
+		if (f < 200)
+			f = 200;
+	}
+	return f < RANK_FETCH_MAX ? f : (k > RANK_FETCH_MAX ? k : RANK_FETCH_MAX);
+}
+
+/* Row of id in the ascending ids, or SIZE_MAX. */
+static size_t row_of(const struct ref_table *t, int64_t id)
+{
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < t->n && t->ids[lo] == id ? lo : SIZE_MAX;
+}
+
+/*
+ * Exact scan: rows passing the filters (pass NULL = all), weighted
+ * distance, kk best.  OUT: hd/hr (kk each, rows as int64), *n_out.
+ */
+static int scan_exact(const struct ref_table *t, const float *qv, const float *wd,
+		      const unsigned char *pass, size_t kk, float *hd, int64_t *hr,
+		      size_t *n_out, struct err *e)
+{
+	int nt = omp_get_max_threads();
+	size_t nth = nt > 0 ? (size_t)nt : 1;
+	size_t cells;
+	int rc = 0;
+	if (ckd_mul(&cells, nth, kk))
+		return err_set(e, ERR_NOMEM, "scan: %zu threads x %zu hits too large", nth, kk);
+	float *td = alloc_array(cells, sizeof(*td));
+	int64_t *ti = alloc_array(cells, sizeof(*ti));
+	size_t *ts = alloc_array_zero(nth, sizeof(*ts));
+	if (!td || !ti || !ts) {
+		rc = err_set(e, ERR_NOMEM, "scan: out of memory for %zu heaps of %zu", nth, kk);
+		goto out;
+	}
+	size_t nchunks = (t->n + RANK_SCAN_CHUNK - 1) / RANK_SCAN_CHUNK;
+	/* one thread below 16 MiB of vectors, as in knn.c's scan */
+	int par = t->n * t->dim >= ((size_t)1 << 22);
+#pragma omp parallel num_threads(nt) if (par)
+	{
+		size_t me = (size_t)omp_get_thread_num();
+		float *md = td + me * kk;
+		int64_t *mi = ti + me * kk;
+#pragma omp for schedule(static)
+		for (size_t c = 0; c < nchunks; c++) {
+			size_t r0 = c * RANK_SCAN_CHUNK;
+			size_t r1 = r0 + RANK_SCAN_CHUNK < t->n ? r0 + RANK_SCAN_CHUNK : t->n;
+			for (size_t r = r0; r < r1; r++) {
+				if (pass && !pass[r])
+					continue;
+				float d = weighted_l2(qv, t->vecs + r * t->dim, wd, t->dim);
+				knn_heap_push(md, mi, &ts[me], kk, d, (int64_t)r);
+			}
+		}
+	}
+	size_t size = 0;
+	for (size_t th = 0; th < nth; th++)
+		for (size_t i = 0; i < ts[th]; i++)
+			knn_heap_push(hd, hr, &size, kk, td[th * kk + i], ti[th * kk + i]);
+	knn_heap_finish(hd, hr, size, kk);
+	*n_out = size;
+out:
+	xfree(ts);
+	xfree(ti);
+	xfree(td);
+	return rc;
+}
+
+/*
+ * ANN path: fetch candidates, filter, re-rank exactly.  *done is 0 when
+ * fewer than k survive after the largest fetch, so the caller scans.
+ */
+static int ann_rank(const struct ref_table *t, const struct rank_layout *l,
+		    const struct knn *index, const struct rank_query *q,
+		    const float *w, const float *wd, size_t kk, float *hd,
+		    int64_t *hr, size_t *n_out, struct rank_result *res,
+		    int *done, struct err *e)
+{
+	int reweighted = 0, filtered = q->n_filters || has_size_filter(q);
+	for (size_t b = 0; b < l->n_blocks; b++)
+		reweighted |= w[b] != 1.0f;
+	size_t fetch = rank_fetch(kk, reweighted, filtered);
+	float *qa = NULL, *cd = NULL;
+	int64_t *ci = NULL;
+	int rc = 0;
+	*done = 0;
+
+	/*
+	 * The ANN query: a dropped block (weight 0) takes the archive's mean
+	 * block, so the index ranks by the remaining blocks instead of by
+	 * distance to whatever the query holds there.
+	 */
+	qa = alloc_array(l->dim, sizeof(*qa));
+	if (!qa)
+		return err_set(e, ERR_NOMEM, "out of memory for the query");
+	memcpy(qa, q->vec, l->dim * sizeof(*qa));
+	if (t->block_mean)
+		for (size_t b = 0; b < l->n_blocks; b++)
+			if (w[b] == 0)
+				memcpy(qa + l->blocks[b].offset, t->block_mean + l->blocks[b].offset,
+				       l->blocks[b].len * sizeof(*qa));
+
+	for (;;) {
+		if (fetch > t->n)
+			fetch = t->n;
+		xfree(cd);
+		xfree(ci);
+		cd = alloc_array(fetch, sizeof(*cd));
+		ci = alloc_array(fetch, sizeof(*ci));
+		if (!cd || !ci) {
+			rc = err_set(e, ERR_NOMEM, "out of memory for %zu candidates", fetch);
+			goto out;
+		}
+		rc = knn_search(index, 1, qa, fetch, cd, ci, e);
+		if (rc)
+			goto out;
+		res->n_fetched = fetch;
+		res->n_candidates = 0;
+		res->n_filtered = 0;
+		size_t size = 0, seen = 0;
+		for (size_t i = 0; i < fetch; i++) {
+			if (ci[i] < 0)
+				break;
+			seen++;
+			size_t r = row_of(t, ci[i]);
+			if (r == SIZE_MAX) {
+				rc = err_set(e, ERR_CORRUPT, "index id %lld is not in the archive",
+					     (long long)ci[i]);
+				goto out;
+			}
+			if (filtered && !rank_match(t, r, q)) {
+				res->n_filtered++;
+				continue;
+			}
+			res->n_candidates++;
+			float d = weighted_l2(q->vec, t->vecs + r * t->dim, wd, t->dim);
+			knn_heap_push(hd, hr, &size, kk, d, (int64_t)r);
+		}
+		/*
+		 * Done with k hits, or when the index returned every reference.
+		 * An IVF index returns only what its probed lists hold, so a
+		 * short answer at the largest fetch means: scan.
+		 */
+		if (size >= kk || seen == t->n) {
+			knn_heap_finish(hd, hr, size, kk);
+			*n_out = size;
+			*done = 1;
+			break;
+		}
+		if (fetch >= RANK_FETCH_MAX || fetch >= t->n)
+			break; /* too selective for the index: scan */
+		fetch = fetch > RANK_FETCH_MAX / 2 ? RANK_FETCH_MAX : fetch * 2;
+	}
+out:
+	xfree(ci);
+	xfree(cd);
+	xfree(qa);
+	return rc;
+}
+
+int rank_search(const struct ref_table *t, const struct rank_layout *l,
+		const struct knn *index, const struct rank_query *q,
+		struct rank_hit *hits, struct rank_result *res, struct err *e)
+{
+	float w[RANK_MAX_BLOCKS];
+	double scale_buf[RANK_MAX_BLOCKS];
+	float *wd = NULL, *hd = NULL;
+	int64_t *hr = NULL;
+	unsigned char *pass = NULL;
+	size_t kk = q->k, n_out = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (kk == 0 || kk > RANK_MAX_K)
+		return err_set(e, ERR_LIMIT, "k %zu out of range (1..%u)", kk, RANK_MAX_K);
+	if (t->dim != l->dim)
+		return err_set(e, ERR_FORMAT, "table dimension %zu does not match layout dimension %zu",
+			       t->dim, l->dim);
+	if (index && index->d != l->dim)
+		return err_set(e, ERR_FORMAT, "index dimension %zu does not match layout dimension %zu",
+			       index->d, l->dim);
+	for (size_t c = 0; c < l->dim; c++)
+		if (!isfinite(q->vec[c]))
+			return err_set(e, ERR_FORMAT, "query component %zu is not finite", c);
+	rc = rank_weights(l, q, w, e);
+	if (rc)
+		return rc;
+
+	const double *bs = t->block_scale;
+	if (!bs && t->n >= 2) {
+		rc = rank_calibrate(t, l, 0, RANK_CALIBRATION_SEED, scale_buf, NULL, e);
+		if (rc)
+			return rc;
+		bs = scale_buf;
+	}
+	res->scale = bs ? rank_scale(l, w, bs) : 0;
+
+	wd = alloc_array(l->dim, sizeof(*wd));
+	hd = alloc_array(kk, sizeof(*hd));
+	hr = alloc_array(kk, sizeof(*hr));
+	if (!wd || !hd || !hr) {
+		rc = err_set(e, ERR_NOMEM, "out of memory for %zu hits", kk);
+		goto out;
+	}
+	expand_weights(l, w, wd);
+
+	int done = 0;
+	if (index && index->kind != KNN_EXACT && !(q->flags & RANK_EXACT) && t->n) {
+		rc = ann_rank(t, l, index, q, w, wd, kk, hd, hr, &n_out, res, &done, e);
+		if (rc)
+			goto out;
+	}
+	if (!done) {
+		int filtered = q->n_filters || has_size_filter(q);
+		res->exact = 1;
+		res->n_fetched = 0;
+		res->n_filtered = 0;
+		res->n_candidates = t->n;
+		if (filtered) {
+			pass = xmalloc(t->n ? t->n : 1);
+			if (!pass) {
+				rc = err_set(e, ERR_NOMEM, "out of memory for %zu filter flags", t->n);
+				goto out;
+			}
+			for (size_t r = 0; r < t->n; r++) {
+				pass[r] = (unsigned char)rank_match(t, r, q);
+				res->n_filtered += !pass[r];
+			}
+			res->n_candidates = t->n - res->n_filtered;
+		}
+		rc = scan_exact(t, q->vec, wd, pass, kk, hd, hr, &n_out, e);
+		if (rc)
+			goto out;
+	}
+
+	for (size_t i = 0; i < n_out; i++) {
+		struct rank_hit *h = &hits[i];
+		size_t r = (size_t)hr[i];
+		memset(h, 0, sizeof(*h));
+		h->row = r;
+		h->id = t->ids[r];
+		/* parts recomputed per block; dist is their sum so they match */
+		h->dist = rank_distance(l, w, q->vec, t->vecs + r * t->dim, h->part);
+		h->score = rank_score(h->dist, res->scale);
+	}
+	/*
+	 * The scan summed the whole vector at once; the reported distance is
+	 * the sum of the parts.  They can differ in the last bit, so order
+	 * by what is reported (insertion sort: k is small and nearly sorted).
+	 */
+	for (size_t i = 1; i < n_out; i++) {
+		struct rank_hit h = hits[i];
+		size_t j = i;
+		while (j > 0 && (hits[j - 1].dist > h.dist ||
+				 (hits[j - 1].dist == h.dist && hits[j - 1].row > h.row))) {
+			hits[j] = hits[j - 1];
+			j--;
+		}
+		hits[j] = h;
+	}
+	res->n_hits = n_out;
+out:
+	xfree(pass);
+	xfree(hr);
+	xfree(hd);
+	xfree(wd);
+	return rc;
+}

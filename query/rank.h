@@ -1,0 +1,201 @@
+/*
+ * rank.h - exact re-ranking of references against a query descriptor.
+ *
+ * A descriptor is a fixed-length float vector made of named blocks
+ * (shape, local, relief, colour, size), laid out by a struct rank_layout.
+ * The stored vectors already carry the index's block weights, so plain
+ * squared L2 is the index's ranking.  A query may re-weight blocks: its
+ * weights are multipliers on the stored weighting (1 = as indexed), and
+ * the distance is
+ *
+ *     dist = sum over blocks b of  w_b * || q_b - r_b ||^2
+ *
+ * with part_b = w_b * ||q_b - r_b||^2 reported per block (--explain; the
+ * parts sum to dist).  A query without colour (RANK_NO_COLOUR) sets the
+ * weight of the block named "colour" to 0.
+ *
+ * Score: 100 * exp(-RANK_SCORE_K * dist / S), where S = sum_b w_b * s_b
+ * and s_b is the mean squared distance of block b between random pairs of
+ * references (rank_calibrate(), done by the archive at index time).  S is
+ * the expected distance of an unrelated pair under the same weights, so
+ * scores mean the same whatever the weights: 100 is identical, 50 is
+ * 23% of an unrelated pair's distance, an unrelated pair scores about 5.
+ * The score falls strictly as the distance grows.
+ *
+ * Paths (rank_search): the exact scan over every reference (filters
+ * first, then weighted distances; OpenMP) when there is no ANN index,
+ * the index is exact, or RANK_EXACT is given.  Otherwise the ANN index is
+ * asked for more candidates than wanted (rank_fetch()), they are filtered
+ * and re-ranked exactly; if filters leave fewer than k, the fetch doubles
+ * up to RANK_FETCH_MAX and then falls back to the exact scan, so a filter
+ * never silently shortens a result list.
+ */
+#ifndef REFSCAN_RANK_H
+#define REFSCAN_RANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+struct knn;
+
+#define RANK_MAX_BLOCKS 16
+#define RANK_MAX_K 10000u
+/* 100 * exp(-K * dist / S): an unrelated pair (dist = S) scores ~5. */
+#define RANK_SCORE_K 3.0
+/* Name of the block a colourless query drops. */
+#define RANK_COLOUR_BLOCK "colour"
+/* ANN candidates fetched at most before falling back to the exact scan. */
+#define RANK_FETCH_MAX 20000u
+/* Random pairs rank_calibrate() averages over by default. */
+#define RANK_CALIBRATION_PAIRS 4096u
+
+struct rank_block {
+	const char *name; /* "shape", "local", "relief", "colour", "size" */
+	size_t offset;    /* first component */
+	size_t len;       /* components */
+};
+
+/* Blocks tile [0, dim) in order, without gaps or overlap. */
+struct rank_layout {
+	uint32_t schema_id; /* descriptor schema the layout belongs to */
+	size_t dim;         /* components per vector */
+	size_t n_blocks;
+	const struct rank_block *blocks;
+};
+
+/*
+ * The references a query runs against, as the archive exposes them.
+ * Everything is borrowed; rank never frees or changes it.
+ */
+struct ref_table {
+	size_t n;              /* references */
+	size_t dim;            /* must equal the layout's */
+	const int64_t *ids;    /* n ids, strictly ascending */
+	const float *vecs;     /* n * dim stored descriptors, row-major */
+	const float *size_mm;  /* n largest extents in mm (NAN unknown), or NULL */
+	const double *block_scale; /* n_blocks calibration (rank_calibrate), or NULL */
+	const float *block_mean;   /* dim: mean descriptor (rank_calibrate), or NULL */
+	/*
+	 * Value of metadata key for a row, or NULL when absent.  Called from
+	 * one thread at a time; the string must live until the next call.
+	 * NULL when the archive has no metadata (key filters then match
+	 * nothing).
+	 */
+	const char *(*meta)(void *ctx, size_t row, const char *key);
+	void *ctx;
+};
+
+struct rank_filter {
+	const char *key;   /* metadata key */
+	const char *value; /* exact, case-sensitive value */
+};
+
+enum rank_flags {
+	RANK_NO_COLOUR = 1 << 0, /* the query has no colour: drop that block */
+	RANK_EXACT = 1 << 1      /* scan every reference even with an index */
+};
+
+struct rank_query {
+	const float *vec;      /* dim components (layout of the table) */
+	const float *weights;  /* n_blocks multipliers >= 0, NULL = all 1 */
+	size_t k;              /* hits wanted, 1..RANK_MAX_K */
+	unsigned flags;        /* enum rank_flags */
+	const struct rank_filter *filters; /* all must match */
+	size_t n_filters;
+	double size_min_mm;    /* inclusive; NAN = no lower bound */
+	double size_max_mm;    /* inclusive; NAN = no upper bound */
+};
+
+struct rank_hit {
+	int64_t id;
+	size_t row;                   /* row in the ref_table */
+	float dist;                   /* weighted squared distance */
+	float score;                  /* 0..100, see the top of this file */
+	float part[RANK_MAX_BLOCKS];  /* per block w_b * ||q_b - r_b||^2 */
+};
+
+struct rank_result {
+	size_t n_hits;       /* hits written, <= k (fewer only if fewer match) */
+	size_t n_candidates; /* references whose distance was computed */
+	size_t n_filtered;   /* candidates rejected by filters */
+	size_t n_fetched;    /* ANN candidates asked for, 0 on the exact path */
+	int exact;           /* 1 when the exact scan produced the hits */
+	double scale;        /* S used for the score */
+};
+
+/* Set q to: no weights (all 1), k hits, no flags, no filters, open range. */
+void rank_query_init(struct rank_query *q, const float *vec, size_t k);
+
+/*
+ * Check a layout (blocks tile [0, dim), at most RANK_MAX_BLOCKS, names
+ * set and distinct).  Returns 0 or ERR_FORMAT naming the block.
+ */
+int rank_layout_check(const struct rank_layout *l, struct err *e);
+
+/*
+ * Check a table against a layout: same dim, ids strictly ascending,
+ * vectors present.  O(n); the archive calls it once when it opens.
+ * Returns 0 or ERR_FORMAT naming the row.
+ */
+int rank_table_check(const struct ref_table *t, const struct rank_layout *l,
+		     struct err *e);
+
+/*
+ * Effective block weights of a query: q->weights (or 1), with the colour
+ * block at 0 under RANK_NO_COLOUR.  OUT: w[l->n_blocks].  Returns 0 or
+ * ERR_FORMAT (negative or non-finite weight, or every weight 0).
+ */
+int rank_weights(const struct rank_layout *l, const struct rank_query *q,
+		 float *w, struct err *e);
+
+/*
+ * Weighted squared distance between a and b (l->dim each) under block
+ * weights w.  OUT: part[l->n_blocks] per-block terms if part is not NULL.
+ */
+float rank_distance(const struct rank_layout *l, const float *w,
+		    const float *a, const float *b, float *part);
+
+/* S = sum_b w_b * block_scale[b]; the score's unit of distance. */
+double rank_scale(const struct rank_layout *l, const float *w,
+		  const double *block_scale);
+
+/* 100 * exp(-RANK_SCORE_K * dist / scale) in [0, 100]; 0 if scale <= 0. */
+float rank_score(float dist, double scale);
+
+/*
+ * Calibrate on a table: OUT scale[l->n_blocks], the mean squared distance
+ * of each block over n_pairs seeded random pairs of distinct rows (0 =
+ * RANK_CALIBRATION_PAIRS), and mean[dim] (may be NULL), the mean vector.
+ * Deterministic for a seed.  Returns 0, or ERR_FORMAT when n < 2.
+ */
+int rank_calibrate(const struct ref_table *t, const struct rank_layout *l,
+		   size_t n_pairs, uint64_t seed, double *scale, float *mean,
+		   struct err *e);
+
+/* 1 when row passes the query's metadata and size filters. */
+int rank_match(const struct ref_table *t, size_t row,
+	       const struct rank_query *q);
+
+/*
+ * ANN candidates fetched for k hits: k when the query uses the index's
+ * own weighting and no filters (the ANN order is then the exact order),
+ * else max(10 k, 200); capped at RANK_FETCH_MAX.
+ */
+size_t rank_fetch(size_t k, int reweighted, int filtered);
+
+/*
+ * Rank the table's references for one query (paths at the top of this
+ * file).  index may be NULL; when given it must hold exactly the table's
+ * ids (a candidate id missing from the table is ERR_CORRUPT).
+ * OUT: hits[0..res->n_hits) best first, ties by ascending id, with parts
+ * and scores; res.  Table and layout must have passed their checks.
+ * Thread-safe if the table's meta callback may be called concurrently
+ * from different rank_search() calls.  Returns 0, ERR_FORMAT (weights,
+ * dimension), ERR_LIMIT (k), ERR_NOMEM, ERR_FAISS, ERR_CORRUPT.
+ */
+int rank_search(const struct ref_table *t, const struct rank_layout *l,
+		const struct knn *index, const struct rank_query *q,
+		struct rank_hit *hits, struct rank_result *res, struct err *e);
+
+#endif

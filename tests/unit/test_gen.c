@@ -1,0 +1,745 @@
+/*
+ * test_gen.c - the scan generator (tests/lib/gen.c): determinism, sizes
+ * and triangle counts, watertight seams and outward winding, relief
+ * statistics that tell the materials apart the way real scans do, texture
+ * mode, the library plan, and the perturbations used to evaluate
+ * descriptors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "formats/image.h"
+#include "formats/scan.h"
+#include "tests/lib/gen.h"
+
+/* Doubles within tol (cmocka's assert_float_equal works in float). */
+#define assert_near(a, b, tol) assert_near_at((a), (b), (tol), #a, __FILE__, __LINE__)
+static void assert_near_at(double a, double b, double tol, const char *what,
+			   const char *file, int line)
+{
+	if (!(fabs(a - b) <= tol))
+		fail_msg("%s:%d: %s = %.9g, want %.9g +- %.3g", file, line, what, a, b, tol);
+}
+
+static struct gen_params small(enum gen_form f, enum gen_material m, size_t tris)
+{
+	struct gen_params p;
+	gen_params_init(&p);
+	p.form = f;
+	p.material = m;
+	p.triangles = tris;
+	p.seed = 42;
+	return p;
+}
+
+static void make(const struct gen_params *p, struct scan *s)
+{
+	struct err e;
+	err_init(&e);
+	int rc = gen_scan(p, s, NULL, &e);
+	if (rc)
+		fail_msg("gen_scan: %s", e.msg);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Count undirected edges (vertices identified by position) used by one
+ * face (boundary), two faces (manifold interior) or more.
+ */
+static void edge_census(const struct scan *s, size_t *once, size_t *twice, size_t *more,
+			double *rim_z)
+{
+	/* identify vertices by exact position: sort indices by position bits */
+	size_t nv = s->n_vertices;
+	uint32_t *id = malloc(nv * sizeof(*id));
+	uint64_t *key = malloc(nv * sizeof(*key) * 2);
+	assert_non_null(id);
+	assert_non_null(key);
+	for (size_t i = 0; i < nv; i++) {
+		uint32_t b[3];
+		memcpy(b, s->positions + 3 * i, sizeof(b));
+		/* 64-bit hash of the bits, then index: equal positions sort together */
+		uint64_t h = ((uint64_t)b[0] * 0x9E3779B97F4A7C15ull) ^
+			     ((uint64_t)b[1] * 0xC2B2AE3D27D4EB4Full) ^
+			     ((uint64_t)b[2] * 0x165667B19E3779F9ull);
+		key[2 * i] = h;
+		key[2 * i + 1] = i;
+	}
+	/* simple approach: sort pairs (hash, index) by hash */
+	qsort(key, nv, 2 * sizeof(uint64_t), cmp_u64);
+	for (size_t i = 0; i < nv;) {
+		size_t j = i;
+		while (j < nv && key[2 * j] == key[2 * i])
+			j++;
+		for (size_t k = i; k < j; k++)
+			id[key[2 * k + 1]] = (uint32_t)key[2 * i + 1];
+		i = j;
+	}
+	uint64_t *edges = malloc(3 * s->n_faces * sizeof(*edges));
+	assert_non_null(edges);
+	for (size_t f = 0; f < s->n_faces; f++)
+		for (int k = 0; k < 3; k++) {
+			uint64_t a = id[s->indices[3 * f + k]];
+			uint64_t b = id[s->indices[3 * f + (k + 1) % 3]];
+			edges[3 * f + k] = a < b ? a << 32 | b : b << 32 | a;
+		}
+	qsort(edges, 3 * s->n_faces, sizeof(*edges), cmp_u64);
+	*once = *twice = *more = 0;
+	for (size_t i = 0; i < 3 * s->n_faces;) {
+		size_t j = i;
+		while (j < 3 * s->n_faces && edges[j] == edges[i])
+			j++;
+		if (j - i == 1) {
+			(*once)++;
+			/* how far the boundary is from the bottom or top of the box */
+			for (int k = 0; k < 2 && rim_z; k++) {
+				uint32_t v = (uint32_t)(k ? edges[i] : edges[i] >> 32);
+				double z = s->positions[3 * (size_t)v + 2];
+				double dz = fmin(fabs(z - s->bbox_min[2]), fabs(z - s->bbox_max[2]));
+				*rim_z = dz > *rim_z ? dz : *rim_z;
+			}
+		}
+		else if (j - i == 2)
+			(*twice)++;
+		else
+			(*more)++;
+		i = j;
+	}
+	free(edges);
+	free(key);
+	free(id);
+}
+
+/* Signed volume by the divergence theorem (positive: outward winding). */
+static double signed_volume(const struct scan *s)
+{
+	double v = 0;
+	for (size_t f = 0; f < s->n_faces; f++) {
+		const float *a = s->positions + 3 * s->indices[3 * f];
+		const float *b = s->positions + 3 * s->indices[3 * f + 1];
+		const float *c = s->positions + 3 * s->indices[3 * f + 2];
+		v += ((double)a[0] * ((double)b[1] * c[2] - (double)b[2] * c[1]) -
+		      (double)a[1] * ((double)b[0] * c[2] - (double)b[2] * c[0]) +
+		      (double)a[2] * ((double)b[0] * c[1] - (double)b[1] * c[0])) / 6.0;
+	}
+	return v;
+}
+
+static double max_extent(const struct scan *s)
+{
+	double m = 0;
+	for (int k = 0; k < 3; k++) {
+		double d = (double)s->bbox_max[k] - s->bbox_min[k];
+		m = d > m ? d : m;
+	}
+	return m;
+}
+
+static void test_gen_same_seed_gives_identical_scans(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_BLOB, GEN_MAT_SKIN, 6000);
+	p.color = GEN_COLOR_VERTEX;
+	struct scan a, b, c;
+	make(&p, &a);
+	make(&p, &b);
+	p.seed = 43;
+	make(&p, &c);
+	assert_int_equal(a.n_vertices, b.n_vertices);
+	assert_int_equal(a.n_faces, b.n_faces);
+	assert_memory_equal(a.positions, b.positions, 3 * a.n_vertices * sizeof(float));
+	assert_memory_equal(a.normals, b.normals, 3 * a.n_vertices * sizeof(float));
+	assert_memory_equal(a.colors, b.colors, 4 * a.n_vertices);
+	assert_memory_equal(a.indices, b.indices, 3 * a.n_faces * sizeof(uint32_t));
+	/* another seed: same topology size, different surface */
+	assert_int_equal(a.n_vertices, c.n_vertices);
+	assert_true(memcmp(a.positions, c.positions, 3 * a.n_vertices * sizeof(float)) != 0);
+	scan_release(&a);
+	scan_release(&b);
+	scan_release(&c);
+}
+
+static void test_gen_meets_triangle_target_and_size_for_every_form(void **state)
+{
+	(void)state;
+	for (int f = 0; f < GEN_N_FORMS; f++) {
+		for (size_t target = 3000; target <= 48000; target *= 4) {
+			struct gen_params p = small((enum gen_form)f, GEN_MAT_NONE, target);
+			p.size_mm = 80;
+			struct scan s;
+			make(&p, &s);
+			double ratio = (double)s.n_faces / (double)target;
+			if (ratio < 0.93 || ratio > 1.07)
+				fail_msg("%s: %zu triangles for a target of %zu",
+					 gen_form_name((enum gen_form)f), s.n_faces, target);
+			/* no relief: the largest extent is the requested size */
+			assert_near(max_extent(&s), 80.0, 1e-3);
+			assert_int_equal(s.units, UNITS_MM);
+			assert_string_equal(scan_meta_get(&s, "form"), gen_form_name((enum gen_form)f));
+			assert_int_equal(s.n_nonfinite, 0);
+			scan_release(&s);
+		}
+	}
+}
+
+static void test_gen_closed_forms_are_watertight_and_outward(void **state)
+{
+	(void)state;
+	const enum gen_form closed[] = { GEN_FORM_BLOB, GEN_FORM_BOX, GEN_FORM_LIMB, GEN_FORM_TORUS };
+	for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
+		struct gen_params p = small(closed[i], GEN_MAT_STONE, 8000);
+		struct scan s;
+		make(&p, &s);
+		size_t once, twice, more;
+		edge_census(&s, &once, &twice, &more, NULL);
+		/* every edge joins exactly two triangles, across seams too */
+		if (once || more)
+			fail_msg("%s: %zu boundary and %zu non-manifold edges",
+				 gen_form_name(closed[i]), once, more);
+		assert_true(twice > 0);
+		assert_true(signed_volume(&s) > 0);
+		/* vertex normals agree with the winding: point away from the centre */
+		double cx = 0.5 * ((double)s.bbox_min[0] + s.bbox_max[0]);
+		double cy = 0.5 * ((double)s.bbox_min[1] + s.bbox_max[1]);
+		double cz = 0.5 * ((double)s.bbox_min[2] + s.bbox_max[2]);
+		size_t out = 0;
+		for (size_t v = 0; v < s.n_vertices; v++) {
+			const float *q = s.positions + 3 * v, *n = s.normals + 3 * v;
+			double d[3] = { q[0] - cx, q[1] - cy, q[2] - cz };
+			if (closed[i] == GEN_FORM_TORUS) {
+				/* away from the tube's centre line */
+				double r = sqrt(d[0] * d[0] + d[1] * d[1]);
+				/* 100 mm outer diameter: the tube's centre circle has radius 36 mm */
+				double k = r > 0 ? (r - 36.0) / r : 0;
+				d[0] *= k;
+				d[1] *= k;
+			}
+			if (d[0] * n[0] + d[1] * n[1] + d[2] * n[2] > 0)
+				out++;
+		}
+		if ((double)out < 0.97 * (double)s.n_vertices)
+			fail_msg("%s: only %zu of %zu normals point outward",
+				 gen_form_name(closed[i]), out, s.n_vertices);
+		scan_release(&s);
+	}
+}
+
+static void test_gen_open_forms_have_boundary_only_at_the_rim(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_TRUNK, GEN_MAT_BARK, 10000);
+	struct scan s;
+	make(&p, &s);
+	size_t once, twice, more;
+	double rim = 0;
+	edge_census(&s, &once, &twice, &more, &rim);
+	assert_int_equal(more, 0);
+	/* boundary edges: the two rims only (the wrap seam is welded); bark
+	 * relief tilts them by at most a few mm */
+	assert_true(once > 0 && once < s.n_faces / 50);
+	assert_true(rim < 4.0);
+	scan_release(&s);
+}
+
+/* Statistics of gen_relief on a flat patch (normal z, grain y). */
+struct rstats {
+	double rms, skew, aniso;   /* aniso: mean |dh/dx| / mean |dh/dy| */
+	double corr50;             /* lag (mm) where autocorrelation along x < 0.5 */
+	double gpeak, gpeak_lag;   /* peak of the gradient autocorrelation, lag mm */
+};
+
+#define RN 400
+static void relief_stats(enum gen_material m, double sp, double amp, struct rstats *st)
+{
+	static double H[RN][RN];
+	const double nrm[3] = { 0, 0, 1 };
+	double mean = 0, m2 = 0, m3 = 0, gx = 0, gy = 0;
+	for (int j = 0; j < RN; j++)
+		for (int i = 0; i < RN; i++) {
+			double p[3] = { i * sp + 3.3, j * sp - 7.1, 0 };
+			H[j][i] = gen_relief(m, 7, p, nrm, 1, sp, amp);
+			mean += H[j][i];
+		}
+	mean /= RN * RN;
+	for (int j = 0; j < RN; j++)
+		for (int i = 0; i < RN; i++) {
+			double d = H[j][i] - mean;
+			m2 += d * d;
+			m3 += d * d * d;
+			if (i + 1 < RN && j + 1 < RN) {
+				gx += fabs(H[j][i + 1] - H[j][i]);
+				gy += fabs(H[j + 1][i] - H[j][i]);
+			}
+		}
+	m2 /= RN * RN;
+	m3 /= RN * RN;
+	st->rms = sqrt(m2);
+	st->skew = m2 > 0 ? m3 / pow(m2, 1.5) : 0;
+	st->aniso = gy > 0 ? gx / gy : 0;
+	st->corr50 = -1;
+	for (int L = 1; L < RN / 2 && st->corr50 < 0 && m2 > 0; L++) {
+		double c = 0;
+		long n = 0;
+		for (int j = 0; j < RN; j += 2)
+			for (int i = 0; i + L < RN; i++, n++)
+				c += (H[j][i] - mean) * (H[j][i + L] - mean);
+		if (c / (double)n / m2 < 0.5)
+			st->corr50 = L * sp;
+	}
+	double g2 = 0;
+	for (int j = 0; j < RN; j += 2)
+		for (int i = 0; i + 1 < RN; i++)
+			g2 += (H[j][i + 1] - H[j][i]) * (H[j][i + 1] - H[j][i]);
+	st->gpeak = 0;
+	st->gpeak_lag = 0;
+	for (int L = (int)(0.6 / sp); L < (int)(4.0 / sp) && g2 > 0; L++) {
+		double c = 0;
+		for (int j = 0; j < RN; j += 2)
+			for (int i = 0; i + L + 1 < RN; i++)
+				c += (H[j][i + 1] - H[j][i]) * (H[j][i + L + 1] - H[j][i + L]);
+		if (c / g2 > st->gpeak) {
+			st->gpeak = c / g2;
+			st->gpeak_lag = L * sp;
+		}
+	}
+	print_message("  %-9s rms %.4f mm skew %+.2f aniso %.2f corr50 %.2f mm gradpeak %.2f at %.2f mm\n",
+		      gen_material_name(m), st->rms, st->skew, st->aniso, st->corr50,
+		      st->gpeak, st->gpeak_lag);
+}
+
+static void test_gen_materials_differ_in_scan_statistics(void **state)
+{
+	(void)state;
+	struct rstats st[GEN_N_MATERIALS];
+	const double sp = 0.05; /* a 20 x 20 mm patch sampled every 0.05 mm */
+	for (int m = 0; m < GEN_N_MATERIALS; m++)
+		relief_stats((enum gen_material)m, sp, 0, &st[m]);
+	assert_true(st[GEN_MAT_NONE].rms == 0);
+	/* every material has relief of its documented order of magnitude */
+	for (int m = 1; m < GEN_N_MATERIALS; m++) {
+		double a = gen_material_amplitude((enum gen_material)m);
+		if (st[m].rms < 0.05 * a || st[m].rms > a)
+			fail_msg("%s: rms %.4f mm for a peak depth of %.3f mm",
+				 gen_material_name((enum gen_material)m), st[m].rms, a);
+	}
+	/* skin: pits and creases make a strongly negative skew, fine scale */
+	assert_true(st[GEN_MAT_SKIN].skew < -1.0);
+	assert_true(st[GEN_MAT_SKIN].corr50 < 0.3);
+	/* wood: raised latewood, positive skew; grain makes it anisotropic */
+	assert_true(st[GEN_MAT_WOOD].skew > 0.3);
+	assert_true(st[GEN_MAT_WOOD].aniso > 3.0);
+	/* bark: furrows along the grain, mm-scale, depth in mm */
+	assert_true(st[GEN_MAT_BARK].aniso > 2.0);
+	assert_true(st[GEN_MAT_BARK].skew < 0);
+	assert_true(st[GEN_MAT_BARK].rms > 0.3);
+	/* isotropic ones */
+	const enum gen_material iso[] = { GEN_MAT_STONE, GEN_MAT_HAMMERED, GEN_MAT_LEATHER };
+	for (size_t i = 0; i < 3; i++)
+		assert_true(st[iso[i]].aniso > 0.67 && st[iso[i]].aniso < 1.5);
+	/* hammered: smooth dimples 2-3.6 mm across, wider than skin features */
+	assert_true(st[GEN_MAT_HAMMERED].corr50 > 3 * st[GEN_MAT_SKIN].corr50);
+	/* stone: cracks give a negative tail, no periodicity */
+	assert_true(st[GEN_MAT_STONE].skew < -0.3);
+	assert_true(st[GEN_MAT_STONE].gpeak < 0.2);
+	/* periodic textiles: weave repeats every two 0.7 mm threads, knit every 3 mm wale */
+	assert_true(st[GEN_MAT_FABRIC].gpeak > 0.5);
+	assert_near(st[GEN_MAT_FABRIC].gpeak_lag, 1.4, 0.1);
+	assert_true(st[GEN_MAT_KNIT].gpeak > 0.2);
+	assert_near(st[GEN_MAT_KNIT].gpeak_lag, 3.0, 0.25);
+}
+
+static void test_gen_relief_scales_with_amplitude_and_band_limits(void **state)
+{
+	(void)state;
+	const double p[3] = { 1.234, -5.6, 0.7 }, n[3] = { 0, 0, 1 };
+	for (int m = 1; m < GEN_N_MATERIALS; m++) {
+		double a = gen_material_amplitude((enum gen_material)m);
+		double h1 = gen_relief((enum gen_material)m, 3, p, n, 1, 0.05, a);
+		double h2 = gen_relief((enum gen_material)m, 3, p, n, 1, 0.05, 2 * a);
+		double h0 = gen_relief((enum gen_material)m, 3, p, n, 1, 0.05, 0);
+		assert_near(h2, 2 * h1, 1e-12);
+		assert_near(h0, h1, 1e-12); /* 0 means the default */
+	}
+	/* seen every 2 mm, skin's sub-mm pores and creases fade out, stone's
+	 * 16 mm relief stays */
+	struct rstats fine, coarse;
+	relief_stats(GEN_MAT_SKIN, 0.05, 0, &fine);
+	relief_stats(GEN_MAT_SKIN, 2.0, 0, &coarse);
+	assert_true(coarse.rms < 0.5 * fine.rms);
+	relief_stats(GEN_MAT_STONE, 0.05, 0, &fine);
+	relief_stats(GEN_MAT_STONE, 2.0, 0, &coarse);
+	assert_true(coarse.rms > 0.5 * fine.rms);
+}
+
+static void test_gen_texture_mode_gives_uvs_material_and_image(void **state)
+{
+	(void)state;
+	const enum gen_form forms[] = { GEN_FORM_TILE, GEN_FORM_BOX };
+	for (int i = 0; i < 2; i++) {
+		struct gen_params p = small(forms[i], GEN_MAT_WOOD, 4000);
+		p.size_mm = 30; /* 0.5 mm texels resolve the 2 mm rings */
+		p.color = GEN_COLOR_TEXTURE;
+		p.texture_px = 64;
+		p.texture_name = "wood.png";
+		struct scan s;
+		struct image tex;
+		struct err e;
+		err_init(&e);
+		assert_int_equal(gen_scan(&p, &s, &tex, &e), 0);
+		assert_non_null(s.uvs);
+		assert_null(s.colors);
+		for (size_t v = 0; v < 2 * s.n_vertices; v++)
+			assert_true(s.uvs[v] >= 0.0f && s.uvs[v] <= 1.0f);
+		assert_int_equal(s.n_textures, 1);
+		assert_string_equal(s.textures[0].declared, "wood.png");
+		assert_int_equal(s.n_materials, 1);
+		assert_string_equal(s.materials[0].name, "wood");
+		assert_int_equal(s.materials[0].texture, 0);
+		assert_int_equal(tex.width, 64);
+		assert_int_equal(tex.height, 64);
+		/* a wood texture: brownish (red > blue), with rings (not flat) */
+		double sr = 0, sb = 0, lo = 255, hi = 0;
+		for (size_t k = 0; k < 64 * 64; k++) {
+			const uint8_t *px = tex.rgba + 4 * k;
+			sr += px[0];
+			sb += px[2];
+			lo = px[1] < lo ? px[1] : lo;
+			hi = px[1] > hi ? px[1] : hi;
+			assert_int_equal(px[3], 255);
+		}
+		assert_true(sr > 1.3 * sb);
+		assert_true(hi - lo > 30);
+		scan_release(&s);
+		image_release(&tex);
+	}
+}
+
+static void test_gen_vertex_colours_darken_in_cavities(void **state)
+{
+	(void)state;
+	/* bark furrows are dark: low vertices are darker than high ones */
+	struct gen_params p = small(GEN_FORM_TILE, GEN_MAT_BARK, 60000);
+	p.size_mm = 150;
+	p.color = GEN_COLOR_VERTEX;
+	struct scan s;
+	make(&p, &s);
+	assert_non_null(s.colors);
+	double zsum = 0;
+	for (size_t v = 0; v < s.n_vertices; v++)
+		zsum += s.positions[3 * v + 2];
+	double zmean = zsum / (double)s.n_vertices;
+	double lo_l = 0, hi_l = 0;
+	size_t lo_n = 0, hi_n = 0;
+	for (size_t v = 0; v < s.n_vertices; v++) {
+		const uint8_t *c = s.colors + 4 * v;
+		double l = c[0] + c[1] + c[2];
+		if (s.positions[3 * v + 2] < zmean - 1.0) {
+			lo_l += l;
+			lo_n++;
+		} else if (s.positions[3 * v + 2] > zmean + 0.5) {
+			hi_l += l;
+			hi_n++;
+		}
+		assert_int_equal(c[3], 255);
+	}
+	assert_true(lo_n > 100 && hi_n > 100);
+	assert_true(lo_l / (double)lo_n < 0.8 * hi_l / (double)hi_n);
+	scan_release(&s);
+}
+
+static void test_gen_library_plan_covers_every_form_and_material(void **state)
+{
+	(void)state;
+	int seen[GEN_N_FORMS][GEN_N_MATERIALS] = { { 0 } };
+	int fmts[GEN_N_FORMATS] = { 0 }, colors[GEN_N_COLORS] = { 0 };
+	for (size_t i = 0; i < GEN_N_FORMS * GEN_N_MATERIALS; i++) {
+		struct gen_params p, q;
+		enum gen_format f, g;
+		gen_library_item(i, 9, 0, &p, &f);
+		gen_library_item(i, 9, 0, &q, &g);
+		assert_memory_equal(&p, &q, sizeof(p)); /* deterministic */
+		assert_int_equal(f, g);
+		seen[p.form][p.material]++;
+		fmts[f]++;
+		colors[p.color]++;
+		assert_true(p.triangles >= 5000 && p.triangles <= 60000);
+		if (f == GEN_FMT_STL || f == GEN_FMT_STL_ASCII)
+			assert_int_equal(p.color, GEN_COLOR_NONE);
+	}
+	for (int f = 0; f < GEN_N_FORMS; f++)
+		for (int m = 0; m < GEN_N_MATERIALS; m++)
+			assert_int_equal(seen[f][m], 1);
+	for (int f = 0; f < GEN_N_FORMATS; f++)
+		assert_true(fmts[f] > 0);
+	for (int c = 0; c < GEN_N_COLORS; c++)
+		assert_true(colors[c] > 0);
+}
+
+static void test_gen_rigid_keeps_shape_up_to_scale(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_LIMB, GEN_MAT_SKIN, 4000);
+	struct scan a, b;
+	make(&p, &a);
+	make(&p, &b);
+	double R[9], t[3];
+	struct err e;
+	err_init(&e);
+	assert_int_equal(gen_rigid(&b, 5, 1.7, 30.0, R, t, &e), 0);
+	/* R is a rotation */
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++) {
+			double d = 0;
+			for (int k = 0; k < 3; k++)
+				d += R[3 * i + k] * R[3 * j + k];
+			assert_near(d, i == j ? 1.0 : 0.0, 1e-9);
+		}
+	double det = R[0] * (R[4] * R[8] - R[5] * R[7]) - R[1] * (R[3] * R[8] - R[5] * R[6]) +
+		     R[2] * (R[3] * R[7] - R[4] * R[6]);
+	assert_near(det, 1.0, 1e-9);
+	for (int k = 0; k < 3; k++)
+		assert_true(fabs(t[k]) <= 30.0);
+	/* distances scale by 1.7, normals keep their angles */
+	for (size_t k = 0; k < 200; k++) {
+		size_t i = (k * 7919) % a.n_vertices, j = (k * 104729 + 13) % a.n_vertices;
+		double da = 0, db = 0, na = 0, nb = 0;
+		for (int q = 0; q < 3; q++) {
+			double x = (double)a.positions[3 * i + q] - a.positions[3 * j + q];
+			double y = (double)b.positions[3 * i + q] - b.positions[3 * j + q];
+			da += x * x;
+			db += y * y;
+			na += (double)a.normals[3 * i + q] * a.normals[3 * j + q];
+			nb += (double)b.normals[3 * i + q] * b.normals[3 * j + q];
+		}
+		assert_near(sqrt(db), 1.7 * sqrt(da), 1e-4 * (1 + sqrt(db)));
+		assert_near(nb, na, 1e-5);
+	}
+	scan_release(&a);
+	scan_release(&b);
+}
+
+static void test_gen_noise_moves_along_normals_with_sigma(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_BLOB, GEN_MAT_NONE, 20000);
+	struct scan a, b;
+	make(&p, &a);
+	make(&p, &b);
+	struct err e;
+	err_init(&e);
+	const double sigma = 0.05;
+	assert_int_equal(gen_noise(&b, 11, sigma, &e), 0);
+	double s1 = 0, s2 = 0, off = 0;
+	for (size_t v = 0; v < a.n_vertices; v++) {
+		const float *n = a.normals + 3 * v;
+		double d[3], along = 0, len2 = 0;
+		for (int k = 0; k < 3; k++) {
+			d[k] = (double)b.positions[3 * v + k] - a.positions[3 * v + k];
+			along += d[k] * n[k];
+			len2 += d[k] * d[k];
+		}
+		s1 += along;
+		s2 += along * along;
+		off += sqrt(fabs(len2 - along * along));
+	}
+	double nv = (double)a.n_vertices;
+	double mean = s1 / nv, sd = sqrt(s2 / nv - mean * mean);
+	assert_true(fabs(mean) < 0.1 * sigma);
+	assert_near(sd, sigma, 0.1 * sigma);
+	assert_true(off / nv < 1e-3 * sigma + 1e-5); /* only along the normal */
+	/* seams move together: still closed */
+	size_t once, twice, more;
+	edge_census(&b, &once, &twice, &more, NULL);
+	assert_int_equal(once, 0);
+	assert_int_equal(more, 0);
+	scan_release(&a);
+	scan_release(&b);
+}
+
+static void test_gen_decimate_reduces_by_factor(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_TORUS, GEN_MAT_KNIT, 40000);
+	p.color = GEN_COLOR_VERTEX;
+	struct scan a, d;
+	make(&p, &a);
+	struct err e;
+	err_init(&e);
+	assert_int_equal(gen_decimate(&a, 4.0, &d, &e), 0);
+	double r = (double)d.n_vertices / ((double)a.n_vertices / 4.0);
+	assert_true(r > 0.85 && r < 1.15);
+	assert_true(d.n_faces > a.n_faces / 6 && d.n_faces < a.n_faces / 2);
+	assert_non_null(d.normals);
+	assert_non_null(d.colors);
+	assert_null(d.uvs);
+	for (size_t f = 0; f < d.n_faces; f++) {
+		const uint32_t *t = d.indices + 3 * f;
+		assert_true(t[0] != t[1] && t[1] != t[2] && t[0] != t[2]);
+	}
+	/* same object: bounding boxes agree to a couple of cluster sizes */
+	for (int k = 0; k < 3; k++) {
+		assert_near(d.bbox_min[k], a.bbox_min[k], 6.0);
+		assert_near(d.bbox_max[k], a.bbox_max[k], 6.0);
+	}
+	assert_int_equal(d.units, UNITS_MM);
+	scan_release(&a);
+	scan_release(&d);
+}
+
+static void test_gen_sample_points_is_area_weighted(void **state)
+{
+	(void)state;
+	/* a quad of area 0.625 split into triangles of area 0.125 and 0.5 */
+	struct scan s, c;
+	struct err e;
+	err_init(&e);
+	scan_init(&s);
+	assert_int_equal(scan_alloc(&s, 4, 2, 0, &e), 0);
+	const float pos[12] = { 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0.25f, 0 };
+	const uint32_t idx[6] = { 0, 1, 3, 1, 2, 3 };
+	memcpy(s.positions, pos, sizeof(pos));
+	memcpy(s.indices, idx, sizeof(idx));
+	s.n_vertices = 4;
+	s.n_faces = 2;
+	assert_int_equal(scan_finalize(&s, &e), 0);
+	assert_int_equal(gen_sample_points(&s, 20000, 3, &c, &e), 0);
+	assert_int_equal(c.n_vertices, 20000);
+	assert_int_equal(c.n_faces, 0);
+	size_t first = 0;
+	for (size_t i = 0; i < c.n_vertices; i++) {
+		const float *q = c.positions + 3 * i;
+		assert_true(q[0] >= 0 && q[0] <= 1 && q[1] >= 0 && q[1] <= 1);
+		assert_true(q[2] == 0);
+		assert_near(c.normals[3 * i + 2], 1.0, 1e-6);
+		/* below the line from (1,0) to (0,0.25): the small triangle */
+		if (q[1] < 0.25 * (1 - q[0]))
+			first++;
+	}
+	assert_near((double)first / 20000.0, 0.125 / 0.625, 0.01);
+	scan_release(&s);
+	scan_release(&c);
+}
+
+static void test_gen_crop_keeps_fraction_and_attributes(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_BOX, GEN_MAT_LEATHER, 20000);
+	p.color = GEN_COLOR_TEXTURE;
+	p.texture_px = 32;
+	struct scan a, c;
+	struct image tex;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(gen_scan(&p, &a, &tex, &e), 0);
+	assert_int_equal(gen_crop(&a, 0.4, 8, &c, &e), 0);
+	double r = (double)c.n_vertices / (double)a.n_vertices;
+	assert_near(r, 0.4, 0.01);
+	assert_true(c.n_faces > 0 && c.n_faces < a.n_faces / 2);
+	assert_non_null(c.uvs);
+	assert_non_null(c.normals);
+	assert_int_equal(c.n_textures, 1);
+	assert_int_equal(c.materials[0].texture, 0);
+	/* every kept vertex is a vertex of the original, with its UV */
+	for (size_t v = 0; v < c.n_vertices; v += 97) {
+		bool found = false;
+		for (size_t w = 0; w < a.n_vertices && !found; w++)
+			found = !memcmp(c.positions + 3 * v, a.positions + 3 * w, 12) &&
+				!memcmp(c.uvs + 2 * v, a.uvs + 2 * w, 8);
+		assert_true(found);
+	}
+	struct scan all;
+	assert_int_equal(gen_crop(&a, 1.0, 8, &all, &e), 0);
+	assert_int_equal(all.n_vertices, a.n_vertices);
+	assert_int_equal(all.n_faces, a.n_faces);
+	scan_release(&a);
+	scan_release(&c);
+	scan_release(&all);
+	image_release(&tex);
+}
+
+static void test_gen_fails_cleanly_when_allocations_fail(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_BLOB, GEN_MAT_SKIN, 500);
+	p.color = GEN_COLOR_TEXTURE;
+	p.texture_px = 16;
+	int ok = 0;
+	for (long n = 0; n < 200 && !ok; n++) {
+		struct scan s;
+		struct image tex;
+		struct err e;
+		err_init(&e);
+		alloc_fail_after(n);
+		int rc = gen_scan(&p, &s, &tex, &e);
+		alloc_fail_after(-1);
+		if (rc == 0) {
+			ok = 1;
+			scan_release(&s);
+			image_release(&tex);
+		} else {
+			assert_int_equal(rc, ERR_NOMEM);
+			assert_int_equal(s.n_vertices, 0);
+			assert_null(s.positions);
+		}
+	}
+	assert_true(ok);
+}
+
+static void test_gen_rejects_bad_parameters(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_TILE, GEN_MAT_STONE, 1000);
+	struct scan s;
+	struct err e;
+	err_init(&e);
+	p.size_mm = 0;
+	assert_int_equal(gen_scan(&p, &s, NULL, &e), ERR_LIMIT);
+	p.size_mm = 10;
+	p.triangles = 2;
+	assert_int_equal(gen_scan(&p, &s, NULL, &e), ERR_LIMIT);
+	p.triangles = 100;
+	p.color = GEN_COLOR_TEXTURE;
+	assert_int_equal(gen_scan(&p, &s, NULL, &e), ERR_INTERNAL);
+	assert_int_equal(gen_form_parse("torus"), GEN_FORM_TORUS);
+	assert_int_equal(gen_material_parse("hammered"), GEN_MAT_HAMMERED);
+	assert_int_equal(gen_format_parse("stl-ascii"), GEN_FMT_STL_ASCII);
+	assert_int_equal(gen_material_parse("velvet"), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gen_same_seed_gives_identical_scans),
+		cmocka_unit_test(test_gen_meets_triangle_target_and_size_for_every_form),
+		cmocka_unit_test(test_gen_closed_forms_are_watertight_and_outward),
+		cmocka_unit_test(test_gen_open_forms_have_boundary_only_at_the_rim),
+		cmocka_unit_test(test_gen_materials_differ_in_scan_statistics),
+		cmocka_unit_test(test_gen_relief_scales_with_amplitude_and_band_limits),
+		cmocka_unit_test(test_gen_texture_mode_gives_uvs_material_and_image),
+		cmocka_unit_test(test_gen_vertex_colours_darken_in_cavities),
+		cmocka_unit_test(test_gen_library_plan_covers_every_form_and_material),
+		cmocka_unit_test(test_gen_rigid_keeps_shape_up_to_scale),
+		cmocka_unit_test(test_gen_noise_moves_along_normals_with_sigma),
+		cmocka_unit_test(test_gen_decimate_reduces_by_factor),
+		cmocka_unit_test(test_gen_sample_points_is_area_weighted),
+		cmocka_unit_test(test_gen_crop_keeps_fraction_and_attributes),
+		cmocka_unit_test(test_gen_fails_cleanly_when_allocations_fail),
+		cmocka_unit_test(test_gen_rejects_bad_parameters),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -38,9 +38,12 @@
  * stored positions (expected O(1) per corner, no per-vertex allocation),
  * so the scan is an indexed mesh whose n_vertices is the number of
  * distinct positions.  -0.0 is stored as +0.0 so the two weld; NaN
- * coordinates weld only with the same bit pattern.  n_faces and
- * n_polygons are the triangles in the file (degenerate ones kept).  The
- * file's facet normals are ignored (no vertex normals are produced).
+ * coordinates weld only with the same bit pattern.  Vertex order is
+ * first occurrence, whatever the hash.  NEEDSWORK: the hash is unseeded,
+ * so a crafted file could force long probe chains (slow, never wrong).
+ * n_faces and n_polygons are the triangles in the file (degenerate ones
+ * kept).  The file's facet normals are ignored (no vertex normals are
+ * produced).
  *
  * Colours (binary only) go to scan.face_colors:
  *   - Materialise Magics: the header holds "COLOR=" and 4 bytes RGBA, the

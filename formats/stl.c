@@ -452,8 +452,10 @@ static int read_binary(const unsigned char *buf, size_t len,
 		}
 		if ((rc = welder_add_key(&w, &k, &s->indices[c])) < 0) {
 			rc = weld_error(rc, lim, e);
-			e->offset = (int64_t)(STL_PREAMBLE + c / 3 * STL_RECORD);
-			e->line = 0;
+			if (e) {
+				e->offset = (int64_t)(STL_PREAMBLE + c / 3 * STL_RECORD);
+				e->line = 0;
+			}
 			goto out;
 		}
 		if (c % 3 == 2 && (rc = facet_color(buf, c / 3, n, &col, s, e)) < 0)
@@ -616,8 +618,10 @@ static int read_facet(struct ascii_state *st)
 				&st->s->indices[3 * f + (size_t)k]);
 		if (rc < 0) {
 			rc = weld_error(rc, st->lim, st->e);
-			st->e->line = facet_line;
-			st->e->offset = -1;
+			if (st->e) {
+				st->e->line = facet_line;
+				st->e->offset = -1;
+			}
 			return rc;
 		}
 	}

@@ -567,10 +567,7 @@ static int vertex_chunk(struct chunk *c, struct reader *rd)
 		if (k == KW_V) {
 			if ((r = parse_numbers(c, lno, rest, le, val, 7, &n)) < 0)
 				return r;
-			if (n < 3)
-				return err_set_line(&c->err, ERR_FORMAT, lno,
-						    "vertex has %d coordinates (need 3)", n);
-			if (iv >= v_end)
+			if (n < 3 || iv >= v_end)
 				return err_set_line(&c->err, ERR_INTERNAL, lno, "vertex count changed between passes");
 			memcpy(s->positions + 3 * iv, val, 3 * sizeof(float));
 			if (s->colors) {

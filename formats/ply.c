@@ -15,16 +15,18 @@
  *      skipped with one multiplication (count * stride must fit in what
  *      is left), so a header claiming 2^40 vertices fails here.
  *   2. decode: allocate exactly what the walk measured, decode the vertex
- *      element (fixed-stride records through per-property offsets, with
- *      memcpy fast paths for float32 and uchar in the host byte order),
- *      then the face element (a "uchar count + int indices" fast path for
- *      triangles, ear clipping through triangulate.h for larger polygons).
+ *      element (the usual layout - float32 x y z, normals, UVs at
+ *      consecutive offsets, uchar colours, host byte order - in one fused
+ *      pass; per-property converters otherwise), then the face element
+ *      (triangles in blocks when the count is a uchar and the indices int
+ *      or uint; other polygons through triangulate.h).
  *
  * Invariants: nothing is allocated from a file count before that count has
- * been checked; the decode pass reads only records the walk has proved
- * complete; every index is < n_vertices before it is stored.  Vertices are
- * decoded before faces whatever their order in the file, because the
- * triangulator needs positions.
+ * been checked; the decode pass re-checks every list count it reads (a
+ * mapped file can change between the passes); every index is
+ * < n_vertices before it is stored.  Vertices are decoded before faces
+ * whatever their order in the file, because the triangulator needs
+ * positions.  Ascii records are one per line.
  */
 #include "formats.h"
 #include "textscan.h"

@@ -13,6 +13,8 @@
 #include "common/exitcodes.h"
 #include "common/out.h"
 #include "common/version.h"
+#include "indexer/descstore.h"
+#include "query/vindex.h"
 
 #include "common/banned.h"
 
@@ -34,6 +36,7 @@ static const struct command commands[] = {
 	{ "verify", cmd_verify, "re-read the archive and name damaged volumes and scans" },
 	{ "extract", cmd_extract, "restore scans of a version, byte-identical" },
 	{ "prune", cmd_prune, "drop old versions and the bytes only they used" },
+	{ "query", cmd_query, "find the archived scans closest to a sculpt" },
 };
 
 static void usage(FILE *fp)
@@ -59,6 +62,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/*
+	 * Indexing commits a search index with each version, but indexer/
+	 * must not depend on query/: the builder is handed over here.
+	 */
+	descstore_set_builder(vindex_build);
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		usage(stdout);

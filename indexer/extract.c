@@ -13,6 +13,7 @@
  * removes the file and reports the damage.
  */
 #include "archive.h"
+#include "extract.h"
 #include "../common/alloc.h"
 #include "../common/commands.h"
 #include "../common/err.h"
@@ -510,4 +511,91 @@ out:
 	json_decref(x.failed);
 	archive_dir_release(&a);
 	return status;
+}
+
+int extract_files(struct archive_dir *a, const struct extract_file *files,
+		  size_t n, const char *dest, size_t *n_restored,
+		  size_t *n_failed, struct err *e)
+{
+	struct extract x;
+	struct volume_disk *disk = NULL;
+	size_t n_ok = 0;
+	int rc = 0, cwd = -1;
+
+	memset(&x, 0, sizeof(x));
+	x.a = a;
+	manifest_init(&x.m);
+	*n_restored = 0;
+	*n_failed = 0;
+	x.failed = json_array();
+	x.buf = xmalloc(CHUNK);
+	if (!x.failed || !x.buf) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = archive_dir_load_blobs(a, e)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (add_want(&x, files[i].digest, files[i].size, files[i].path, files[i].mode,
+			     files[i].mtime_ns) < 0) {
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	for (size_t i = 0; i < x.n_want; i++) {
+		struct want *w = &x.want[i];
+		const struct archive_blob *b = archive_dir_find_blob(a, w->digest);
+		struct err we;
+		err_init(&we);
+		err_set_path(&we, w->path);
+		if (!volume_path_safe(w->path)) {
+			err_set(&we, ERR_FORMAT, "refused: the path would leave the destination");
+			fail(&x, &we);
+		} else if (!b) {
+			err_set(&we, ERR_CORRUPT, "its bytes are in no volume of the archive");
+			fail(&x, &we);
+		} else {
+			w->volume = b->volume;
+			x.want[n_ok++] = *w;
+		}
+	}
+	x.n_want = n_ok;
+	if (x.n_want)
+		qsort(x.want, x.n_want, sizeof(*x.want), cmp_want);
+	if (mkdir_parents(dest) < 0) {
+		err_set_path(e, dest);
+		rc = err_set_errno(e, ERR_IO, "cannot create the destination");
+		goto out;
+	}
+	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || chdir(dest) < 0) {
+		err_set_path(e, dest);
+		rc = err_set_errno(e, ERR_IO, "cannot enter the destination");
+		goto out;
+	}
+	if ((rc = volume_disk_open(&disk, e)) < 0)
+		goto out;
+	for (size_t i = 0; i < x.n_want;) {
+		size_t j = i;
+		while (j < x.n_want && x.want[j].volume == x.want[i].volume)
+			j++;
+		if (restore_volume(&x, disk, i, j, NULL)) {
+			rc = err_set(e, ERR_NOTFOUND, "the archive was pruned while restoring; try again");
+			goto out;
+		}
+		i = j;
+	}
+out:
+	volume_disk_free(&disk);
+	if (cwd >= 0) {
+		if (fchdir(cwd) < 0 && !rc)
+			rc = err_set_errno(e, ERR_IO, "cannot return to the working directory");
+		close(cwd);
+	}
+	*n_restored = x.n_restored;
+	*n_failed = x.failed ? json_array_size(x.failed) : 0;
+	manifest_release(&x.m);
+	xfree(x.want);
+	xfree(x.buf);
+	json_decref(x.failed);
+	return rc;
 }

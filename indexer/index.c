@@ -14,6 +14,7 @@
  */
 #include "index.h"
 #include "archive.h"
+#include "descstore.h"
 #include "walk.h"
 #include "../common/alloc.h"
 #include "../common/commands.h"
@@ -43,12 +44,6 @@
 #define SIDECAR_SUFFIX ".meta.json"
 
 static const struct index_hooks no_hooks = { NULL, NULL, NULL, NULL };
-
-const struct index_hooks *index_default_hooks(void)
-{
-	/* NEEDSWORK: point describe/build_index at the descriptor code */
-	return &no_hooks;
-}
 
 void index_options_init(struct index_options *o)
 {
@@ -1638,8 +1633,13 @@ int cmd_index(int argc, char **argv)
 	o.n_sources = (size_t)(argc - optind);
 	o.progress = !json && !quiet && progress_wanted();
 
+	struct descstore_cache cache;
+	struct index_hooks hooks;
+	descstore_cache_init(&cache);
+	descstore_hooks(&hooks, &cache);
 	err_init(&e);
-	int rc = index_run(&o, index_default_hooks(), &r, &e);
+	int rc = index_run(&o, &hooks, &r, &e);
+	descstore_cache_release(&cache);
 	if (rc < 0) {
 		out_err(&e);
 		if (json) {

@@ -43,15 +43,16 @@ struct index_hooks {
 	const char *desc_schema;
 	/*
 	 * Compute the descriptors of one scan that has just been read and
-	 * validated.  en holds its archive path, units and metadata (the
-	 * descriptors field is not yet set).  Put a buffer from xmalloc()
-	 * in *out (*len bytes); it is stored as a blob.  Called from OpenMP
-	 * workers, once per scan, concurrently: must be thread-safe.  A
-	 * negative return fails that scan, with e as the reason.
+	 * validated.  en holds its archive path, units, metadata and stats
+	 * (the descriptors field is not yet set); the hook may add keys to
+	 * en->stats and warnings to s (decoding textures can warn).  Put a
+	 * buffer from xmalloc() in *out (*len bytes); it is stored as a blob.
+	 * Called from OpenMP workers, once per scan, concurrently: must be
+	 * thread-safe.  A negative return fails that scan, with e as the
+	 * reason.
 	 */
-	int (*describe)(void *ctx, const struct scan *s,
-			const struct manifest_entry *en, unsigned char **out,
-			size_t *len, struct err *e);
+	int (*describe)(void *ctx, struct scan *s, struct manifest_entry *en,
+			unsigned char **out, size_t *len, struct err *e);
 	/*
 	 * Build the per-version index file at tmp_path from m, the complete
 	 * manifest about to be committed (every entry's descriptors are
@@ -66,8 +67,10 @@ struct index_hooks {
 	void *ctx;
 };
 
-/* The hooks `refscan index` runs with (none until descriptors exist). */
-const struct index_hooks *index_default_hooks(void);
+/*
+ * The hooks `refscan index` runs with are descstore_hooks()
+ * (descstore.h): describe every scan, build the search index.
+ */
 
 struct index_options {
 	const char *archive;       /* archive directory (resolved) */

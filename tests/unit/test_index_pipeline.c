@@ -81,7 +81,7 @@ struct hook_ctx {
 	const char *fail_substring;
 };
 
-static int describe(void *ctx, const struct scan *s, const struct manifest_entry *en,
+static int describe(void *ctx, struct scan *s, struct manifest_entry *en,
 		    unsigned char **out, size_t *len, struct err *e)
 {
 	struct hook_ctx *c = ctx;

@@ -1,0 +1,181 @@
+/*
+ * perturb.c - make a "sculpt" from a scan: the perturbations of
+ * tests/lib/gen.h applied to a scan file, written as PLY, OBJ or STL.
+ * Used by tests/cli/query.sh and scripts/demo.
+ *
+ *   perturb [--rigid] [--scale S] [--noise MM] [--decimate F]
+ *           [--points N] [--crop KEEP] [--no-colour] [--seed K] IN OUT
+ *
+ * Steps run in the order rigid, noise, decimate, points, crop.  The
+ * texture of IN (if any) is copied beside OUT while the UVs survive.
+ * Same arguments, same bytes.  Exit status: 0, 64 usage, else sysexits
+ * from the failing step.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/gen.c"
+
+#include "common/exitcodes.h"
+#include "common/out.h"
+#include "indexer/describe.h"
+
+#include "common/banned.h"
+
+static const char perturb_usage[] =
+	"usage: perturb [options] IN OUT\n"
+	"\n"
+	"  --rigid           random rotation and translation (seeded)\n"
+	"  --scale S         uniform scale factor (default 1)\n"
+	"  --noise MM        Gaussian noise along the normals, sigma in mm\n"
+	"  --decimate F      keep about 1/F of the vertices (F > 1)\n"
+	"  --points N        sample N points from the surface (a point cloud)\n"
+	"  --crop KEEP       keep about KEEP (0..1] of the scan, cut by a plane\n"
+	"  --no-colour       drop vertex colours and textures\n"
+	"  --seed K          seed of every random step (default 1)\n"
+	"  -h, --help        show this help\n";
+
+enum { OPT_RIGID = 256, OPT_SCALE, OPT_NOISE, OPT_DECIMATE, OPT_POINTS, OPT_CROP,
+       OPT_NOCOLOUR, OPT_SEED };
+
+static const struct option perturb_options[] = {
+	{ "rigid", no_argument, NULL, OPT_RIGID },
+	{ "scale", required_argument, NULL, OPT_SCALE },
+	{ "noise", required_argument, NULL, OPT_NOISE },
+	{ "decimate", required_argument, NULL, OPT_DECIMATE },
+	{ "points", required_argument, NULL, OPT_POINTS },
+	{ "crop", required_argument, NULL, OPT_CROP },
+	{ "no-colour", no_argument, NULL, OPT_NOCOLOUR },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int number(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || *end || errno == ERANGE || !(v >= lo && v <= hi))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int fail(const struct err *e)
+{
+	char buf[ERR_PATH_MAX + 300];
+	fprintf(stderr, "perturb: %s\n", err_format(e, buf, sizeof(buf)));
+	return err_exit_status(e->code);
+}
+
+/* Replace *s by the scan a step built (or keep it when the step failed). */
+static void take(struct scan *s, struct scan *next)
+{
+	scan_release(s);
+	*s = *next;
+	scan_init(next);
+}
+
+int main(int argc, char **argv)
+{
+	double scale = 1, noise = 0, decimate = 0, points = 0, crop = 0, seedd = 1;
+	bool rigid = false, nocolour = false;
+	struct scan s, t;
+	struct image *tex = NULL;
+	struct err e;
+	size_t n_failed = 0;
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, "h", perturb_options, NULL)) != -1) {
+		double *dst = NULL, lo = 0, hi = 0;
+		switch (c) {
+		case OPT_RIGID: rigid = true; continue;
+		case OPT_NOCOLOUR: nocolour = true; continue;
+		case OPT_SCALE: dst = &scale; lo = 1e-6; hi = 1e6; break;
+		case OPT_NOISE: dst = &noise; lo = 0; hi = 1e6; break;
+		case OPT_DECIMATE: dst = &decimate; lo = 1.0001; hi = 1e6; break;
+		case OPT_POINTS: dst = &points; lo = 16; hi = 1e8; break;
+		case OPT_CROP: dst = &crop; lo = 1e-3; hi = 1; break;
+		case OPT_SEED: dst = &seedd; lo = 0; hi = 9e15; break;
+		case 'h':
+			fputs(perturb_usage, stdout);
+			return out_finish(EXIT_OK);
+		default:
+			fputs(perturb_usage, stderr);
+			return EXIT_USAGE;
+		}
+		if (number(optarg, lo, hi, dst) < 0) {
+			fprintf(stderr, "perturb: bad value '%s' for --%s\n", optarg,
+				perturb_options[c - OPT_RIGID].name);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		fputs(perturb_usage, stderr);
+		return EXIT_USAGE;
+	}
+	const char *in = argv[optind], *out = argv[optind + 1];
+	const char *dot = strrchr(out, '.');
+	int fmt = !dot ? -1 : !strcmp(dot, ".ply") ? GEN_FMT_PLY : !strcmp(dot, ".obj") ? GEN_FMT_OBJ
+		: !strcmp(dot, ".stl") ? GEN_FMT_STL : -1;
+	if (fmt < 0) {
+		fprintf(stderr, "perturb: %s: write .ply, .obj or .stl\n", out);
+		return EXIT_USAGE;
+	}
+	uint64_t seed = (uint64_t)seedd;
+
+	err_init(&e);
+	scan_init(&s);
+	scan_init(&t);
+	if ((rc = scan_read_file(in, NULL, &s, &e)) < 0 ||
+	    (rc = describe_load_textures(&s, NULL, &tex, &n_failed, &e)) < 0)
+		goto out;
+	if (rigid) {
+		if ((rc = gen_rigid(&s, seed, scale, 50, NULL, NULL, &e)) < 0)
+			goto out;
+	} else if (scale != 1) {
+		for (size_t i = 0; i < 3 * s.n_vertices; i++)
+			s.positions[i] = (float)(s.positions[i] * scale);
+		for (int k = 0; k < 3; k++) {
+			s.bbox_min[k] = (float)(s.bbox_min[k] * scale);
+			s.bbox_max[k] = (float)(s.bbox_max[k] * scale);
+		}
+	}
+	if (noise > 0 && (rc = gen_noise(&s, seed + 1, noise, &e)) < 0)
+		goto out;
+	if (decimate > 0) {
+		if ((rc = gen_decimate(&s, decimate, &t, &e)) < 0)
+			goto out;
+		take(&s, &t);
+	}
+	if (points > 0) {
+		if ((rc = gen_sample_points(&s, (size_t)points, seed + 2, &t, &e)) < 0)
+			goto out;
+		take(&s, &t);
+	}
+	if (crop > 0) {
+		if ((rc = gen_crop(&s, crop, seed + 3, &t, &e)) < 0)
+			goto out;
+		take(&s, &t);
+	}
+	if (nocolour) {
+		xfree(s.colors);
+		s.colors = NULL;
+		xfree(s.face_colors);
+		s.face_colors = NULL;
+		describe_textures_free(&tex, s.n_textures);
+		for (size_t i = 0; i < s.n_materials; i++)
+			s.materials[i].texture = -1;
+	}
+	const struct image *t0 = tex && s.n_textures && tex[0].rgba && (s.uvs || s.corner_uvs) ? &tex[0] : NULL;
+	rc = gen_write(out, (enum gen_format)fmt, &s, t0, &e);
+out:
+	describe_textures_free(&tex, s.n_textures);
+	scan_release(&s);
+	scan_release(&t);
+	return out_finish(rc < 0 ? fail(&e) : EXIT_OK);
+}

@@ -180,7 +180,7 @@ static int mkdir_p(const char *path, struct err *e)
 static bool archive_name(const char *n)
 {
 	static const char *const names[] = { "versions", "volumes", "tmp", "lock",
-					     "failures.json", "HEAD", NULL };
+					     "failures.json", "statcache.json", "HEAD", NULL };
 	for (size_t i = 0; names[i]; i++)
 		if (!strcmp(n, names[i]))
 			return true;

@@ -54,8 +54,9 @@ static const char extract_usage[] =
 	"  -q, --quiet         no summary\n"
 	"  -h, --help          show this help\n"
 	"\n"
-	"exit status: 0 all restored; 1 some files refused or damaged; 65\n"
-	"damaged archive; 66 no such archive, version or match.\n";
+	"exit status: 0 all restored; 1 some files refused or damaged, the rest\n"
+	"restored; 65 nothing restored (damaged archive or every path refused);\n"
+	"66 no such archive, version or match; 73 cannot create DEST.\n";
 
 enum { OPT_JSON = 256 };
 

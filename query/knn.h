@@ -65,7 +65,7 @@ struct knn_opts {
 	size_t exact_max;    /* KNN_AUTO: exact at or below (0 = KNN_EXACT_MAX) */
 	size_t nlist;        /* IVF lists (0 = about 2*sqrt(n)) */
 	size_t train_max;    /* k-means sample cap (0 = 64 per list) */
-	size_t n_tune;       /* held-out tuning queries (0 = 256) */
+	size_t n_tune;       /* held-out tuning queries (0 = 256), <= n / 20 */
 	double tune_recall;  /* recall@10 target (0 = KNN_TUNE_RECALL) */
 	uint64_t seed;       /* sampling seed for training and tuning */
 };

@@ -13,6 +13,7 @@ int cmd_diff(int argc, char **argv);      /* indexer/log.c */
 int cmd_verify(int argc, char **argv);    /* indexer/verify.c */
 int cmd_extract(int argc, char **argv);   /* indexer/extract.c */
 int cmd_prune(int argc, char **argv);     /* indexer/prune.c */
+int cmd_reindex(int argc, char **argv);   /* indexer/reindex.c */
 int cmd_query(int argc, char **argv);     /* query/query.c */
 
 #endif

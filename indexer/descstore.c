@@ -93,37 +93,133 @@ static float get_f32(const unsigned char *p)
 
 /* ---- ids ----------------------------------------------------------------- */
 
-int64_t descstore_id(const char *path)
+/* h(path, probe): the top DESCSTORE_ID_BITS bits of SHA-256(salt path [probe]). */
+static int64_t id_hash(const char *path, uint32_t probe)
 {
-	unsigned char d[SHA256_LEN];
-	size_t n = strlen(path), salt = sizeof(ID_SALT); /* with its NUL */
-	unsigned char stackbuf[512], *buf = stackbuf;
+	unsigned char d[SHA256_LEN], pb[4];
+	struct sha256 h;
+	struct err e;
+	int ok;
 
-	if (salt + n > sizeof(stackbuf) && !(buf = xmalloc(salt + n)))
-		buf = NULL;
-	if (buf) {
-		memcpy(buf, ID_SALT, salt);
-		memcpy(buf + salt, path, n);
-	}
-	if (!buf || sha256_buffer(buf, salt + n, d, NULL) < 0) {
+	err_init(&e);
+	put_u32(pb, probe);
+	ok = sha256_init(&h, &e) == 0;
+	ok = ok && sha256_update(&h, ID_SALT, sizeof(ID_SALT), &e) == 0; /* with its NUL */
+	ok = ok && sha256_update(&h, path, strlen(path), &e) == 0;
+	ok = ok && (!probe || sha256_update(&h, pb, sizeof(pb), &e) == 0);
+	ok = ok && sha256_final(&h, d, &e) == 0;
+	sha256_release(&h);
+	if (!ok) {
 		/*
-		 * Out of memory or no digest engine: fall back to FNV-1a so the
-		 * id stays a pure function of the path (it is checked for
-		 * collisions where it is used).
+		 * No digest engine (out of memory): FNV-1a keeps the id a pure
+		 * function of the path; collisions are resolved below anyway.
 		 */
-		uint64_t h = 0xcbf29ce484222325u;
-		for (size_t i = 0; i < n; i++)
-			h = (h ^ (unsigned char)path[i]) * 0x100000001b3u;
-		if (buf && buf != stackbuf)
-			xfree(buf);
-		return (int64_t)(h >> 1);
+		uint64_t f = 0xcbf29ce484222325u;
+		for (const char *c = path; *c; c++)
+			f = (f ^ (unsigned char)*c) * 0x100000001b3u;
+		f = (f ^ probe) * 0x100000001b3u;
+		return (int64_t)(f >> (64 - DESCSTORE_ID_BITS));
 	}
-	if (buf != stackbuf)
-		xfree(buf);
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | d[i];
-	return (int64_t)(v >> 1);
+	return (int64_t)(v >> (64 - DESCSTORE_ID_BITS));
+}
+
+int64_t descstore_id(const char *path)
+{
+	return id_hash(path, 0);
+}
+
+bool descstore_has_desc(const struct manifest_entry *en)
+{
+	return en->desc.schema && !strcmp(en->desc.schema, DESC_SCHEMA) &&
+	       en->desc.size == descstore_blob_size();
+}
+
+struct order {
+	int64_t id;
+	size_t entry;
+	const char *path;
+};
+
+static int cmp_order(const void *x, const void *y)
+{
+	const struct order *a = x, *b = y;
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	return strcmp(a->path, b->path);
+}
+
+static bool id_taken(const struct order *o, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (o[i].id == id)
+			return true;
+	return false;
+}
+
+/*
+ * The ids of m's described entries, sorted by id: ord[0..*n).  Two paths
+ * with one hash (about one chance in 10^4 at a million scans) are told
+ * apart by probing: the path later in byte order takes h(path, 1), 2...
+ */
+static int assign_ids(const struct manifest *m, struct order **out, size_t *n_out,
+		      struct err *e)
+{
+	size_t n = 0;
+	struct order *ord = alloc_array(m->n_entries ? m->n_entries : 1, sizeof(*ord));
+	*out = NULL;
+	*n_out = 0;
+	if (!ord)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < m->n_entries; i++) {
+		const struct manifest_entry *en = &m->entries[i];
+		if (!descstore_has_desc(en))
+			continue;
+		ord[n].id = descstore_id(en->path);
+		ord[n].entry = i;
+		ord[n].path = en->path;
+		n++;
+	}
+	qsort(ord, n, sizeof(*ord), cmp_order);
+	bool moved = false;
+	for (size_t i = 1; i < n; i++) {
+		if (ord[i].id != ord[i - 1].id)
+			continue;
+		uint32_t probe = 1;
+		int64_t id;
+		do
+			id = id_hash(ord[i].path, probe++);
+		while (id_taken(ord, n, id) && probe < 1000);
+		ord[i].id = id;
+		moved = true;
+	}
+	if (moved)
+		qsort(ord, n, sizeof(*ord), cmp_order);
+	for (size_t i = 1; i < n; i++)
+		if (ord[i].id == ord[i - 1].id) {
+			xfree(ord);
+			return err_set(e, ERR_INTERNAL, "no free reference id for '%s'", ord[i].path);
+		}
+	*out = ord;
+	*n_out = n;
+	return 0;
+}
+
+int descstore_ids(const struct manifest *m, int64_t *ids, struct err *e)
+{
+	struct order *ord;
+	size_t n;
+	int rc = assign_ids(m, &ord, &n, e);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < m->n_entries; i++)
+		ids[i] = -1;
+	for (size_t i = 0; i < n; i++)
+		ids[ord[i].entry] = ord[i].id;
+	xfree(ord);
+	return 0;
 }
 
 /* ---- blobs --------------------------------------------------------------- */
@@ -545,8 +641,14 @@ int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 	/* what describing found: texture warnings and the physical figures */
 	if (en->stats) {
 		json_t *w = json_object_get(en->stats, "warnings");
-		for (size_t i = w0; json_is_array(w) && i < s->n_warnings; i++)
-			json_array_append_new(w, json_string(s->warnings[i]));
+		for (size_t i = w0; json_is_array(w) && i < s->n_warnings; i++) {
+			bool dup = false; /* described again by reindex */
+			for (size_t k = 0; k < json_array_size(w) && !dup; k++)
+				dup = json_is_string(json_array_get(w, k)) &&
+				      !strcmp(json_string_value(json_array_get(w, k)), s->warnings[i]);
+			if (!dup)
+				json_array_append_new(w, json_string(s->warnings[i]));
+		}
 		json_t *dj = desc_json(&info);
 		if (!dj) {
 			rc = err_set(e, ERR_NOMEM, "out of memory");
@@ -659,17 +761,6 @@ static int read_from_volumes(struct archive_dir *a, struct want *w, size_t n,
 	return rc < 0 ? rc : 0;
 }
 
-struct order {
-	int64_t id;
-	size_t entry;
-};
-
-static int cmp_order(const void *x, const void *y)
-{
-	const struct order *a = x, *b = y;
-	return a->id < b->id ? -1 : a->id > b->id;
-}
-
 int descstore_collect(struct archive_dir *a, const struct manifest *m,
 		      struct descstore_cache *c,
 		      const struct descstore_table *prev,
@@ -683,31 +774,12 @@ int descstore_collect(struct archive_dir *a, const struct manifest *m,
 	int rc = 0;
 
 	descstore_table_init(t);
+	if ((rc = assign_ids(m, &ord, &n, e)) < 0)
+		return rc;
 	if (n_skipped)
-		*n_skipped = 0;
-	ord = alloc_array(m->n_entries ? m->n_entries : 1, sizeof(*ord));
-	if (!ord)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < m->n_entries; i++) {
-		const struct manifest_entry *en = &m->entries[i];
-		if (!en->desc.schema || strcmp(en->desc.schema, DESC_SCHEMA) != 0 || en->desc.size != bsize) {
-			if (n_skipped)
-				(*n_skipped)++;
-			continue;
-		}
-		ord[n].id = descstore_id(en->path);
-		ord[n].entry = i;
-		n++;
-	}
-	qsort(ord, n, sizeof(*ord), cmp_order);
+		*n_skipped = m->n_entries - n;
 	if (c)
 		cache_sort(c);
-	for (size_t i = 1; i < n; i++)
-		if (ord[i].id == ord[i - 1].id) {
-			rc = err_set(e, ERR_INTERNAL, "'%s' and '%s' have the same reference id",
-				     m->entries[ord[i - 1].entry].path, m->entries[ord[i].entry].path);
-			goto out;
-		}
 	t->n = n;
 	t->dim = dim;
 	snprintf(t->schema, sizeof(t->schema), "%s", DESC_SCHEMA);

@@ -8,11 +8,14 @@
  *                       DESC_SCHEMA; stored content-addressed in the
  *                       volumes like any other blob, so an unchanged scan
  *                       keeps its blob and is never described again.
- *   reference id        descstore_id(archive path): the first 63 bits of
- *                       SHA-256("refscan-ref\0" path).  The same path has
- *                       the same id in every version and every archive;
- *                       a changed scan keeps its id, a renamed one gets a
- *                       new one.
+ *   reference id        the first 53 bits of SHA-256("refscan-ref\0" path),
+ *                       so JSON readers that hold numbers as doubles keep
+ *                       them exact.  The same path has the same id in
+ *                       every version and every archive; a changed scan
+ *                       keeps its id, a renamed one gets a new one.  Two
+ *                       paths of one version with the same hash (about
+ *                       one chance in 10^4 at a million scans) are told
+ *                       apart by rehashing the later one (descstore_ids).
  *   versions/<V>.index  a FAISS index file (faiss_write_index) over every
  *                       live entry's descriptor, with ids as above,
  *                       followed by the descriptor table (ids, blob
@@ -52,8 +55,23 @@ enum descstore_kind {
 	DESCSTORE_ANN = 2     /* FAISS IVF (or graph): approximate */
 };
 
-/* Stable id of the reference stored at archive path (>= 0). Thread-safe. */
+#define DESCSTORE_ID_BITS 53
+
+/*
+ * The id a reference at archive path gets unless it collides (>= 0,
+ * < 2^53).  Thread-safe.
+ */
 int64_t descstore_id(const char *path);
+
+/* True when en has a descriptor of this refscan's schema (DESC_SCHEMA). */
+bool descstore_has_desc(const struct manifest_entry *en);
+
+/*
+ * The id of every entry of m: ids[i] for m->entries[i], -1 for entries
+ * without a current descriptor.  Distinct, and a pure function of the
+ * set of described paths.  Returns 0, ERR_NOMEM.
+ */
+int descstore_ids(const struct manifest *m, int64_t *ids, struct err *e);
 
 /* The descriptor table of one version. */
 struct descstore_table {

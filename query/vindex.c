@@ -166,6 +166,7 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 {
 	char path[ERR_PATH_MAX];
 	size_t dim = describe_dim();
+	int64_t *ids = NULL;
 	int rc;
 
 	memset(vx, 0, sizeof(*vx));
@@ -233,9 +234,16 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 	}
 	for (size_t r = 0; r < n; r++)
 		vx->entry[r] = SIZE_MAX;
+	ids = alloc_array(vx->m.n_entries ? vx->m.n_entries : 1, sizeof(*ids));
+	if (!ids) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = descstore_ids(&vx->m, ids, e)) < 0)
+		goto out;
 	for (size_t i = 0; i < vx->m.n_entries; i++) {
 		const struct manifest_entry *en = &vx->m.entries[i];
-		size_t r = descstore_table_find(&vx->t, descstore_id(en->path));
+		size_t r = ids[i] < 0 ? SIZE_MAX : descstore_table_find(&vx->t, ids[i]);
 		if (r == SIZE_MAX) {
 			vx->n_skipped++;
 			continue;
@@ -282,6 +290,7 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 		vx->refs.block_mean = vx->mean;
 	}
 out:
+	xfree(ids);
 	if (rc < 0)
 		vindex_release(vx);
 	return rc;

@@ -16,7 +16,7 @@ run "$R" index --archive "$A" --json "$L"
 expect_rc 0 "first index of a clean library"
 expect_eq "$(jq -c '[.version, .committed, .added, .changed, .removed, .unchanged, (.failed|length)]' "$out")" \
 	'[1,true,5,0,0,0,0]' "summary: version 1, 5 added"
-expect_eq "$(jqv "$out" .new_blobs)" 9 "5 scans + 2 textures + 2 sidecars stored as 9 blobs"
+expect_eq "$(jqv "$out" .new_blobs)" 14 "5 scans + 2 textures + 2 sidecars + 5 descriptors stored as 14 blobs"
 snap 1
 M1=$A/versions/00000001.json
 expect_eq "$(jqv "$M1" '.format + " " + .format_version')" "refscan-manifest 1.0" "manifest names its format and version"
@@ -30,8 +30,8 @@ expect_eq "$(jq -c '.entries[] | select(.path=="lib/skin/hand01.ply") | [.files[
 expect_eq "$(jq -c '[.entries[] | [.units, .units_source]]' "$M1")" \
 	'[["in","sidecar"],["cm","file"],["mm","sidecar"],["mm","file"],["mm","default"]]' \
 	"units: sidecar over file comment over default"
-expect_eq "$(jq -c '.entries[] | select(.path=="lib/stone/granite.ply") | [.stats.vertices, .stats.faces, .size == (.size|floor), (.blob|length), .since, .descriptors]' "$M1")" \
-	'[256,450,true,64,1,null]' "stats, blob digest, since; descriptors slot empty"
+expect_eq "$(jq -c '.entries[] | select(.path=="lib/stone/granite.ply") | [.stats.vertices, .stats.faces, .size == (.size|floor), (.blob|length), .since, .descriptors.schema]' "$M1")" \
+	'[256,450,true,64,1,"refscan-desc-1"]' "stats, blob digest, since, descriptors"
 
 # every volume is a plain pax tar + zstd
 for v in "$A"/volumes/*.tar.zst; do
@@ -51,18 +51,18 @@ expect_eq "$(sha256sum "$T/untar/blobs/${h:0:2}/$h" | cut -c1-64)" "$h" "plain t
 run "$R" index --archive "$A" --json "$L"
 expect_rc 0 "unchanged re-run"
 expect_eq "$(jq -c '[.version, .committed, .unchanged, .added, .new_blobs]' "$out")" '[1,false,5,0,0]' "no new version"
-expect_eq "$(ls "$A/versions")" "00000001.json" "still one manifest"
+expect_eq "$(ls "$A/versions" | tr '\n' ' ')" "00000001.index 00000001.json " "still one manifest and its index"
 run "$R" index --archive "$A" "$L"
 expect_grep "$out" "^no changes; version 1 is current" "text summary for an unchanged tree"
 
 # ---- change one, add one, delete one, rename one, touch one ----------
 mkply "$L/stone/granite.ply" 16 33
 run "$R" index --archive "$A" --json "$L"
-expect_eq "$(jq -c '[.version, .added, .changed, .removed, .unchanged, .new_blobs]' "$out")" '[2,0,1,0,4,1]' "change one file"
+expect_eq "$(jq -c '[.version, .added, .changed, .removed, .unchanged, .new_blobs]' "$out")" '[2,0,1,0,4,2]' "change one file (scan + descriptor)"
 snap 2
 mkply "$L/metal/brass.ply" 7 6 "" mm
 run "$R" index --archive "$A" --json "$L"
-expect_eq "$(jq -c '[.version, .added, .changed, .removed, .new_blobs]' "$out")" '[3,1,0,0,1]' "add one file"
+expect_eq "$(jq -c '[.version, .added, .changed, .removed, .new_blobs]' "$out")" '[3,1,0,0,2]' "add one file (scan + descriptor)"
 snap 3
 rm "$L/fabric/weave.ply"
 run "$R" index --archive "$A" --json "$L"

@@ -20,9 +20,15 @@ crash_run() {
 
 # The files an archive should hold: HEAD's versions and volumes only.
 expected_files() {
-	jq -r '(.versions[] | "versions/\(. | tostring | ("00000000" + .)[-8:]).json"),
-	       (.volumes[] | "volumes/\(. | tostring | ("00000000" + .)[-8:]).tar.zst",
-			     "volumes/\(. | tostring | ("00000000" + .)[-8:]).idx.json")' "$1/HEAD" | sort
+	{
+		jq -r '(.versions[] | "versions/\(. | tostring | ("00000000" + .)[-8:]).json"),
+		       (.volumes[] | "volumes/\(. | tostring | ("00000000" + .)[-8:]).tar.zst",
+				     "volumes/\(. | tostring | ("00000000" + .)[-8:]).idx.json")' "$1/HEAD"
+		# each version's search index file, named by its manifest
+		for v in $(jq -r '.versions[] | tostring | ("00000000" + .)[-8:]' "$1/HEAD"); do
+			jq -r '.index.file // empty | "versions/" + .' "$1/versions/$v.json"
+		done
+	} | sort
 }
 actual_files() {
 	(cd "$1" && find versions volumes tmp -type f | sort)

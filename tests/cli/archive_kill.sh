@@ -26,7 +26,12 @@ add_scan() {
 files_ok() {
 	local a=$1
 	[ -z "$(ls -A "$a/tmp")" ] || return 1
-	[ "$(ls "$a/versions" | wc -l)" = "$(jq '.versions | length' "$a/HEAD")" ] || return 1
+	# a manifest per live version, plus the search index each one names
+	local n_index=0 v
+	for v in $(jq -r '.versions[] | tostring | ("00000000" + .)[-8:]' "$a/HEAD"); do
+		[ -n "$(jq -r '.index.file // empty' "$a/versions/$v.json")" ] && n_index=$((n_index + 1))
+	done
+	[ "$(ls "$a/versions" | wc -l)" = "$(($(jq '.versions | length' "$a/HEAD") + n_index))" ] || return 1
 	[ "$(ls "$a/volumes" | wc -l)" = "$(jq '.volumes | length * 2' "$a/HEAD")" ] || return 1
 }
 

@@ -445,8 +445,10 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 		printf("        ");
 		for (size_t b = 0; b < vx->layout.n_blocks; b++) {
 			float bs = block_score(vx, h, sc->w, b);
-			if (isnan(bs))
+			if (sc->w[b] <= 0)
 				printf(" %s off", vx->blocks[b].name);
+			else if (isnan(bs)) /* no spread in the archive: no scale */
+				printf(" %s %.4f (-)", vx->blocks[b].name, (double)h->part[b]);
 			else
 				printf(" %s %.4f (%.0f)", vx->blocks[b].name, (double)h->part[b], (double)bs);
 		}

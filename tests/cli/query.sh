@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# refscan query end to end on generated scans: index a small library,
+# query with perturbed copies (rigid + scaled, noisy, decimated,
+# point-sampled, cropped) and expect the original at rank 1; filters,
+# weights on a constructed case, --explain, --extract byte-identical,
+# the JSON shape, bad input and exit codes, an old version after newer
+# commits, and reindex.
+. "$(dirname "$0")/lib.sh"
+
+R=$REFSCAN_BIN
+G=$REFSCAN_BUILD/scangen
+P=$REFSCAN_BUILD/perturb
+for tool in "$G" "$P"; do
+	if [ ! -x "$tool" ]; then
+		echo "SKIP: $tool not built (make build-tests)"
+		exit 0
+	fi
+done
+A=$T/archive
+L=$T/lib
+S=$T/sculpts
+mkdir -p "$S"
+
+# ---- a library of 12 mixed scans (forms, materials, colour, formats) --
+"$G" --library "$L" --count 12 --seed 3 --triangles 4000 -q || not_ok "scangen library"
+run "$R" index --archive "$A" --json "$L"
+expect_rc 0 "index the library"
+expect_eq "$(jq -c '[.version, .added, (.failed|length)]' "$out")" '[1,12,0]' "12 scans in version 1"
+M1=$A/versions/00000001.json
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-1")] | length' "$M1")" 12 \
+	"every entry has a descriptor of the current schema"
+expect_eq "$(jq -r '.index.file + " " + .index.schema' "$M1")" "00000001.index refscan-index-1" \
+	"the version names its search index"
+expect_eq "$(jq -r '[.entries[] | select(.path | endswith("bark-blob.ply")) | .stats.descriptor.flags | index("colour") != null] | .[0]' "$M1")" \
+	true "a vertex-coloured scan is described with its colour"
+
+# ---- perturbed sculpts find their original at rank 1 -------------------
+"$P" --rigid --scale 1.3 --seed 7 "$L/006-wood-limb.obj" "$S/limb-rigid.obj"
+"$P" --rigid --scale 0.7 --seed 8 "$L/008-knit-panel.ply" "$S/knit-rigid.obj"
+"$P" --noise 0.05 --seed 7 "$L/002-bark-blob.ply" "$S/blob-noisy.ply"
+"$P" --decimate 2.5 "$L/001-skin-panel.stl" "$S/panel-decimated.ply"
+"$P" --points 4000 --seed 7 "$L/003-fabric-trunk.obj" "$S/trunk-points.ply"
+"$P" --crop 0.8 --seed 7 "$L/007-leather-tile.ply" "$S/tile-cropped.ply"
+run "$R" query --archive "$A" --json -k 3 "$S/limb-rigid.obj" "$S/knit-rigid.obj" "$S/blob-noisy.ply" \
+	"$S/panel-decimated.ply" "$S/trunk-points.ply" "$S/tile-cropped.ply"
+expect_rc 0 "six sculpts answered in one run"
+expect_eq "$(jq -r '.results[0].path' "$out" | tr '\n' ' ')" \
+	"006-wood-limb.obj 008-knit-panel.ply 002-bark-blob.ply 001-skin-panel.stl 003-fabric-trunk.obj 007-leather-tile.ply " \
+	"rank 1: rotated+scaled, rotated+scaled, noisy, decimated, point-sampled, cropped"
+expect_eq "$(jq -s '[.[] | .results[0].score > .results[1].score] | all' "$out")" true \
+	"rank 1 scores above rank 2"
+
+# ---- JSON shape ----------------------------------------------------------
+expect_eq "$(jq -s 'length' "$out")" 6 "one JSON line per sculpt"
+expect_eq "$(jq -sc '[.[0] | keys_unsorted[]]' "$out")" \
+	'["query","version","references","exact","colour","candidates","notes","results"]' "sculpt keys"
+expect_eq "$(jq -sc '[.[0].results[0] | keys_unsorted[]]' "$out")" \
+	'["rank","path","archive_path","id","score","distance","size_mm","format","meta"]' "result keys"
+expect_eq "$(jq -s '[.[] | .results | length == 3 and (map(.rank) == [1,2,3])] | all' "$out")" true \
+	"k results ranked 1..k"
+expect_eq "$(jq -s '[.[].results[] | (.score >= 0 and .score <= 100) and .distance >= 0 and (.id | type) == "number"] | all' "$out")" \
+	true "scores in 0..100, distances >= 0, numeric ids"
+expect_eq "$(jq -s '[.[] | .results | (.[0].distance <= .[1].distance and .[1].distance <= .[2].distance)] | all' "$out")" \
+	true "results sorted by distance"
+expect_eq "$(jq -s '[.[] | .version] | unique' "$out" | jq -c .)" '[1]' "version reported"
+expect_eq "$(jq -s -r '.[1].colour, (.[1].notes | length)' "$out" | tr '\n' ' ')" "false 1 " \
+	"a sculpt without colour: colour false and a note"
+run "$R" query --archive "$A" -k 1 "$S/knit-rigid.obj"
+expect_grep "$errf" "knit-rigid.obj: no colour in the sculpt; ranking without the colour block" \
+	"colourless sculpt noted on stderr"
+expect_grep "$out" "^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +knit \[textile,panel,textured\] +008-knit-panel.ply$" \
+	"table row: rank, score, distance, size, material [tags], path"
+
+# ---- --explain -----------------------------------------------------------
+run "$R" query --archive "$A" --json --explain -k 2 "$S/blob-noisy.ply"
+expect_eq "$(jq -c '.results[0].blocks | keys_unsorted' "$out")" \
+	'["shape","local","relief","relief_mm","colour","size"]' "per-block distances for every block"
+expect_eq "$(jq '[.results[] | (([.blocks[].distance] | add) - .distance | fabs) < 1e-4 * (1 + .distance)] | all' "$out")" \
+	true "block distances add up to the distance"
+run "$R" query --archive "$A" --explain -k 1 "$S/knit-rigid.obj"
+expect_grep "$out" "shape [0-9.]+ \([0-9]+\) local [0-9.]+ \([0-9]+\) relief .*colour off .*closest by [a-z_]+" \
+	"text explain names each block, the dropped colour and the closest block"
+
+# ---- filters ---------------------------------------------------------------
+run "$R" query --archive "$A" --json -k 3 --where material=skin "$S/blob-noisy.ply"
+expect_rc 0 "--where material=skin"
+expect_eq "$(jq -c '[.results[].meta.material] | unique' "$out")" '["skin"]' "only skin references"
+expect_eq "$(jq '.results | length' "$out")" 2 "both skin scans, no more"
+run "$R" query --archive "$A" --json -k 12 --where tags=textile "$S/blob-noisy.ply"
+expect_eq "$(jq -c '[.results[].meta.tags | index("textile") != null] | unique' "$out")" '[true]' \
+	"a list value matches when one element does"
+run "$R" query --archive "$A" --json -k 12 --where material=skin --where form=torus "$S/blob-noisy.ply"
+expect_eq "$(jq -r '[.results[].path] | join(" ")' "$out")" "010-skin-torus.obj" "two filters AND"
+run "$R" query --archive "$A" --json -k 12 --size-mm 100:200 "$S/blob-noisy.ply"
+expect_eq "$(jq '[.results[].size_mm | . >= 100 and . <= 200] | all' "$out")" true "--size-mm keeps 100..200 mm"
+n_in=$(jq '.results | length' "$out")
+expect_eq "$([ "$n_in" -ge 1 ] && [ "$n_in" -lt 12 ] && echo yes)" yes "--size-mm drops some but not all"
+run "$R" query --archive "$A" --json -k 12 --size-mm :60 "$S/blob-noisy.ply"
+expect_eq "$(jq '[.results[].size_mm <= 60] | all' "$out")" true "--size-mm with an open lower end"
+run "$R" query --archive "$A" --where material=unobtainium "$S/blob-noisy.ply"
+expect_rc 0 "a filter nothing matches is an answer, not an error"
+expect_grep "$out" "no reference matches the filters" "and says so"
+
+# ---- weights: a constructed case ------------------------------------------
+# Library: a smooth tile (same shape as the sculpt) and a knitted blob
+# (same relief).  Shape alone picks the tile, relief alone the blob.
+W=$T/weights
+mkdir -p "$W/lib"
+o="--triangles 12000 --size-mm 40 -q"
+"$G" --form tile --material none --seed 5 $o -o "$W/lib/tile-smooth.ply"
+"$G" --form blob --material knit --seed 6 $o -o "$W/lib/blob-knit.ply"
+"$G" --form torus --material bark --seed 8 $o -o "$W/lib/torus-bark.ply"
+"$G" --form tile --material knit --seed 9 $o -o "$W/tile-knit.ply"
+"$R" index -q --archive "$W/archive" "$W/lib" || not_ok "index the weights library"
+run "$R" query --archive "$W/archive" --json -k 1 --weights shape=1,local=0,relief=0,size=0 "$W/tile-knit.ply"
+expect_eq "$(jq -r '.results[0].path' "$out")" "tile-smooth.ply" "shape weight only: the tile wins"
+run "$R" query --archive "$W/archive" --json -k 1 --weights shape=0,local=0,relief=1,size=0 "$W/tile-knit.ply"
+expect_eq "$(jq -r '.results[0].path' "$out")" "blob-knit.ply" "relief weight only: the knitted blob wins"
+run "$R" query --archive "$W/archive" --weights shape=0,local=0,relief=0,relief_mm=0,colour=0,size=0 "$W/tile-knit.ply"
+expect_rc 64 "every weight 0 is a usage error"
+run "$R" query --archive "$W/archive" --weights bogus=1 "$W/tile-knit.ply"
+expect_rc 64 "an unknown block is a usage error"
+expect_grep "$errf" "unknown block 'bogus'" "and names it"
+
+# ---- --extract: byte-identical under DIR/<rank>-<name>/ -----------------
+run "$R" query --archive "$A" -k 2 --extract "$T/x" "$S/knit-rigid.obj"
+expect_rc 0 "--extract"
+for f in 008-knit-panel.ply 008-knit-panel.png 008-knit-panel.meta.json; do
+	expect_eq "$(cmp -s "$T/x/1-008-knit-panel/$f" "$L/$f" && echo same)" same "extracted $f is byte-identical"
+done
+expect_eq "$(ls "$T/x" | wc -l)" 2 "one directory per match"
+run "$R" query --archive "$A" -k 1 --extract "$T/x2" "$S/limb-rigid.obj" "$S/blob-noisy.ply"
+expect_eq "$(cd "$T/x2" && find . -name '*.obj' -o -name '*.ply' | sort | tr '\n' ' ')" \
+	"./blob-noisy/1-002-bark-blob/002-bark-blob.ply ./limb-rigid/1-006-wood-limb/006-wood-limb.obj " \
+	"several sculpts: DIR/<sculpt>/<rank>-<name>/"
+expect_eq "$(cmp -s "$T/x2/limb-rigid/1-006-wood-limb/006-wood-limb.mtl" "$L/006-wood-limb.mtl" && echo same)" same \
+	"the MTL comes along"
+
+# ---- bad input ---------------------------------------------------------------
+: >"$S/empty.obj"
+printf 'this is not a scan\n' >"$S/garbage.ply"
+run "$R" query --archive "$A" "$S/empty.obj"
+expect_rc 65 "an empty sculpt is bad data"
+expect_grep "$errf" "^refscan: .*empty\.obj: " "the error names the file"
+expect_eq "$(grep -c . "$errf")" 1 "in one line"
+run "$R" query --archive "$A" "$S/missing.obj"
+expect_rc 66 "a missing sculpt"
+expect_grep "$errf" "missing\.obj: .*(No such file|not found)" "names the file and the reason"
+run "$R" query --archive "$A" --json -k 1 "$S/garbage.ply" "$S/blob-noisy.ply" "$S/missing.obj"
+expect_rc 1 "one good sculpt among bad ones: partial"
+expect_eq "$(jq -r 'if .error then "error:" + .error.code else .results[0].path end' "$out" | tr '\n' ' ')" \
+	"error:format 002-bark-blob.ply error:notfound " "JSON: one line per sculpt, errors in place"
+if [ "$(id -u)" != 0 ]; then
+	cp "$S/blob-noisy.ply" "$S/locked.ply" && chmod 000 "$S/locked.ply"
+	run "$R" query --archive "$A" "$S/locked.ply"
+	expect_rc 66 "an unreadable sculpt"
+	expect_grep "$errf" "locked\.ply: .*Permission denied" "names the reason"
+fi
+run "$R" query --archive "$T/nowhere" "$S/blob-noisy.ply"
+expect_rc 66 "no archive"
+expect_grep "$errf" "run 'refscan index --archive .*nowhere SRC' first" "hint: index first"
+run "$R" query --archive "$A" --version 9 "$S/blob-noisy.ply"
+expect_rc 66 "unknown version"
+expect_grep "$errf" "live versions are 1\.\.1 .*refscan log" "hint: the live versions"
+run "$R" query --archive "$A" -k 0 "$S/blob-noisy.ply"
+expect_rc 64 "-k 0 is a usage error"
+run "$R" query --archive "$A" --size-mm 9:1 "$S/blob-noisy.ply"
+expect_rc 64 "--size-mm MIN > MAX is a usage error"
+run "$R" query --archive "$A"
+expect_rc 64 "no sculpt"
+run "$R" query --help
+expect_rc 0 "--help"
+expect_grep "$out" "^usage: refscan query" "usage on stdout"
+
+# ---- an old version after newer commits ------------------------------------
+cp "$L/002-bark-blob.ply" "$L/zz-copy-of-blob.ply"
+rm "$L/006-wood-limb.obj"
+run "$R" index --archive "$A" --json "$L"
+expect_eq "$(jq -c '[.version, .added, .removed]' "$out")" '[2,1,1]' "version 2 adds a copy, removes the limb"
+expect_eq "$(jq '.new_blobs' "$out")" 0 "the copy and its descriptor are deduplicated"
+run "$R" query --archive "$A" --json -k 2 "$S/blob-noisy.ply"
+expect_eq "$(jq -r '[.version, (.results | map(.path) | sort | join(" "))] | @tsv' "$out")" \
+	"$(printf '2\t002-bark-blob.ply zz-copy-of-blob.ply')" "HEAD: both copies match"
+id2=$(jq -r '.results[] | select(.path == "002-bark-blob.ply") | .id' "$out")
+run "$R" query --archive "$A" --json -k 1 --version 1 "$S/limb-rigid.obj"
+expect_eq "$(jq -r '[.version, .results[0].path] | @tsv' "$out")" "$(printf '1\t006-wood-limb.obj')" \
+	"version 1 still finds the removed limb"
+run "$R" query --archive "$A" --json -k 1 --version 1 "$S/blob-noisy.ply"
+expect_eq "$(jq -r '.results[0].id' "$out")" "$id2" "the same path has the same id in versions 1 and 2"
+run "$R" query --archive "$A" --json -k 1 --version HEAD~1 "$S/blob-noisy.ply"
+expect_eq "$(jq -r '.version' "$out")" 1 "--version HEAD~1"
+
+# ---- reindex -------------------------------------------------------------
+run "$R" reindex --archive "$A" --json
+expect_rc 0 "reindex with current descriptors"
+expect_eq "$(jq -c '[.version, .committed, .described]' "$out")" '[2,false,0]' "nothing to do"
+# an archive whose descriptors use an older schema (as a new refscan sees it)
+H=$A/versions/00000002.json
+jq -c '.entries[].descriptors.schema = "refscan-desc-0"' "$H" >"$T/m.json" && cp "$T/m.json" "$H"
+run "$R" reindex --archive "$A" --json
+expect_rc 0 "reindex after a schema change"
+expect_eq "$(jq -c '[.version, .committed, .described, .failed]' "$out")" '[3,true,12,0]' \
+	"every scan described again into version 3"
+M3=$A/versions/00000003.json
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-1")] | length' "$M3")" 12 \
+	"version 3 holds current descriptors"
+expect_eq "$(jq -c '[.entries[] | [.path, .blob]]' "$M3")" "$(jq -c '[.entries[] | [.path, .blob]]' "$H")" \
+	"the scans are unchanged"
+run "$R" query --archive "$A" --json -k 1 "$S/trunk-points.ply"
+expect_eq "$(jq -r '[.version, .results[0].path] | @tsv' "$out")" "$(printf '3\t003-fabric-trunk.obj')" \
+	"the reindexed version answers"
+run "$R" reindex --archive "$A" --force -q
+expect_rc 0 "reindex --force"
+expect_eq "$(jq -r .version "$A/HEAD")" 4 "--force commits a new version"
+expect_eq "$(jq '.counts.changed' "$A/versions/00000004.json")" 0 "with the same descriptors (deterministic)"
+run "$R" verify --archive "$A" --all --quiet
+expect_rc 0 "the archive verifies after reindex"
+
+finish

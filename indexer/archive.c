@@ -180,7 +180,7 @@ static int mkdir_p(const char *path, struct err *e)
 static bool archive_name(const char *n)
 {
 	static const char *const names[] = { "versions", "volumes", "tmp", "lock",
-					     "failures.json", "HEAD", NULL };
+					     "failures.json", "statcache.json", "HEAD", NULL };
 	for (size_t i = 0; names[i]; i++)
 		if (!strcmp(n, names[i]))
 			return true;
@@ -289,6 +289,7 @@ int archive_dir_open_cli(struct archive_dir *a, const char *opt)
 void archive_dir_release(struct archive_dir *a)
 {
 	drop_blobs(a);
+	xfree(a->published);
 	head_release(&a->head);
 	if (a->lock_fd >= 0)
 		close(a->lock_fd); /* releases the flock */
@@ -582,13 +583,15 @@ int archive_dir_load_blobs(struct archive_dir *a, struct err *e)
 	if (a->blobs_loaded)
 		return 0;
 	drop_blobs(a);
-	a->vols = alloc_array_zero(a->head.n_volumes ? a->head.n_volumes : 1, sizeof(*a->vols));
+	size_t n_ids = a->head.n_volumes + a->n_published;
+	a->vols = alloc_array_zero(n_ids ? n_ids : 1, sizeof(*a->vols));
 	if (!a->vols)
 		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < a->head.n_volumes; i++) {
+	for (size_t i = 0; i < n_ids; i++) {
 		char rel[64], shown[4200], *buf;
 		size_t len;
-		uint64_t id = a->head.volumes[i];
+		uint64_t id = i < a->head.n_volumes ? a->head.volumes[i]
+						    : a->published[i - a->head.n_volumes];
 		snprintf(rel, sizeof(rel), "volumes/%08" PRIu64 ".idx.json", id);
 		snprintf(shown, sizeof(shown), "%s/%s", a->path, rel);
 		if ((rc = read_at(a->dirfd, rel, shown, &buf, &len, e)) < 0)
@@ -920,6 +923,13 @@ int archive_dir_volume_publish(struct archive_dir *a,
 		goto out;
 	fault_point("volume-published");
 	/* the new blobs are findable by this writer from now on */
+	uint64_t *np = realloc_array(a->published, a->n_published + 1, sizeof(*np));
+	if (!np) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	a->published = np;
+	a->published[a->n_published++] = vo->id;
 	drop_blobs(a);
 	volume_writer_free(&vo->w);
 	close(vo->fd);
@@ -1026,6 +1036,10 @@ int archive_dir_write_head(struct archive_dir *a, const struct head *h,
 	head_release(&a->head);
 	a->head = copy;
 	a->have_head = true;
+	/* published volumes are in this HEAD now, or leftovers */
+	xfree(a->published);
+	a->published = NULL;
+	a->n_published = 0;
 	drop_blobs(a);
 	return 0;
 }

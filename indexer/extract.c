@@ -53,8 +53,9 @@ static const char extract_usage[] =
 	"  -q, --quiet         no summary\n"
 	"  -h, --help          show this help\n"
 	"\n"
-	"exit status: 0 all restored; 1 some files refused or damaged; 65\n"
-	"damaged archive; 66 no such archive, version or match.\n";
+	"exit status: 0 all restored; 1 some files refused or damaged, the rest\n"
+	"restored; 65 nothing restored (damaged archive or every path refused);\n"
+	"66 no such archive, version or match; 73 cannot create DEST.\n";
 
 enum { OPT_JSON = 256 };
 
@@ -435,7 +436,8 @@ int cmd_extract(int argc, char **argv)
 				x.want[n_ok++] = *w;
 		}
 		x.n_want = n_ok;
-		qsort(x.want, x.n_want, sizeof(*x.want), cmp_want);
+		if (x.n_want)
+			qsort(x.want, x.n_want, sizeof(*x.want), cmp_want);
 
 		/* into DEST; libarchive writes relative to the working directory */
 		if (cwd < 0) {

@@ -86,7 +86,7 @@ static int cmp_digest(const void *a, const void *b)
 
 static bool has_digest(const struct digests *s, const unsigned char d[SHA256_LEN])
 {
-	return bsearch(d, s->d, s->n, SHA256_LEN, cmp_digest) != NULL;
+	return s->n && bsearch(d, s->d, s->n, SHA256_LEN, cmp_digest) != NULL;
 }
 
 static int used_blobs(const struct manifest *m, struct digests *s)
@@ -288,7 +288,8 @@ int cmd_prune(int argc, char **argv)
 		if (rc < 0)
 			goto nomem;
 	}
-	qsort(used.d, used.n, SHA256_LEN, cmp_digest);
+	if (used.n)
+		qsort(used.d, used.n, SHA256_LEN, cmp_digest);
 	if ((rc = archive_dir_load_blobs(&a, &e)) < 0)
 		goto fail;
 	fate = alloc_array_zero(h->n_volumes ? h->n_volumes : 1, sizeof(*fate));

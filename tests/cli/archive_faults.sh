@@ -53,7 +53,7 @@ mkdir -p "$T/snap2" && cp -a "$L" "$T/snap2/lib" && rm -r "$T/snap2/lib/broken"
 
 steps_before="volume-partial volume-written volume-synced volume-renamed volume-published
 	manifest-written manifest-renamed head-written"
-steps_after="head-renamed committed failures-written failures-renamed"
+steps_after="head-renamed committed failures-written failures-renamed statcache-written statcache-renamed"
 for step in $steps_before $steps_after; do
 	a=$T/a-$step
 	cp -a "$T/base" "$a"

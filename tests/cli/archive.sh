@@ -55,6 +55,14 @@ expect_eq "$(ls "$A/versions" | tr '\n' ' ')" "00000001.index 00000001.json " "s
 run "$R" index --archive "$A" "$L"
 expect_grep "$out" "^no changes; version 1 is current" "text summary for an unchanged tree"
 
+# ---- the stat cache is only a cache --------------------------------
+expect_eq "$(jq -r .version "$A/statcache.json")" 1 "stat cache written for HEAD"
+cp "$A/statcache.json" "$T/statcache.v1"
+echo 'not json' >"$A/statcache.json"
+run "$R" index --archive "$A" --json "$L"
+expect_eq "$(jq -c '[.committed, .unchanged]' "$out")" '[false,5]' "a damaged stat cache is ignored"
+expect_eq "$(jq -r .version "$A/statcache.json")" 1 "and rewritten"
+
 # ---- change one, add one, delete one, rename one, touch one ----------
 mkply "$L/stone/granite.ply" 16 33
 run "$R" index --archive "$A" --json "$L"
@@ -246,6 +254,24 @@ if [ -x "$REFSCAN_BUILD/scangen" ]; then
 else
 	echo "SKIP - scangen not built: generated-library checks"
 fi
+
+# a stale stat cache (from an older version) never hides a change: the
+# file is put back as it was at version 1, same bytes, inode and mtime
+S=$T/a-stale
+mkply "$T/st/lib/a.ply" 5 1
+mkply "$T/st/lib/b.ply" 5 2
+touch -d @1600000000 "$T/st/lib/a.ply"
+cp "$T/st/lib/a.ply" "$T/a.v1"
+"$R" index --archive "$S" -q "$T/st/lib"
+cp "$S/statcache.json" "$T/statcache.v1"
+mkply "$T/st/lib/a.ply" 5 3
+"$R" index --archive "$S" -q "$T/st/lib"
+expect_eq "$(jq -r .version "$S/statcache.json")" 2 "stat cache follows HEAD"
+cat "$T/a.v1" >"$T/st/lib/a.ply" && touch -d @1600000000 "$T/st/lib/a.ply"
+cp "$T/statcache.v1" "$S/statcache.json"
+run "$R" index --archive "$S" --json "$T/st/lib"
+expect_eq "$(jq -c '[.version, .changed, .unchanged, .new_blobs]' "$out")" '[3,1,1,0]' \
+	"a stale stat cache is ignored: the change back to version 1 is seen"
 
 # a newer major format is refused, a newer minor one read
 cp -a "$A" "$T/future"

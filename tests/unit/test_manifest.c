@@ -378,6 +378,72 @@ static void test_volume_index_and_failures_round_trip(void **state)
 	manifest_release(&m);
 }
 
+static char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = xmalloc(1 << 20);
+	*n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[*n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* The fuzzing seeds are real documents written by refscan index. */
+static void test_seed_documents_from_a_real_archive_parse(void **state)
+{
+	(void)state;
+	struct err e;
+	size_t n;
+	char *b;
+	err_init(&e);
+	b = slurp("tests/data/manifest/manifest.json", &n);
+	if (!b)
+		skip(); /* not run from the repository top */
+	struct manifest m;
+	assert_int_equal(manifest_parse(b, n, &m, &e), 0);
+	assert_int_equal(m.n_entries, 2);
+	assert_string_equal(m.entries[1].path, "lib/sub/a.ply");
+	assert_string_equal(m.entries[1].units, "cm");
+	assert_string_equal(m.entries[1].files[0].path, "lib/sub/a.meta.json");
+	assert_int_equal(m.n_failed, 1);
+	manifest_release(&m);
+	xfree(b);
+
+	struct head h;
+	b = slurp("tests/data/manifest/HEAD.json", &n);
+	assert_int_equal(head_parse(b, n, &h, &e), 0);
+	assert_int_equal(h.version, 1);
+	head_release(&h);
+	xfree(b);
+
+	struct volidx v;
+	b = slurp("tests/data/manifest/volume-index.json", &n);
+	assert_int_equal(volidx_parse(b, n, &v, &e), 0);
+	assert_int_equal(v.n_blobs, 2); /* two identical scans, one sidecar: 2 blobs */
+	volidx_release(&v);
+	xfree(b);
+
+	struct manifest_failure *f;
+	size_t nf;
+	b = slurp("tests/data/manifest/failures.json", &n);
+	assert_int_equal(failures_parse(b, n, &f, &nf, &e), 0);
+	assert_int_equal(nf, 1);
+	assert_string_equal(f[0].path, "lib/c.ply");
+	failures_free(f, nf);
+	xfree(b);
+
+	uint64_t ver;
+	b = slurp("tests/data/manifest/statcache.json", &n);
+	assert_int_equal(statcache_parse(b, n, &ver, &m, &e), 0);
+	assert_int_equal(ver, 1);
+	assert_int_equal(m.n_entries, 2);
+	assert_int_equal(m.entries[1].files[0].role, MANIFEST_ROLE_SIDECAR);
+	manifest_release(&m);
+	xfree(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_parse_survives_every_allocation_failure),
 		cmocka_unit_test(test_head_checks_its_invariants),
 		cmocka_unit_test(test_volume_index_and_failures_round_trip),
+		cmocka_unit_test(test_seed_documents_from_a_real_archive_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,11 +23,12 @@ add_scan() {
 	head -c 60000 /dev/urandom | base64 -w 76 >"$L/d$1/t$2.png"
 }
 
+# no leftovers: tmp/ empty, one manifest per live version, two files per
+# live volume
 files_ok() {
-	local a=$1
-	[ -z "$(ls -A "$a/tmp")" ] || return 1
-	[ "$(ls "$a/versions" | wc -l)" = "$(jq '.versions | length' "$a/HEAD")" ] || return 1
-	[ "$(ls "$a/volumes" | wc -l)" = "$(jq '.volumes | length * 2' "$a/HEAD")" ] || return 1
+	local a=$1 want
+	want=$(jq -r '"\(.versions | length) \(.volumes | length * 2)"' "$a/HEAD")
+	[ -z "$(ls -A "$a/tmp")" ] && [ "$(ls "$a/versions" | wc -l) $(ls "$a/volumes" | wc -l)" = "$want" ]
 }
 
 for i in 1 2 3 4 5 6; do add_scan 0 "$i"; done
@@ -57,8 +58,7 @@ for it in $(seq 1 "$n_iter"); do
 	else
 		cmd=("$R" prune --archive "$A" --keep-last 2)
 	fi
-	before=$(jq -r .version "$A/HEAD")
-	before_versions=$(jq -c .versions "$A/HEAD")
+	read -r before before_versions < <(jq -r '"\(.version) \(.versions | tostring)"' "$A/HEAD")
 	delay=$((RANDOM % span))
 	"${cmd[@]}" >/dev/null 2>&1 &
 	pid=$!
@@ -86,9 +86,9 @@ for it in $(seq 1 "$n_iter"); do
 	"${cmd[@]}" >/dev/null 2>"$T/rerun.err"
 	rerun=$?
 	rm -rf "$T/x"
-	"$R" extract --archive "$A" --to "$T/x" -q >/dev/null 2>&1
-	if [ $rerun -ne 0 ] || ! "$R" verify --archive "$A" --quiet >/dev/null 2>&1 ||
-		! same_tree "$T/x/lib" "$L" || ! files_ok "$A"; then
+	"$R" extract --archive "$A" --to "$T/x" -q >/dev/null 2>&1 || rerun=99
+	# extract checks every blob's digest as it writes it
+	if [ $rerun -ne 0 ] || ! same_tree_quick "$T/x/lib" "$L" || ! files_ok "$A"; then
 		not_ok "iteration $it ($kind killed after $delay ms, exit $killed_rc): recovery failed (rerun exit $rerun)"
 		sed 's/^/    /' "$T/rerun.err" | head -5
 		bad=$((bad + 1))

@@ -59,7 +59,8 @@ for it in $(seq 1 "$n_iter"); do
 		cmd=("$R" prune --archive "$A" --keep-last 2)
 	fi
 	read -r before before_versions < <(jq -r '"\(.version) \(.versions | tostring)"' "$A/HEAD")
-	delay=$((RANDOM % span))
+	# a prune is quicker than a commit: kill it sooner
+	if [ $kind = index ]; then delay=$((RANDOM % span)); else delay=$((RANDOM % 80)); fi
 	"${cmd[@]}" >/dev/null 2>&1 &
 	pid=$!
 	sleep "$(printf '0.%03d' "$delay")"

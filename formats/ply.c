@@ -15,18 +15,21 @@
  *      skipped with one multiplication (count * stride must fit in what
  *      is left), so a header claiming 2^40 vertices fails here.
  *   2. decode: allocate exactly what the walk measured, decode the vertex
- *      element (fixed-stride records through per-property offsets, with
- *      memcpy fast paths for float32 and uchar in the host byte order),
- *      then the face element (a "uchar count + int indices" fast path for
- *      triangles, ear clipping through triangulate.h for larger polygons).
+ *      element (the usual layout - float32 x y z, normals, UVs at
+ *      consecutive offsets, uchar colours, host byte order - in one fused
+ *      pass; per-property converters otherwise), then the face element
+ *      (triangles in blocks when the count is a uchar and the indices int
+ *      or uint; other polygons through triangulate.h).
  *
  * Invariants: nothing is allocated from a file count before that count has
- * been checked; the decode pass reads only records the walk has proved
- * complete; every index is < n_vertices before it is stored.  Vertices are
- * decoded before faces whatever their order in the file, because the
- * triangulator needs positions.
+ * been checked; the decode pass re-checks every list count it reads (a
+ * mapped file can change between the passes); every index is
+ * < n_vertices before it is stored.  Vertices are decoded before faces
+ * whatever their order in the file, because the triangulator needs
+ * positions.  Ascii records are one per line.
  */
 #include "formats.h"
+#include "writers.h"
 #include "textscan.h"
 #include "triangulate.h"
 #include "../common/alloc.h"
@@ -1849,78 +1852,16 @@ out:
 	return rc;
 }
 
-/* fsync the directory holding path, so a rename survives a crash */
-static int sync_dir(const char *path, struct err *e)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set_errno(e, ERR_IO, "cannot open directory '%s'", dir);
-	int rc = fsync(fd) ? err_set_errno(e, ERR_IO, "cannot sync directory '%s'", dir) : 0;
-	close(fd);
-	return rc;
-}
-
 int ply_write(const char *path, const struct scan *s, struct err *e)
 {
-	static _Atomic unsigned seq;
-	char tmp[PATH_MAX];
-	FILE *fp = NULL;
-	int fd = -1, rc;
-
-	for (int attempt = 0; attempt < 100; attempt++) {
-		int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path,
-				 (long)getpid(), seq++);
-		if (n < 0 || (size_t)n >= sizeof(tmp)) {
-			errno = ENAMETOOLONG;
-			rc = err_set_errno(e, ERR_IO, "cannot create '%s'", path);
-			goto fail_path;
-		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd >= 0 || errno != EEXIST)
-			break;
+	struct wfile w;
+	int rc = wfile_open(&w, path, e);
+	if (rc)
+		return rc;
+	if ((rc = ply_write_stream(w.fp, s, e))) {
+		wfile_abort(&w);
+		err_set_path(e, path);
+		return rc;
 	}
-	if (fd < 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot create '%s'", tmp);
-		goto fail_path;
-	}
-	fp = fdopen(fd, "wb");
-	if (!fp) {
-		rc = err_set_errno(e, ERR_IO, "cannot open '%s'", tmp);
-		close(fd);
-		goto fail;
-	}
-	if ((rc = ply_write_stream(fp, s, e)))
-		goto fail;
-	if (fsync(fileno(fp))) {
-		rc = err_set_errno(e, ERR_IO, "cannot sync '%s'", tmp);
-		goto fail;
-	}
-	if (fclose(fp)) {
-		fp = NULL;
-		rc = err_set_errno(e, ERR_IO, "cannot write '%s'", tmp);
-		goto fail;
-	}
-	fp = NULL;
-	if (rename(tmp, path)) {
-		rc = err_set_errno(e, ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
-		goto fail;
-	}
-	if ((rc = sync_dir(path, e)))
-		goto fail_path;
-	return 0;
-fail:
-	if (fp)
-		fclose(fp);
-	unlink(tmp);
-fail_path:
-	err_set_path(e, path);
-	return rc;
+	return wfile_commit(&w, e);
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/IndexFlat_c.h>
@@ -29,6 +30,7 @@
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
+#include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 
@@ -73,6 +75,13 @@ static int faiss_fail(struct err *e, const char *what)
 	const char *m = faiss_get_last_error();
 	return err_set(e, ERR_FAISS, "%s: %s", what,
 		       m && *m ? m : "unknown faiss error");
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 uint64_t knn_rand(uint64_t *state)
@@ -533,13 +542,40 @@ out:
 }
 
 /*
- * Add every row except the sorted held-out ones, in contiguous runs
- * straight from the caller's memory (no copy of the whole set).
+ * Add every row except the sorted held-out ones, without copying the set.
+ * IVF: add all in one call, then remove the held-out ids (one pass over
+ * the lists).  Others (HNSW cannot remove): add the runs between them;
+ * a graph adds one vector at a time anyway.  Many small IVF adds would
+ * each assign through BLAS and OpenMP, which is slow under load.
  */
-static int add_except(FaissIndex *ix, size_t d, size_t n, const float *vecs,
-		      const int64_t *ids, const size_t *held, size_t nh,
-		      struct err *e)
+static int add_except(FaissIndex *ix, enum knn_kind kind, size_t d, size_t n,
+		      const float *vecs, const int64_t *ids, const size_t *held,
+		      size_t nh, struct err *e)
 {
+	if (kind == KNN_IVF || !nh) {
+		if (n && faiss_Index_add_with_ids(ix, (idx_t)n, vecs, ids))
+			return faiss_fail(e, "add");
+		if (!nh)
+			return 0;
+		int64_t *hid = alloc_array(nh, sizeof(*hid));
+		if (!hid)
+			return err_set(e, ERR_NOMEM, "out of memory for %zu held-out ids", nh);
+		for (size_t i = 0; i < nh; i++)
+			hid[i] = ids[held[i]];
+		FaissIDSelectorBatch *sel = NULL;
+		size_t removed = 0;
+		int rc = 0;
+		if (faiss_IDSelectorBatch_new(&sel, nh, hid))
+			rc = faiss_fail(e, "id selector");
+		else if (faiss_Index_remove_ids(ix, (const FaissIDSelector *)sel, &removed))
+			rc = faiss_fail(e, "remove held-out ids");
+		else if (removed != nh)
+			rc = err_set(e, ERR_INTERNAL, "removed %zu of %zu held-out ids", removed, nh);
+		if (sel)
+			faiss_IDSelector_free((FaissIDSelector *)sel);
+		xfree(hid);
+		return rc;
+	}
 	size_t r = 0;
 	for (size_t h = 0; h <= nh; h++) {
 		size_t stop = h < nh ? held[h] : n;
@@ -716,19 +752,24 @@ int knn_build(struct knn *k, size_t d, size_t n, const float *vecs,
 			rc = err_set(e, ERR_NOMEM, "out of memory for %zu training vectors", n_train);
 			goto out;
 		}
+		double t0 = now_s();
 		if (faiss_Index_train(ix, (idx_t)n_train, train)) {
 			rc = faiss_fail(e, "train");
 			goto out;
 		}
+		k->stats.train_s = now_s() - t0;
+		k->stats.n_train = n_train;
 		xfree(train);
 		train = NULL;
 	}
 	/* the held-out rows are the first nh of the sample, in row order */
 	if (nh)
 		qsort(rows, nh, sizeof(*rows), cmp_size);
-	rc = add_except(ix, d, n, vecs, ids, rows, nh, e);
+	double t_add = now_s();
+	rc = add_except(ix, k->kind, d, n, vecs, ids, rows, nh, e);
 	if (rc)
 		goto out;
+	k->stats.add_s = now_s() - t_add;
 	k->n = n - nh;
 	if (k->kind == KNN_EXACT) {
 		k->tuned_recall = 1.0;
@@ -737,9 +778,12 @@ int knn_build(struct knn *k, size_t d, size_t n, const float *vecs,
 			goto out;
 	} else if (nh) {
 		double target = opts->tune_recall > 0 ? opts->tune_recall : KNN_TUNE_RECALL;
+		double t_tune = now_s();
 		rc = tune(k, vecs, n, ids, rows, nh, target, e);
 		if (rc)
 			goto out;
+		k->stats.tune_s = now_s() - t_tune;
+		k->stats.n_tune = nh;
 		rc = add_rows(ix, d, vecs, ids, rows, nh, e);
 		if (rc)
 			goto out;

@@ -65,9 +65,18 @@ struct knn_opts {
 	size_t exact_max;    /* KNN_AUTO: exact at or below (0 = KNN_EXACT_MAX) */
 	size_t nlist;        /* IVF lists (0 = about 2*sqrt(n)) */
 	size_t train_max;    /* k-means sample cap (0 = 64 per list) */
-	size_t n_tune;       /* held-out tuning queries (0 = 256) */
+	size_t n_tune;       /* held-out tuning queries (0 = 256), <= n / 20 */
 	double tune_recall;  /* recall@10 target (0 = KNN_TUNE_RECALL) */
 	uint64_t seed;       /* sampling seed for training and tuning */
+};
+
+/* Where knn_build() spent its time (wall seconds), for progress and bench. */
+struct knn_build_stats {
+	double train_s;  /* k-means on the training sample */
+	double add_s;    /* adding vectors (IVF: assigning them to lists) */
+	double tune_s;   /* exact ground truth + the parameter ladder */
+	size_t n_train;  /* training vectors */
+	size_t n_tune;   /* held-out tuning queries */
 };
 
 struct knn {
@@ -81,6 +90,7 @@ struct knn {
 	size_t nlist;         /* IVF lists, 0 otherwise */
 	const float *flat;    /* KNN_EXACT: FAISS's n * d storage, borrowed */
 	const int64_t *flat_ids; /* KNN_EXACT: FAISS's id map, borrowed */
+	struct knn_build_stats stats; /* zero after knn_read() */
 };
 
 /* Fill o with the defaults (KNN_AUTO, thresholds from the macros above). */

@@ -26,7 +26,9 @@
  * first, then weighted distances; OpenMP) when there is no ANN index,
  * the index is exact, or RANK_EXACT is given.  Otherwise the ANN index is
  * asked for more candidates than wanted (rank_fetch()), they are filtered
- * and re-ranked exactly; if filters leave fewer than k, the fetch doubles
+ * and re-ranked exactly (in the ANN query a block of weight 0 takes the
+ * table's mean block, when it has one, so the index ranks by the blocks
+ * that count); if filters leave fewer than k, the fetch doubles
  * up to RANK_FETCH_MAX and then falls back to the exact scan, so a filter
  * never silently shortens a result list.
  */

@@ -1278,12 +1278,16 @@ static void grid_param(const struct chart *c, int ci, size_t i, size_t j, int ji
 	size_t cu = c->nu - 1, cv = c->nv - 1;
 	size_t iw = c->wrap_u && i == cu ? 0 : i;
 	size_t jw = c->wrap_v && j == cv ? 0 : j;
+	/* open borders are shared with other charts: pinned in both axes;
+	 * a wrap seam is pinned across itself so its UVs stay in [0, 1] */
 	int border = (!c->wrap_u && (i == 0 || i == cu)) ||
 		     (!c->wrap_v && (j == 0 || j == cv));
 	double ju = 0, jv = 0;
 	if (jit && !border) {
-		ju = jitter(seed, ci, iw, jw, 0);
-		jv = jitter(seed, ci, iw, jw, 1);
+		if (!(c->wrap_u && iw == 0))
+			ju = jitter(seed, ci, iw, jw, 0);
+		if (!(c->wrap_v && jw == 0))
+			jv = jitter(seed, ci, iw, jw, 1);
 	}
 	*s = ((double)iw + ju) / (double)cu;
 	*t = ((double)jw + jv) / (double)cv;

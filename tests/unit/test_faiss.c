@@ -292,6 +292,9 @@ static void test_knn_ivf_tuned_and_roundtrip(void **state)
 	assert_string_equal(k.param_name, "nprobe");
 	assert_true(k.param >= 1 && k.param <= 64);
 	assert_true(k.tuned_recall >= KNN_TUNE_RECALL);
+	/* held-out tuning rows are back in: every vector is indexed */
+	assert_int_equal(faiss_Index_ntotal(k.index), (idx_t)n);
+	assert_int_equal(k.stats.n_tune, n / 20 < 256 ? n / 20 : 256);
 
 	float *ed = malloc(nq * kk * sizeof(float)), *ad = malloc(nq * kk * sizeof(float));
 	int64_t *ei = malloc(nq * kk * sizeof(int64_t)), *ai = malloc(nq * kk * sizeof(int64_t));
@@ -361,6 +364,7 @@ static void test_knn_hnsw_factory_roundtrip(void **state)
 	assert_string_equal(k.param_name, "efSearch");
 	assert_true(k.param >= 16);
 	assert_true(k.tuned_recall >= KNN_TUNE_RECALL);
+	assert_int_equal(faiss_Index_ntotal(k.index), (idx_t)n);
 	float ad[30 * 10], bd[30 * 10], ed[30 * 10];
 	int64_t ai[30 * 10], bi[30 * 10], ei[30 * 10];
 	assert_int_equal(knn_search(&k, nq, q, kk, ad, ai, &e), 0);

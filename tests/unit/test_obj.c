@@ -545,14 +545,40 @@ static void test_obj_rejects_truncated_statements(void **state)
 {
 	(void)state;
 	expect_error_text("v 0 0 0\nv 1 2\n", ERR_FORMAT, 2, "vertex has 2 coordinates (need 3)");
-	expect_error_text("v 0 0 0\nv 1 0 0\nf 1 2\n", ERR_FORMAT, 3,
-			  "face with 2 vertices (need at least 3)");
-	expect_error_text("v 0 0 0\nf 1\n", ERR_FORMAT, 2, "face with 1 vertex (need at least 3)");
-	expect_error_text("v 0 0 0\nf\n", ERR_FORMAT, 2, "face with 0 vertices (need at least 3)");
-	expect_error_text("v 0 0 0\nf # 1 2 3\n", ERR_FORMAT, 2, "face with 0 vertices (need at least 3)");
+	expect_error_text("v 0 0 0\nv 1 0 0\nf 1 2\nf 1\n", ERR_FORMAT, 3,
+			  "no face has 3 or more vertices");
+	expect_error_text("v 0 0 0\nf\n", ERR_FORMAT, 2, "no face has 3 or more vertices");
+	/* a short face is skipped, but its indices are still checked */
+	expect_error_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 7\n", ERR_FORMAT, 5,
+			  "face vertex index 7 out of range (have 3)");
 	expect_error_text("v 0 0 0\nvn 1 0\n", ERR_FORMAT, 2, "normal has 2 components (need 3)");
 	expect_error_text("v 0 0 0\nvt\n", ERR_FORMAT, 2, "texture coordinate without values");
 	expect_error_text("v", ERR_FORMAT, 1, "vertex has 0 coordinates (need 3)");
+}
+
+static void test_obj_skips_faces_with_fewer_than_3_vertices(void **state)
+{
+	(void)state;
+	static const char text[] =
+		"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\n"
+		"f 1 2\n"          /* an edge written as a face */
+		"f 1 2 3\n"
+		"f 4\n"            /* a point */
+		"f\n"
+		"f # 1 2 3\n"
+		"f 2 4 3\n";
+	struct scan s;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(read_obj_lim(text, sizeof(text) - 1, NULL, &s, &e), 0);
+	assert_int_equal(s.n_vertices, 4);
+	assert_int_equal(s.n_faces, 2);
+	assert_int_equal(s.n_polygons, 2);
+	assert_int_equal(s.indices[0], 0);
+	assert_int_equal(s.indices[3], 1);
+	assert_int_equal(s.indices[4], 3);
+	assert_true(has_warning(&s, "line 5: 4 faces with fewer than 3 vertices skipped"));
+	scan_release(&s);
 }
 
 static void test_obj_rejects_bad_numbers(void **state)
@@ -1368,6 +1394,7 @@ int main(void)
 		cmocka_unit_test(test_obj_comment_only_file_is_empty_not_an_error),
 		cmocka_unit_test(test_obj_huge_polygon_is_fanned_with_a_warning),
 		cmocka_unit_test(test_obj_rejects_truncated_statements),
+		cmocka_unit_test(test_obj_skips_faces_with_fewer_than_3_vertices),
 		cmocka_unit_test(test_obj_rejects_bad_numbers),
 		cmocka_unit_test(test_obj_rejects_out_of_range_vertex_indices),
 		cmocka_unit_test(test_obj_rejects_malformed_face_vertices),

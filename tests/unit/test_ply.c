@@ -714,6 +714,30 @@ static void test_ply_ignores_partial_attribute_sets(void **state)
 	assert_null(s.uvs);
 	assert_float_equal(s.positions[2], 3.0f, 0);
 	scan_release(&s);
+	/* alpha alone is no colour, on vertices or faces */
+	assert_int_equal(str_read("ply\nformat ascii 1.0\nelement vertex 3\n" XYZ
+				  "property uchar alpha\nelement face 1\n"
+				  "property list uchar int vertex_indices\nproperty uchar alpha\n"
+				  "end_header\n0 0 0 1\n1 0 0 2\n0 1 0 3\n3 0 1 2 9\n", &s, &e), 0);
+	assert_null(s.colors);
+	assert_null(s.face_colors);
+	assert_int_equal(s.n_faces, 1);
+	scan_release(&s);
+}
+
+static void test_ply_uses_the_first_of_two_vertex_elements(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct err e;
+	assert_int_equal(str_read("ply\nformat ascii 1.0\nelement vertex 2\n" XYZ
+				  "element vertex 1\nproperty float x\nend_header\n"
+				  "1 2 3\n4 5 6\n7\n", &s, &e), 0);
+	assert_int_equal(s.n_vertices, 2);
+	assert_float_equal(s.positions[5], 6.0f, 0);
+	assert_int_equal(s.n_warnings, 1);
+	assert_non_null(strstr(s.warnings[0], "line 7: second 'vertex' element ignored"));
+	scan_release(&s);
 }
 
 /* per-face texcoord lists become per-corner UVs, also through triangulation */
@@ -1535,7 +1559,7 @@ static struct pb long_faces(enum enc enc, int layout, int bad_face)
 		pb_printf(&pb, "property float quality\nproperty uchar red\n");
 	pb_printf(&pb, "property list uchar %s vertex_indices\n", it);
 	if (layout == 1)
-		pb_printf(&pb, "property uchar green\nproperty uchar blue\n"
+		pb_printf(&pb, "property ushort green\nproperty uchar blue\n"
 			  "property short flags\n");
 	pb_printf(&pb, "end_header\n");
 	for (int i = 0; i < nv; i++) {
@@ -1557,7 +1581,7 @@ static struct pb long_faces(enum enc enc, int layout, int bad_face)
 		}
 		pb_list(&pb, "uchar", it, n, idx);
 		if (layout == 1) {
-			pb_val(&pb, "uchar", (f * 3) % 256);
+			pb_val(&pb, "ushort", (f * 3) % 256 * 257);
 			pb_val(&pb, "uchar", 255 - f % 256);
 			pb_val(&pb, "short", -f);
 		}
@@ -1663,6 +1687,18 @@ static void test_ply_applies_limits(void **state)
 	limits_init(&lim);
 	assert_int_equal(ply_read(b, strlen(text), &lim, &s, &e), 0);
 	assert_int_equal(s.n_faces, 2);
+	scan_release(&s);
+
+	/* textures past max_referenced_files are dropped with a warning */
+	const char *tex = "ply\nformat ascii 1.0\ncomment TextureFile a.png\n"
+			  "comment TextureFile b.png\nelement vertex 0\n" XYZ "end_header\n";
+	limits_init(&lim);
+	lim.max_referenced_files = 1;
+	assert_int_equal(ply_read((const unsigned char *)tex, strlen(tex), &lim, &s, &e), 0);
+	assert_int_equal(s.n_textures, 1);
+	assert_string_equal(s.textures[0].declared, "a.png");
+	assert_int_equal(s.n_warnings, 1);
+	assert_non_null(strstr(s.warnings[0], "line 4: more than 1 textures; 'b.png' ignored"));
 	scan_release(&s);
 }
 
@@ -1873,6 +1909,61 @@ static void test_ply_write_reports_io_errors(void **state)
 	assert_non_null(strstr(e.msg, "cannot create"));
 	assert_non_null(strstr(e.msg, "No such file or directory"));
 	assert_non_null(strstr(e.path, "x.ply"));
+	scan_release(&a);
+	pb_free(&pb);
+}
+
+static void test_ply_write_refuses_what_ply_cannot_hold(void **state)
+{
+	(void)state;
+	struct scan a;
+	struct err e;
+	scan_init(&a);
+	assert_true(scan_texture_add(&a, "two\nlines.png", 13) >= 0);
+	FILE *fp = fopen("/dev/null", "wb");
+	assert_non_null(fp);
+	err_init(&e);
+	assert_int_equal(ply_write_stream(fp, &a, &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "texture 0: path contains a line break"));
+	scan_release(&a);
+	/* only the count is looked at before the refusal */
+	a.n_vertices = (size_t)INT32_MAX + 1;
+	assert_int_equal(ply_write_stream(fp, &a, &e), ERR_LIMIT);
+	assert_non_null(strstr(e.msg, "2147483648 vertices do not fit in int indices"));
+	fclose(fp);
+}
+
+static void test_ply_write_over_a_directory_fails_and_cleans_up(void **state)
+{
+	(void)state;
+	struct pb pb = full_binary(LE);
+	struct scan a;
+	struct err e;
+	must_read(&pb, &a);
+	const char *dir = tmp_path("adir");
+	char dir_copy[4200], inside[4300];
+	snprintf(dir_copy, sizeof(dir_copy), "%s", dir);
+	assert_int_equal(mkdir(dir_copy, 0755), 0);
+	snprintf(inside, sizeof(inside), "%s/keep", dir_copy);
+	FILE *fp = fopen(inside, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	err_init(&e);
+	assert_int_equal(ply_write(dir_copy, &a, &e), ERR_IO);
+	assert_non_null(strstr(e.msg, "not a regular file"));
+	assert_string_equal(e.path, dir_copy);
+	/* the temp file is gone: only the directory is left in tmpdir */
+	DIR *d = opendir(tmpdir);
+	struct dirent *de;
+	int entries = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			entries++;
+	closedir(d);
+	assert_int_equal(entries, 1);
+	unlink(inside);
+	rmdir(dir_copy);
 	scan_release(&a);
 	pb_free(&pb);
 }
@@ -2148,6 +2239,7 @@ int main(void)
 		cmocka_unit_test(test_ply_reads_colours_of_other_integer_types),
 		cmocka_unit_test(test_ply_reads_every_uv_name_pair),
 		cmocka_unit_test(test_ply_ignores_partial_attribute_sets),
+		cmocka_unit_test(test_ply_uses_the_first_of_two_vertex_elements),
 		cmocka_unit_test(test_ply_reads_face_texcoords_as_corner_uvs),
 		cmocka_unit_test(test_ply_reads_face_colours),
 		cmocka_unit_test(test_ply_skips_unknown_elements_and_properties),
@@ -2172,6 +2264,8 @@ int main(void)
 		cmocka_unit_test(test_ply_write_round_trips),
 		cmocka_unit_test(test_ply_write_large_mesh_round_trips),
 		cmocka_unit_test(test_ply_write_reports_io_errors),
+		cmocka_unit_test(test_ply_write_refuses_what_ply_cannot_hold),
+		cmocka_unit_test(test_ply_write_over_a_directory_fails_and_cleans_up),
 		cmocka_unit_test(test_ply_write_survives_allocation_failure),
 		cmocka_unit_test(test_ply_fixtures_give_expected_results),
 		cmocka_unit_test(test_ply_fixtures_hold_expected_values),

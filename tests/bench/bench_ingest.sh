@@ -6,7 +6,7 @@
 #     STL, binary and ascii, with textures, MTL files and sidecars) into a
 #     new archive, against `tar --zstd -cf` of the same files.  Both read
 #     from the page cache (the files are read once beforehand); the best
-#     of REFSCAN_BENCH_REPEAT (default 2) runs of each counts.  refscan
+#     of REFSCAN_BENCH_REPEAT (default 3) runs of each counts.  refscan
 #     also reads and validates every scan, hashes every file twice and
 #     fsyncs what it writes; tar does none of that.  No descriptors.
 #     Target: refscan's throughput >= 0.8x tar's.
@@ -20,7 +20,7 @@ B=${REFSCAN_BUILD:?run through make bench}
 R=${REFSCAN_BIN:-$B/refscan}
 SCANGEN=$B/scangen
 DATA=${REFSCAN_BENCH_DATA:-$B/bench-data}
-REPEAT=${REFSCAN_BENCH_REPEAT:-2}
+REPEAT=${REFSCAN_BENCH_REPEAT:-3}
 INGEST_MB=${REFSCAN_BENCH_INGEST_MB:-500}
 work=$(mktemp -d "${TMPDIR:-/tmp}/refscan-bench-ingest.XXXXXX")
 trap 'rm -rf "$work"' EXIT

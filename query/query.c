@@ -416,6 +416,26 @@ static float block_score(const struct vindex *vx, const struct rank_hit *h,
 	return rank_score(h->part[b], w[b] * vx->refs.block_scale[b]);
 }
 
+/*
+ * The block that made a match close: the one whose distance saves the
+ * most against an unrelated pair (w_b s_b - part_b), so a block that is
+ * zero everywhere in the archive never gets the credit.  SIZE_MAX if none.
+ */
+static size_t closest_block(const struct vindex *vx, const struct rank_hit *h,
+			    const float *w)
+{
+	size_t best = SIZE_MAX;
+	double best_gain = 0;
+	for (size_t b = 0; vx->refs.block_scale && b < vx->layout.n_blocks; b++) {
+		double gain = w[b] * vx->refs.block_scale[b] - h->part[b];
+		if (w[b] > 0 && gain > best_gain) {
+			best_gain = gain;
+			best = b;
+		}
+	}
+	return best;
+}
+
 static void print_text(struct vindex *vx, const struct qopts *qo,
 		       const struct sculpt *sc, size_t n_sc)
 {
@@ -427,7 +447,13 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 		printf("  no reference matches the filters\n");
 		return;
 	}
-	printf("  %4s  %5s  %9s  %8s  %-28s  %s\n", "rank", "score", "distance", "size mm",
+	int mw = 15;
+	for (size_t i = 0; i < sc->res.n_hits; i++) {
+		char mt[256];
+		int len = (int)strlen(material_tags(vindex_entry(vx, sc->hits[i].row), mt, sizeof(mt)));
+		mw = len > mw ? len : mw;
+	}
+	printf("  %4s  %5s  %9s  %8s  %-*s  %s\n", "rank", "score", "distance", "size mm", mw,
 	       "material [tags]", "path");
 	for (size_t i = 0; i < sc->res.n_hits; i++) {
 		const struct rank_hit *h = &sc->hits[i];
@@ -438,8 +464,8 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 			snprintf(size, sizeof(size), "-");
 		else
 			snprintf(size, sizeof(size), "%.1f", (double)mm);
-		printf("  %4zu  %5.1f  %9.5f  %8s  %-28s  %s\n", i + 1, (double)h->score,
-		       (double)h->dist, size, material_tags(en, mt, sizeof(mt)), vindex_rel_path(en));
+		printf("  %4zu  %5.1f  %9.5f  %8s  %-*s  %s\n", i + 1, (double)h->score,
+		       (double)h->dist, size, mw, material_tags(en, mt, sizeof(mt)), vindex_rel_path(en));
 		if (!qo->explain)
 			continue;
 		printf("        ");
@@ -452,15 +478,7 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 			else
 				printf(" %s %.4f (%.0f)", vx->blocks[b].name, (double)h->part[b], (double)bs);
 		}
-		size_t best = SIZE_MAX;
-		float best_s = -1;
-		for (size_t b = 0; b < vx->layout.n_blocks; b++) {
-			float bs = block_score(vx, h, sc->w, b);
-			if (!isnan(bs) && bs > best_s) {
-				best_s = bs;
-				best = b;
-			}
-		}
+		size_t best = closest_block(vx, h, sc->w);
 		if (best != SIZE_MAX)
 			printf("; closest by %s", vx->blocks[best].name);
 		putchar('\n');

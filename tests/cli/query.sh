@@ -111,7 +111,15 @@ o="--triangles 12000 --size-mm 40 -q"
 "$G" --form blob --material knit --seed 6 $o -o "$W/lib/blob-knit.ply"
 "$G" --form torus --material bark --seed 8 $o -o "$W/lib/torus-bark.ply"
 "$G" --form tile --material knit --seed 9 $o -o "$W/tile-knit.ply"
-"$R" index -q --archive "$W/archive" "$W/lib" || not_ok "index the weights library"
+# and a scan that cannot be described (one point repeated): it fails
+# alone, like a broken scan
+printf 'ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n1 1 1\n1 1 1\n1 1 1\n3 0 1 2\n' \
+	>"$W/lib/tiny.ply"
+run "$R" index --archive "$W/archive" --json "$W/lib"
+expect_rc 1 "a scan that cannot be described fails, the rest is committed"
+expect_eq "$(jq -c '[.added, (.failed | map(.path | sub(".*/"; "")))]' "$out")" '[3,["tiny.ply"]]' \
+	"three scans added, the tiny one failed"
+expect_grep "$errf" "tiny\.ply: cannot describe: " "the reason names the describe step"
 run "$R" query --archive "$W/archive" --json -k 1 --weights shape=1,local=0,relief=0,size=0 "$W/tile-knit.ply"
 expect_eq "$(jq -r '.results[0].path' "$out")" "tile-smooth.ply" "shape weight only: the tile wins"
 run "$R" query --archive "$W/archive" --json -k 1 --weights shape=0,local=0,relief=1,size=0 "$W/tile-knit.ply"

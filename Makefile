@@ -141,7 +141,7 @@ FUZZ_LIB_SRC = $(COMMON_SRC) $(FORMATS_SRC)
 FUZZ_LIB_OBJ = $(FUZZ_LIB_SRC:%.c=$(FUZZ_B)/%.o)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
 # formats/ writes archives and manifests (libarchive, jansson, libcrypto)
-FUZZ_LIBS = -larchive -ljansson -lcrypto -lpng -ljpeg -llzf -lm
+FUZZ_LIBS = -larchive -ljansson -lcrypto -lpng -ljpeg -llzf -lm -lpthread
 
 $(FUZZ_B)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -31,6 +31,9 @@ static const struct command commands[] = {
 	{ "index", cmd_index, "store new and changed scans as a new archive version" },
 	{ "log", cmd_log, "list the versions of the archive" },
 	{ "diff", cmd_diff, "show the scans two versions add, change and remove" },
+	{ "verify", cmd_verify, "re-read the archive and name damaged volumes and scans" },
+	{ "extract", cmd_extract, "restore scans of a version, byte-identical" },
+	{ "prune", cmd_prune, "drop old versions and the bytes only they used" },
 };
 
 static void usage(FILE *fp)

@@ -103,9 +103,14 @@ int mtl_read(const unsigned char *buf, size_t len, const struct limits *lim,
 
 /*
  * Binary little-endian PLY writer: positions, and normals, colours, UVs
- * when present; faces as uchar-count int lists; `comment TextureFile` for
- * each texture's declared path and `comment units mm` when known.
- * Writes to path atomically (temp file + rename).  Returns 0 or ERR_IO.
+ * when present; faces as uchar-count int lists, with per-corner UVs as a
+ * `texcoord` list and per-face colours when present; `comment
+ * TextureFile` for each texture's declared path and `comment units mm`
+ * when known.  Writes to path atomically (temp file in the same
+ * directory, fsync, rename, fsync of the directory).  Returns 0, ERR_IO
+ * (message keeps strerror, e->path set), ERR_NOMEM, or ERR_FORMAT /
+ * ERR_LIMIT for a scan PLY cannot hold (a texture path with a line
+ * break, more than INT32_MAX vertices).  Thread-safe for distinct paths.
  */
 int ply_write(const char *path, const struct scan *s, struct err *e);
 

@@ -18,6 +18,7 @@
  */
 #include "image.h"
 #include "limits.h"
+#include "writers.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/mapfile.h"
@@ -506,25 +507,6 @@ int image_read_file(const char *path, const struct limits *lim,
 	return rc;
 }
 
-/* fsync the directory holding path, so the rename itself is durable. */
-static void sync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[ERR_PATH_MAX];
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		/* best effort: some file systems refuse fsync on directories */
-		(void)fsync(fd);
-		close(fd);
-	}
-}
-
 static int png_encode(struct png_ctx *c, const uint8_t *pixels, uint32_t w,
 		      uint32_t h, int channels)
 {
@@ -563,62 +545,24 @@ int image_write_png(const char *path, const uint8_t *pixels, uint32_t width,
 		    uint32_t height, int channels, struct err *e)
 {
 	struct png_ctx c = { .e = e };
-	char *tmp = NULL;
-	size_t n;
-	int fd = -1, rc = 0;
+	struct wfile w;
+	int rc;
 
 	err_set_path(e, path);
 	if (channels != 3 && channels != 4)
 		return err_set(e, ERR_INTERNAL, "png: %d channels (want 3 or 4)", channels);
 	if (!pixels || !width || !height || width > 0x7fffffffu || height > 0x7fffffffu)
 		return err_set(e, ERR_INTERNAL, "png: invalid image %ux%u", width, height);
-	if (ckd_add(&n, strlen(path), sizeof(".tmpXXXXXX")) || !(tmp = xmalloc(n)))
-		return err_set(e, ERR_NOMEM, "out of memory");
-	snprintf(tmp, n, "%s.tmpXXXXXX", path);
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot create '%s'", tmp);
-		goto out;
-	}
-	if (fchmod(fd, 0644) < 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot set the mode of '%s'", tmp);
-		goto fail;
-	}
-	c.fp = fdopen(fd, "wb");
-	if (!c.fp) {
-		rc = err_set_errno(e, ERR_IO, "cannot open '%s'", tmp);
-		goto fail;
-	}
-	fd = -1;
+	if ((rc = wfile_open(&w, path, e)))
+		return rc;
+	c.fp = w.fp;
 	errno = 0;
 	if ((rc = png_encode(&c, pixels, width, height, channels)) < 0) {
 		if (rc == ERR_FORMAT || rc == ERR_IO)
-			rc = err_set_errno(e, ERR_IO, "cannot write '%s'", tmp);
-		goto fail;
+			rc = err_set_errno(e, ERR_IO, "cannot write '%s'", w.tmp);
+		wfile_abort(&w);
+		err_set_path(e, path);
+		return rc;
 	}
-	if (fflush(c.fp) != 0 || fsync(fileno(c.fp)) != 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot write '%s'", tmp);
-		goto fail;
-	}
-	int closed = fclose(c.fp);
-	c.fp = NULL;
-	if (closed != 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot close '%s'", tmp);
-		goto fail;
-	}
-	if (rename(tmp, path) < 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
-		goto fail;
-	}
-	sync_parent(path);
-	goto out;
-fail:
-	if (c.fp)
-		fclose(c.fp);
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-out:
-	xfree(tmp);
-	return rc;
+	return wfile_commit(&w, e);
 }

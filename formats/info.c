@@ -114,7 +114,7 @@ static void info_text(const char *path, const struct scan *s)
 		if (texture_dims(t, &w, &h) == 0)
 			printf(" %ux%u\n", w, h);
 		else
-			printf(t->exists ? " not a readable PNG/JPEG\n" : "\n");
+			fputs(t->exists ? " not a readable PNG/JPEG\n" : "\n", stdout);
 	}
 	const char *u = s->units ? scan_units_name(s->units) : "";
 	printf("  bbox       [%g %g %g] .. [%g %g %g]\n",

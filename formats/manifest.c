@@ -815,6 +815,174 @@ int failures_dump(const struct manifest_failure *f, size_t n, char **out,
 	return rc;
 }
 
+/* ---- stat cache ----------------------------------------------------- */
+
+/* An integer at index i of array a, or false. */
+static bool arr_i64(json_t *a, size_t i, int64_t *v, bool nonneg)
+{
+	json_t *x = json_array_get(a, i);
+	if (!json_is_integer(x) || (nonneg && json_integer_value(x) < 0))
+		return false;
+	*v = (int64_t)json_integer_value(x);
+	return true;
+}
+
+static int sc_str(json_t *a, size_t i, char **out, bool path)
+{
+	json_t *x = json_array_get(a, i);
+	*out = NULL;
+	if (!json_is_string(x) || strlen(json_string_value(x)) != json_string_length(x))
+		return -1;
+	if (path && !volume_path_safe(json_string_value(x)))
+		return -1;
+	*out = xstrdup(json_string_value(x));
+	return *out ? 0 : -2;
+}
+
+static int parse_sc_entry(json_t *a, struct manifest_entry *en, size_t idx, struct err *e)
+{
+	int64_t v;
+	char *role = NULL;
+	int rc;
+
+	if (!json_is_array(a) || json_array_size(a) != 6)
+		return err_set(e, ERR_FORMAT, "statcache entry %zu: not a 6-element array", idx);
+	if ((rc = sc_str(a, 0, &en->path, true)) == -2)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	if (rc < 0)
+		return err_set(e, ERR_FORMAT, "statcache entry %zu: bad path", idx);
+	if (!arr_i64(a, 1, &v, true))
+		return err_set(e, ERR_FORMAT, "statcache entry %zu: bad size", idx);
+	en->size = (uint64_t)v;
+	if (!arr_i64(a, 2, &en->mtime_ns, false) || !arr_i64(a, 3, &v, true))
+		return err_set(e, ERR_FORMAT, "statcache entry %zu: bad mtime or inode", idx);
+	en->inode = (uint64_t)v;
+	if (!json_is_null(json_array_get(a, 4))) {
+		if ((rc = sc_str(a, 4, &en->desc.schema, false)) == -2)
+			return err_set(e, ERR_NOMEM, "out of memory");
+		if (rc < 0)
+			return err_set(e, ERR_FORMAT, "statcache entry %zu: bad schema", idx);
+	}
+	json_t *files = json_array_get(a, 5);
+	if (!json_is_array(files))
+		return err_set(e, ERR_FORMAT, "statcache entry %zu: files not an array", idx);
+	size_t n = json_array_size(files);
+	en->files = alloc_array_zero(n ? n : 1, sizeof(*en->files));
+	if (!en->files)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_t *f = json_array_get(files, i);
+		struct manifest_file *mf = &en->files[i];
+		size_t k = json_array_size(f);
+		en->n_files = i + 1;
+		if (!json_is_array(f) || (k != 2 && k != 5))
+			return err_set(e, ERR_FORMAT, "statcache entry %zu file %zu: bad shape", idx, i);
+		if ((rc = sc_str(f, 0, &role, false)) == -2 || (rc == 0 && (rc = sc_str(f, 1, &mf->path, true)) == -2)) {
+			xfree(role);
+			return err_set(e, ERR_NOMEM, "out of memory");
+		}
+		if (rc < 0 || parse_role(role, &mf->role) < 0) {
+			xfree(role);
+			return err_set(e, ERR_FORMAT, "statcache entry %zu file %zu: bad role or path", idx, i);
+		}
+		xfree(role);
+		role = NULL;
+		mf->missing = k == 2;
+		if (mf->missing)
+			continue;
+		if (!arr_i64(f, 2, &v, true))
+			return err_set(e, ERR_FORMAT, "statcache entry %zu file %zu: bad size", idx, i);
+		mf->size = (uint64_t)v;
+		if (!arr_i64(f, 3, &mf->mtime_ns, false) || !arr_i64(f, 4, &v, true))
+			return err_set(e, ERR_FORMAT, "statcache entry %zu file %zu: bad stat", idx, i);
+		mf->inode = (uint64_t)v;
+	}
+	return 0;
+}
+
+int statcache_parse(const char *buf, size_t len, uint64_t *version,
+		    struct manifest *m, struct err *e)
+{
+	json_t *root;
+	int rc;
+
+	manifest_init(m);
+	*version = 0;
+	if ((rc = load_json(buf, len, &root, e)) < 0)
+		return rc;
+	if ((rc = check_format(root, "refscan-statcache", e)) < 0 ||
+	    (rc = get_u64(root, "version", true, version, "statcache", e)) < 0)
+		goto out;
+	json_t *a = field(root, "entries");
+	if (!json_is_array(a)) {
+		rc = err_set(e, ERR_FORMAT, "statcache: \"entries\" is not an array");
+		goto out;
+	}
+	size_t n = json_array_size(a);
+	m->entries = alloc_array_zero(n ? n : 1, sizeof(*m->entries));
+	if (!m->entries) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	m->version = *version;
+	for (size_t i = 0; i < n; i++) {
+		m->n_entries = i + 1;
+		if ((rc = parse_sc_entry(json_array_get(a, i), &m->entries[i], i, e)) < 0)
+			goto out;
+		if (i && strcmp(m->entries[i - 1].path, m->entries[i].path) >= 0) {
+			rc = err_set(e, ERR_FORMAT, "statcache entry %zu: out of order or repeated", i);
+			goto out;
+		}
+	}
+out:
+	json_decref(root);
+	if (rc < 0)
+		manifest_release(m);
+	return rc;
+}
+
+int statcache_dump(const struct manifest *m, uint64_t version, char **out,
+		   size_t *len, struct err *e)
+{
+	bool bad = false;
+	json_t *root = format_header("refscan-statcache", &bad);
+	json_t *a = json_array();
+	int rc;
+
+	*out = NULL;
+	if (!root || !a) {
+		json_decref(root);
+		json_decref(a);
+		return err_set(e, ERR_NOMEM, "out of memory writing the stat cache");
+	}
+	put(root, "version", ju64(version), &bad);
+	for (size_t i = 0; i < m->n_entries && !bad; i++) {
+		const struct manifest_entry *en = &m->entries[i];
+		json_t *files = json_array();
+		if (!files) {
+			bad = true;
+			break;
+		}
+		for (size_t k = 0; k < en->n_files; k++) {
+			const struct manifest_file *f = &en->files[k];
+			if (f->missing)
+				push(files, json_pack("[s,s]", manifest_role_name(f->role), f->path), &bad);
+			else
+				push(files, json_pack("[s,s,I,I,I]", manifest_role_name(f->role), f->path,
+						      (json_int_t)f->size, (json_int_t)f->mtime_ns,
+						      (json_int_t)f->inode), &bad);
+		}
+		push(a, json_pack("[s,I,I,I,o,o]", en->path, (json_int_t)en->size,
+				  (json_int_t)en->mtime_ns, (json_int_t)en->inode,
+				  en->desc.schema ? json_string(en->desc.schema) : json_null(), files), &bad);
+	}
+	put(root, "entries", a, &bad);
+	rc = bad ? err_set(e, ERR_NOMEM, "out of memory writing the stat cache")
+		 : dump_root(root, out, len, e);
+	json_decref(root);
+	return rc;
+}
+
 /* ---- HEAD ---------------------------------------------------------- */
 
 void head_init(struct head *h)

@@ -168,6 +168,19 @@ int failures_dump(const struct manifest_failure *f, size_t n, char **out,
 		  size_t *len, struct err *e);
 void failures_free(struct manifest_failure *f, size_t n);
 
+/*
+ * statcache.json: for each entry of a version, only what change
+ * detection needs (path, stat of the scan and of its files, descriptor
+ * schema), so that an unchanged tree is recognised without parsing the
+ * full manifest.  A cache: valid only when its "version" is HEAD's.
+ * statcache_parse fills m->entries (blob digests zero, meta/stats NULL)
+ * and *version; statcache_dump writes m's entries under version.
+ */
+int statcache_parse(const char *buf, size_t len, uint64_t *version,
+		    struct manifest *m, struct err *e);
+int statcache_dump(const struct manifest *m, uint64_t version, char **out,
+		   size_t *len, struct err *e);
+
 /* ---- HEAD ---------------------------------------------------------- */
 
 struct head {

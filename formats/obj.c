@@ -94,6 +94,8 @@ struct chunk {
 	/* count pass */
 	long n_lines;            /* physical lines */
 	size_t nv, nvt, nvn, npoly, nusemtl, n_known, n_unknown;
+	size_t n_short;          /* faces with fewer than 3 vertices (skipped) */
+	long short_line;         /* the first of them, chunk-relative */
 	uint64_t ntri;
 	uint32_t max_degree;
 	bool colors;             /* some v has r g b */
@@ -243,6 +245,14 @@ int obj_check_text(const unsigned char *buf, size_t *len, size_t *padding,
 	if (looks_utf16(buf, *len))
 		return err_set_line(e, ERR_UNSUPPORTED, 1,
 				    "UTF-16 text is not supported (save the file as UTF-8)");
+	/* classic Mac OS line ends (CR only): the whole file would be one line */
+	size_t head = *len < 4096 ? *len : 4096, n_cr = 0;
+	if (!memchr(buf, '\n', head))
+		for (size_t i = 0; i < head; i++)
+			n_cr += buf[i] == '\r';
+	if (n_cr >= 2)
+		return err_set_line(e, ERR_UNSUPPORTED, 1,
+				    "lines end in CR only (classic Mac OS); convert them to LF or CRLF");
 	const unsigned char *z = memchr(buf, 0, *len);
 	if (!z)
 		return 0;
@@ -463,9 +473,17 @@ static int count_chunk(struct chunk *c, const struct limits *lim)
 			break;
 		case KW_F: {
 			size_t n = count_tokens(rest, le);
-			if (n < 3)
-				return err_set_line(&c->err, ERR_FORMAT, lno,
-						    "face with %zu vertices (need at least 3)", n);
+			/*
+			 * Edges and points written as faces (some exporters do)
+			 * are not surface: skipped with one warning, as in OFF,
+			 * so the rest of the scan is kept.  Their indices are
+			 * still checked in the face pass.
+			 */
+			if (n < 3) {
+				if (!c->n_short++)
+					c->short_line = lno;
+				break;
+			}
 			if (n > lim->max_polygon_degree)
 				return err_set_line(&c->err, ERR_LIMIT, lno,
 						    "face with %zu vertices (limit %u)", n,
@@ -558,10 +576,7 @@ static int vertex_chunk(struct chunk *c, struct reader *rd)
 		if (k == KW_V) {
 			if ((r = parse_numbers(c, lno, rest, le, val, 7, &n)) < 0)
 				return r;
-			if (n < 3)
-				return err_set_line(&c->err, ERR_FORMAT, lno,
-						    "vertex has %d coordinates (need 3)", n);
-			if (iv >= v_end)
+			if (n < 3 || iv >= v_end)
 				return err_set_line(&c->err, ERR_INTERNAL, lno, "vertex count changed between passes");
 			memcpy(s->positions + 3 * iv, val, 3 * sizeof(float));
 			if (s->colors) {
@@ -755,7 +770,9 @@ static int face_chunk(struct chunk *c, struct reader *rd)
 			n++;
 			q = t;
 		}
-		if (n < 3 || tri + (n - 2) > c->tri_end)
+		if (n < 3)
+			continue; /* counted and warned about in the count pass */
+		if (tri + (n - 2) > c->tri_end)
 			return err_set_line(&c->err, ERR_INTERNAL, lno, "face size changed between passes");
 
 		const uint32_t *co = tri3;
@@ -1072,8 +1089,8 @@ static int finish(struct reader *rd, struct err *e)
 {
 	struct scan *s = rd->s;
 	size_t n_corner_vt = 0, n_corner_no_vt = 0, n_fanned = 0, n_unknown = 0;
-	size_t n_bad_vt = 0, n_bad_vn = 0;
-	long bad_vt_line = 0, bad_vn_line = 0;
+	size_t n_bad_vt = 0, n_bad_vn = 0, n_short = 0;
+	long bad_vt_line = 0, bad_vn_line = 0, short_line = 0;
 	struct chunk *first_unknown = NULL;
 	int rc;
 
@@ -1083,6 +1100,9 @@ static int finish(struct reader *rd, struct err *e)
 			bad_vt_line = c->bad_vt_line;
 		if (c->n_bad_vn && !n_bad_vn)
 			bad_vn_line = c->bad_vn_line;
+		if (c->n_short && !n_short)
+			short_line = c->line0 + c->short_line - 1;
+		n_short += c->n_short;
 		n_bad_vt += c->n_bad_vt;
 		n_bad_vn += c->n_bad_vn;
 		n_corner_vt += c->n_corner_vt;
@@ -1119,6 +1139,10 @@ static int finish(struct reader *rd, struct err *e)
 						      n_corner_no_vt))))
 			return rc;
 	}
+	if (n_short &&
+	    (rc = warn(e, scan_warn(s, "line %ld: %zu faces with fewer than 3 vertices skipped (not surface)",
+				       short_line, n_short))))
+		return rc;
 	if (n_fanned &&
 	    (rc = warn(e, scan_warn(s, "%zu polygons with more than %u vertices were split as a fan (wrong if concave)",
 				       n_fanned, TRIANGULATE_MAX_EAR))))
@@ -1220,6 +1244,18 @@ int obj_read_chunked(const unsigned char *buf, size_t len,
 				  "not an OBJ file: no OBJ statements, starts with '%s'",
 				  c->unknown_kw);
 		goto out;
+	}
+	if (!rd.npoly) {
+		/* faces that are all edges or points: not a surface, and not a
+		 * point cloud either (those have no f lines) */
+		for (size_t i = 0; i < nc; i++) {
+			struct chunk *c = &rd.chunks[i];
+			if (c->n_short) {
+				rc = err_set_line(e, ERR_FORMAT, c->short_line + c->line0 - 1,
+						  "no face has 3 or more vertices");
+				goto out;
+			}
+		}
 	}
 	if ((rc = check_limits(&rd, e)) < 0 || (rc = alloc_arrays(&rd, e)) < 0 ||
 	    (rc = do_directives(&rd, e)) < 0)

@@ -51,8 +51,8 @@ int obj_next_line(struct obj_lines *L, const char **ls, const char **le,
 
 /*
  * Why a buffer cannot be OBJ/MTL text: returns 0 when it is plain text,
- * else ERR_UNSUPPORTED (UTF-16) or ERR_FORMAT (binary, a NUL byte) with e
- * filled.  Trailing NUL padding is not an error: *len is cut before it
+ * else ERR_UNSUPPORTED (UTF-16, CR-only line ends) or ERR_FORMAT (binary,
+ * a NUL byte) with e filled.  Trailing NUL padding is not an error: *len is cut before it
  * and *padding says how many bytes were dropped.
  */
 int obj_check_text(const unsigned char *buf, size_t *len, size_t *padding,

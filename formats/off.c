@@ -270,7 +270,7 @@ struct off_reader {
 	struct color_stats cs;
 };
 
-/* Room for n more triangles in indices (and face_colors when present). */
+/* Room for `more` triangles past n_faces in indices (and face_colors). */
 static int reserve_tris(struct off_reader *r, size_t more, long line, int64_t off)
 {
 	struct scan *s = r->s;
@@ -340,10 +340,10 @@ static int emit_polygon(struct off_reader *r, uint32_t k, const uint8_t *rgba,
 	rc = triangulate_polygon(&r->tr, s->positions, s->n_vertices, r->poly, k,
 				 s->indices + 3 * s->n_faces, r->e);
 	if (rc < 0) {
-		if (off >= 0) {
+		if (r->e && off >= 0) {
 			r->e->offset = off;
 			r->e->line = 0;
-		} else {
+		} else if (r->e) {
 			r->e->line = line;
 			r->e->offset = -1;
 		}

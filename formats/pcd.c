@@ -52,6 +52,7 @@ static const char *const role_names[R_COUNT] = {
 struct pcd_field {
 	const char *name;   /* into the buffer, not NUL-terminated */
 	int name_len;
+	char label[48];     /* the name made safe for messages */
 	char type;          /* 'I', 'U' or 'F' */
 	uint32_t size;      /* bytes per element: 1, 2, 4 or 8 */
 	uint64_t count;     /* elements per point */
@@ -102,6 +103,23 @@ int pcd_probe(const unsigned char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Text from the file made safe to quote in a message: at most 40 bytes,
+ * non-printing bytes as '?', "..." when cut.  Returns dst.
+ */
+static const char *quoted(char dst[48], const char *p, const char *e)
+{
+	size_t n = 0;
+	for (; p < e && n < 40; p++)
+		dst[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+	if (p < e) {
+		memcpy(dst + n, "...", 3);
+		n += 3;
+	}
+	dst[n] = '\0';
+	return dst;
+}
+
 /* Number of blank-separated tokens in [p, e). */
 static size_t count_tokens(const char *p, const char *e)
 {
@@ -135,26 +153,27 @@ static int parse_field_list(struct pcd *h, const char *kw, const char *p,
 		p = ts_skip_blank(p, le);
 		const char *te = ts_token_end(p, le);
 		uint64_t v = 0;
+		char q[48];
 		if (kw[0] == 'T') {
 			if (te - p != 1 || (*p != 'I' && *p != 'U' && *p != 'F'))
 				return err_set_line(e, ERR_FORMAT, line,
-						    "field '%.*s': type '%.*s' is not I, U or F",
-						    f->name_len, f->name, (int)(te - p), p);
+						    "field '%s': type '%s' is not I, U or F",
+						    f->label, quoted(q, p, te));
 			f->type = *p;
 		} else if (ts_parse_u64(p, te, &v) != te) {
 			return err_set_line(e, ERR_FORMAT, line,
-					    "field '%.*s': bad %s near '%.*s'",
-					    f->name_len, f->name, kw, (int)(te - p), p);
+					    "field '%s': bad %s near '%s'",
+					    f->label, kw, quoted(q, p, te));
 		} else if (kw[0] == 'S') {
 			if (v != 1 && v != 2 && v != 4 && v != 8)
 				return err_set_line(e, ERR_FORMAT, line,
-						    "field '%.*s': size %llu is not 1, 2, 4 or 8",
-						    f->name_len, f->name, (unsigned long long)v);
+						    "field '%s': size %llu is not 1, 2, 4 or 8",
+						    f->label, (unsigned long long)v);
 			f->size = (uint32_t)v;
 		} else {
 			if (v == 0)
 				return err_set_line(e, ERR_FORMAT, line,
-						    "field '%.*s': count 0", f->name_len, f->name);
+						    "field '%s': count 0", f->label);
 			f->count = v;
 		}
 		p = te;
@@ -165,11 +184,12 @@ static int parse_field_list(struct pcd *h, const char *kw, const char *p,
 static int parse_u64_kw(const char *kw, const char *p, const char *le, long line,
 			uint64_t *out, struct err *e)
 {
+	char q[48];
 	p = ts_skip_blank(p, le);
 	const char *te = ts_token_end(p, le);
 	if (ts_parse_u64(p, te, out) != te || ts_skip_blank(te, le) != le)
-		return err_set_line(e, ERR_FORMAT, line, "%s: bad count near '%.*s'",
-				    kw, (int)(le - p), p);
+		return err_set_line(e, ERR_FORMAT, line, "%s: bad count near '%s'",
+				    kw, quoted(q, p, le));
 	return 0;
 }
 
@@ -194,6 +214,7 @@ static int parse_fields(struct pcd *h, const char *p, const char *le, long line,
 		struct pcd_field *f = &h->fields[i];
 		f->name = p;
 		f->name_len = te - p > 200 ? 200 : (int)(te - p);
+		quoted(f->label, p, te);
 		f->count = 1;
 		p = te;
 	}
@@ -211,9 +232,10 @@ static int parse_viewpoint(struct scan *out, const char *p, const char *le,
 		if (p == le)
 			break;
 		const char *te = ts_token_end(p, le);
+		char q[48];
 		if (ts_parse_double(p, te, &v) != te)
 			return err_set_line(e, ERR_FORMAT, line,
-					    "VIEWPOINT: bad number near '%.*s'", (int)(te - p), p);
+					    "VIEWPOINT: bad number near '%s'", quoted(q, p, te));
 		p = te;
 	}
 	if (n != 7)
@@ -253,12 +275,13 @@ static int parse_header(const unsigned char *buf, size_t len,
 			p = ts_skip_blank(p, le);
 			const char *ve = ts_token_end(p, le);
 			double v;
+			char q[48];
 			if (ts_parse_double(p, ve, &v) != ve)
 				return err_set_line(e, ERR_FORMAT, line,
-						    "VERSION: bad number near '%.*s'", (int)(ve - p), p);
+						    "VERSION: bad number near '%s'", quoted(q, p, ve));
 			if (!(v < 1.0))
 				return err_set_line(e, ERR_VERSION, line,
-						    "PCD version %.*s is newer than 0.7", (int)(ve - p), p);
+						    "PCD version %s is newer than 0.7", quoted(q, p, ve));
 			if (scan_meta_add(out, "pcd_version", 11, p, (size_t)(ve - p)))
 				return err_set(e, ERR_NOMEM, "out of memory");
 		} else if (ts_eq(ls, ke, "FIELDS") || ts_eq(ls, ke, "COLUMNS")) {
@@ -294,6 +317,7 @@ static int parse_header(const unsigned char *buf, size_t len,
 		} else if (ts_eq(ls, ke, "DATA")) {
 			p = ts_skip_blank(p, le);
 			const char *de = ts_token_end(p, le);
+			char q[48];
 			if (ts_ieq(p, de, "ascii"))
 				h->data = PCD_ASCII;
 			else if (ts_ieq(p, de, "binary"))
@@ -302,14 +326,15 @@ static int parse_header(const unsigned char *buf, size_t len,
 				h->data = PCD_COMPRESSED;
 			else
 				return err_set_line(e, ERR_UNSUPPORTED, line,
-						    "DATA '%.*s' is not ascii, binary or binary_compressed",
-						    (int)(de - p), p);
+						    "DATA '%s' is not ascii, binary or binary_compressed",
+						    quoted(q, p, de));
 			h->data_off = (size_t)(c.p - (const char *)buf);
 			h->data_line = c.line;
 			return 0;
 		} else {
-			if (scan_warn(out, "line %ld: unknown header keyword '%.*s' ignored",
-				      line, (int)(ke - ls > 40 ? 40 : ke - ls), ls))
+			char q[48];
+			if (scan_warn(out, "line %ld: unknown header keyword '%s' ignored",
+				      line, quoted(q, ls, ke)))
 				return err_set(e, ERR_NOMEM, "out of memory");
 		}
 	}
@@ -359,14 +384,14 @@ static int validate_header(struct pcd *h, const struct limits *lim,
 			f->type = 'F'; /* v0.5 files without TYPE store floats */
 		if (f->type == 'F' && f->size != 4 && f->size != 8)
 			return err_set_line(e, ERR_FORMAT, dl,
-					    "field '%.*s': float of size %u (want 4 or 8)",
-					    f->name_len, f->name, f->size);
+					    "field '%s': float of size %u (want 4 or 8)",
+					    f->label, f->size);
 		f->offset = record;
 		if (ckd_mul(&bytes, (size_t)f->count, (size_t)f->size) ||
 		    ckd_add(&record, record, bytes) ||
 		    ckd_add(&values, values, (size_t)f->count))
-			return err_set_line(e, ERR_LIMIT, dl, "field '%.*s': count too large",
-					    f->name_len, f->name);
+			return err_set_line(e, ERR_LIMIT, dl, "field '%s': count too large",
+					    f->label);
 		f->role = R_SKIP;
 		for (int r = 1; r < R_COUNT; r++) {
 			if (!field_is(f, role_names[r]))
@@ -595,6 +620,7 @@ static int ascii_value(struct scan *s, const struct pcd_field *f, size_t i,
 		       const char *p, const char *te, long line, struct err *e)
 {
 	double v;
+	char q[48];
 	if (f->role == R_RGB || f->role == R_RGBA) {
 		uint64_t u;
 		int64_t si;
@@ -614,16 +640,16 @@ static int ascii_value(struct scan *s, const struct pcd_field *f, size_t i,
 			memcpy(&bits, &fl, 4);
 		} else {
 			return err_set_line(e, ERR_FORMAT, line,
-					    "point %zu: field '%s': bad colour near '%.*s'", i,
-					    role_names[f->role], (int)(te - p > 40 ? 40 : te - p), p);
+					    "point %zu: field '%s': bad colour near '%s'", i,
+					    role_names[f->role], quoted(q, p, te));
 		}
 		store_color(s->colors + 4 * i, bits, f->role == R_RGBA);
 		return 0;
 	}
 	if (ts_parse_double(p, te, &v) != te)
 		return err_set_line(e, ERR_FORMAT, line,
-				    "point %zu: field '%.*s': bad number near '%.*s'", i,
-				    f->name_len, f->name, (int)(te - p > 40 ? 40 : te - p), p);
+				    "point %zu: field '%s': bad number near '%s'", i,
+				    f->label, quoted(q, p, te));
 	if (f->role >= R_X && f->role <= R_Z)
 		s->positions[3 * i + (f->role - R_X)] = (float)v;
 	else if (f->role >= R_NX && f->role <= R_NZ)

@@ -15,18 +15,21 @@
  *      skipped with one multiplication (count * stride must fit in what
  *      is left), so a header claiming 2^40 vertices fails here.
  *   2. decode: allocate exactly what the walk measured, decode the vertex
- *      element (fixed-stride records through per-property offsets, with
- *      memcpy fast paths for float32 and uchar in the host byte order),
- *      then the face element (a "uchar count + int indices" fast path for
- *      triangles, ear clipping through triangulate.h for larger polygons).
+ *      element (the usual layout - float32 x y z, normals, UVs at
+ *      consecutive offsets, uchar colours, host byte order - in one fused
+ *      pass; per-property converters otherwise), then the face element
+ *      (triangles in blocks when the count is a uchar and the indices int
+ *      or uint; other polygons through triangulate.h).
  *
  * Invariants: nothing is allocated from a file count before that count has
- * been checked; the decode pass reads only records the walk has proved
- * complete; every index is < n_vertices before it is stored.  Vertices are
- * decoded before faces whatever their order in the file, because the
- * triangulator needs positions.
+ * been checked; the decode pass re-checks every list count it reads (a
+ * mapped file can change between the passes); every index is
+ * < n_vertices before it is stored.  Vertices are decoded before faces
+ * whatever their order in the file, because the triangulator needs
+ * positions.  Ascii records are one per line.
  */
 #include "formats.h"
+#include "writers.h"
 #include "textscan.h"
 #include "triangulate.h"
 #include "../common/alloc.h"
@@ -157,8 +160,6 @@ struct ply {
 	struct triangulator tr;
 	uint32_t *poly;          /* max_n indices of the current polygon */
 	float *tc;               /* max_m texcoords of the current face */
-	float *lpos;             /* 3 * max_n positions, for corner UVs */
-	uint32_t *iota;          /* 0 .. max_n - 1 */
 };
 
 /* ------------------------------------------------------------------ */
@@ -773,80 +774,73 @@ static int check_list(struct ply *p, const struct elem *el, const struct prop *p
 	return 0;
 }
 
-/* True for the usual face layout: one `list uchar int|uint vertex_indices`. */
-static bool simple_faces(const struct ply *p, const struct elem *el)
-{
-	const struct prop *pr = &p->props[el->first];
-	return el->n_props == 1 && pr->role == R_INDICES &&
-	       pr->count_type == T_U8 && (pr->type == T_I32 || pr->type == T_U32);
-}
-
 /*
  * Triangles are checked and decoded in blocks: testing that the next
  * FACE_BLOCK counts are all 3 needs independent loads only, where
  * following count after count is a chain of dependent loads (several
- * times slower).  Any other polygon goes one record at a time.
+ * times slower).  This works when the face element's only list is a
+ * `uchar` count of int or uint vertex_indices (any scalars around it):
+ * then every triangle record has the same size.  Other records, and
+ * other layouts, go one record at a time.
  */
 #define FACE_BLOCK 32
-#define TRI_BYTES 13 /* uchar 3 + three 4-byte indices */
 
-static inline bool tri_block(const unsigned char *q)
+struct tri_layout {
+	size_t count_at;         /* offset of the list count in a record */
+	size_t rec;              /* bytes in a triangle record */
+	size_t col_off[4];       /* face colour offsets in a triangle record */
+	enum ptype col_type[4];  /* T_NONE when absent */
+};
+
+static bool tri_layout_of(const struct ply *p, const struct elem *el,
+			  struct tri_layout *t)
+{
+	const struct prop *props = &p->props[el->first], *list = NULL;
+	size_t scalars = 0;
+	memset(t, 0, sizeof(*t));
+	for (size_t k = 0; k < el->n_props; k++) {
+		const struct prop *pr = &props[k];
+		if (pr->count_type) {
+			if (list)
+				return false;
+			list = pr;
+			t->count_at = pr->offset;
+		} else {
+			scalars += type_size[pr->type];
+		}
+	}
+	if (!list || list->role != R_INDICES || list->count_type != T_U8 ||
+	    (list->type != T_I32 && list->type != T_U32))
+		return false;
+	t->rec = scalars + 13;
+	for (size_t k = 0; k < el->n_props; k++) {
+		const struct prop *pr = &props[k];
+		if (pr->role < R_FRED)
+			continue;
+		/* scalar offsets skip lists; past the list add its 13 bytes */
+		t->col_off[pr->role - R_FRED] = pr->offset + (pr > list ? 13 : 0);
+		t->col_type[pr->role - R_FRED] = pr->type;
+	}
+	return true;
+}
+
+static inline bool tri_block(const unsigned char *q, size_t rec)
 {
 	unsigned ok = 1;
-	for (int j = 0; j < FACE_BLOCK; j++)
-		ok &= q[TRI_BYTES * j] == 3;
+	for (size_t j = 0; j < FACE_BLOCK; j++)
+		ok &= q[rec * j] == 3;
 	return ok;
 }
 
-static int walk_simple_faces(struct ply *p, const struct elem *el, size_t *pos_io)
-{
-	const unsigned char *b = p->buf;
-	const struct prop *pr = &p->props[el->first];
-	size_t len = p->len, pos = *pos_io;
-	uint64_t tris = 0, maxn = 0;
-	uint64_t deg = p->lim->max_polygon_degree;
-	for (uint64_t f = 0; f < el->count;) {
-		if (el->count - f >= FACE_BLOCK && len - pos >= FACE_BLOCK * TRI_BYTES &&
-		    deg >= 3 && tri_block(b + pos)) {
-			pos += FACE_BLOCK * TRI_BYTES;
-			f += FACE_BLOCK;
-			tris += FACE_BLOCK;
-			if (maxn < 3)
-				maxn = 3;
-			continue;
-		}
-		if (pos >= len)
-			return truncated(p, el, f, pr, (int64_t)pos);
-		size_t n = b[pos];
-		if (n < 3 || n > deg)
-			return check_list(p, el, pr, f, (int64_t)n, (int64_t)pos);
-		if (4 * n >= len - pos)
-			return perr(p, ERR_FORMAT, (int64_t)pos,
-				    "face %" PRIu64 ": property '%.*s': list of %zu items runs past the end of the file",
-				    f, PNAME(pr), n);
-		tris += n - 2;
-		if (n > maxn)
-			maxn = n;
-		pos += 1 + 4 * n;
-		f++;
-	}
-	if (tris > p->lim->max_faces)
-		return perr(p, ERR_LIMIT, (int64_t)*pos_io,
-			    "element 'face': %" PRIu64 " triangles exceed the limit of %" PRIu64,
-			    tris, p->lim->max_faces);
-	p->n_tris = tris;
-	p->max_n = maxn;
-	*pos_io = pos;
-	return 0;
-}
-
-static int walk_records_binary(struct ply *p, const struct elem *el, size_t *pos_io)
+/* Walk records [r0, r1) of el from *pos_io, one at a time. */
+static int walk_records_binary(struct ply *p, const struct elem *el,
+			       uint64_t r0, uint64_t r1, size_t *pos_io)
 {
 	const unsigned char *b = p->buf;
 	size_t len = p->len, pos = *pos_io;
 	const struct prop *props = &p->props[el->first];
 	int rc;
-	for (uint64_t r = 0; r < el->count; r++) {
+	for (uint64_t r = r0; r < r1; r++) {
 		for (size_t k = 0; k < el->n_props; k++) {
 			const struct prop *pr = &props[k];
 			size_t sz = type_size[pr->count_type ? pr->count_type : pr->type];
@@ -868,6 +862,35 @@ static int walk_records_binary(struct ply *p, const struct elem *el, size_t *pos
 			}
 			pos += sz + (size_t)n * isz;
 		}
+	}
+	*pos_io = pos;
+	return 0;
+}
+
+static int walk_faces_binary(struct ply *p, const struct elem *el, size_t *pos_io)
+{
+	struct tri_layout t;
+	size_t pos = *pos_io;
+	int rc;
+	if (!tri_layout_of(p, el, &t) || p->lim->max_polygon_degree < 3)
+		return walk_records_binary(p, el, 0, el->count, pos_io);
+	for (uint64_t f = 0; f < el->count;) {
+		if (el->count - f >= FACE_BLOCK && p->len - pos >= FACE_BLOCK * t.rec &&
+		    tri_block(p->buf + pos + t.count_at, t.rec)) {
+			pos += FACE_BLOCK * t.rec;
+			f += FACE_BLOCK;
+			p->n_tris += FACE_BLOCK;
+			if (p->n_tris > p->lim->max_faces)
+				return perr(p, ERR_LIMIT, (int64_t)pos,
+					    "face %" PRIu64 ": more than %" PRIu64 " triangles",
+					    f - 1, p->lim->max_faces);
+			if (p->max_n < 3)
+				p->max_n = 3;
+			continue;
+		}
+		if ((rc = walk_records_binary(p, el, f, f + 1, &pos)))
+			return rc;
+		f++;
 	}
 	*pos_io = pos;
 	return 0;
@@ -903,10 +926,10 @@ static int walk_binary(struct ply *p)
 			return perr(p, ERR_FORMAT, (int64_t)pos,
 				    "element '%.*s': %" PRIu64 " records of at least %zu bytes do not fit in the %zu bytes left",
 				    ENAME(el), el->count, el->min_rec, left);
-		if (i == p->face && simple_faces(p, el))
-			rc = walk_simple_faces(p, el, &pos);
+		if (i == p->face)
+			rc = walk_faces_binary(p, el, &pos);
 		else
-			rc = walk_records_binary(p, el, &pos);
+			rc = walk_records_binary(p, el, 0, el->count, &pos);
 		if (rc)
 			return rc;
 	}
@@ -1070,6 +1093,16 @@ static int walk_ascii(struct ply *p)
 
 /* ------------------------------------------------------------------ */
 /* decode: vertices */
+
+/*
+ * The decode pass reads bytes the walk has checked, but a mapped file
+ * can change under us: every list count is checked again, so a changed
+ * file gives an error instead of an overflow.
+ */
+static int changed(struct ply *p, int64_t where)
+{
+	return perr(p, ERR_IO, where, "the file changed while it was being read");
+}
 
 struct slot {
 	size_t off;
@@ -1282,21 +1315,30 @@ static int decode_vertices_binary(struct ply *p)
 		}
 		return 0;
 	}
-	/* records with lists: walk each one (the walk proved they fit) */
-	const unsigned char *q = base;
+	/* records with lists: one at a time */
+	const unsigned char *b = p->buf;
 	const struct prop *props = &p->props[el->first];
+	size_t pos = el->start, len = p->len;
 	fill_alpha(p, nv);
 	for (size_t i = 0; i < nv; i++) {
 		for (size_t k = 0; k < el->n_props; k++) {
 			const struct prop *pr = &props[k];
+			size_t isz = type_size[pr->type];
+			size_t sz = pr->count_type ? type_size[pr->count_type] : isz;
+			if (sz > len - pos)
+				return changed(p, (int64_t)pos);
 			if (pr->count_type) {
-				int64_t n = get_i(q, pr->count_type, p->swap);
-				q += type_size[pr->count_type] + (size_t)n * type_size[pr->type];
+				int64_t n = get_i(b + pos, pr->count_type, p->swap);
+				pos += sz;
+				if (n < 0 || (uint64_t)n > (len - pos) / isz)
+					return changed(p, (int64_t)pos);
+				pos += (size_t)n * isz;
 				continue;
 			}
 			if (pr->role)
-				put_vertex(s, i, pr->role, get_d(q, pr->type, p->swap), pr->type);
-			q += type_size[pr->type];
+				put_vertex(s, i, pr->role, get_d(b + pos, pr->type, p->swap),
+					   pr->type);
+			pos += sz;
 		}
 	}
 	return 0;
@@ -1384,10 +1426,8 @@ static int emit_polygon(struct ply *p, uint64_t f, int64_t where, uint32_t n,
 			return perr(p, rc, where, "face %" PRIu64 ": cannot triangulate", f);
 	} else {
 		/* triangulate corner numbers, so each corner keeps its UV */
-		for (uint32_t j = 0; j < n; j++)
-			memcpy(p->lpos + 3 * (size_t)j, s->positions + 3 * (size_t)p->poly[j],
-			       3 * sizeof(float));
-		rc = triangulate_polygon(&p->tr, p->lpos, n, p->iota, n, dst, p->e);
+		rc = triangulate_polygon_corners(&p->tr, s->positions, s->n_vertices,
+						 p->poly, n, dst, p->e);
 		if (rc == ERR_NOMEM)
 			return nomem(p);
 		if (rc)
@@ -1407,101 +1447,114 @@ static int emit_polygon(struct ply *p, uint64_t f, int64_t where, uint32_t n,
 	return 0;
 }
 
-static int decode_faces_simple(struct ply *p)
+/* One face record at *pos_io (general layout). */
+static int decode_face_record(struct ply *p, uint64_t f, size_t *pos_io)
 {
 	const struct elem *el = &p->elems[p->face];
-	struct scan *s = p->out;
-	const unsigned char *q = p->buf + el->start;
-	const bool sw = p->swap, sgn = p->props[el->first].type == T_I32;
-	const size_t nv = s->n_vertices;
-	const uint32_t nv32 = (uint32_t)nv; /* nv <= INT32_MAX */
-	static const uint8_t white[4] = { 255, 255, 255, 255 };
-	int rc;
+	const struct prop *props = &p->props[el->first];
+	const unsigned char *b = p->buf;
+	const size_t nv = p->out->n_vertices, len = p->len, start = *pos_io;
+	const bool sw = p->swap;
+	size_t pos = start;
+	uint32_t n = 0;
+	uint64_t m = 0;
+	uint8_t rgba[4] = { 255, 255, 255, 255 };
 
-	for (uint64_t f = 0; f < el->count;) {
-		if (el->count - f >= FACE_BLOCK && s->n_faces - p->tri >= FACE_BLOCK &&
-		    tri_block(q)) {
-			uint32_t *dst = s->indices + 3 * p->tri;
-			uint32_t bad = 0;
-			for (int j = 0; j < FACE_BLOCK; j++) {
-				const unsigned char *r = q + TRI_BYTES * j + 1;
-				uint32_t a = ld32(r, sw), b = ld32(r + 4, sw), c = ld32(r + 8, sw);
-				dst[3 * j] = a;
-				dst[3 * j + 1] = b;
-				dst[3 * j + 2] = c;
-				bad |= (uint32_t)(a >= nv32) | (uint32_t)(b >= nv32) |
-				       (uint32_t)(c >= nv32);
-			}
-			if (!bad) {
-				p->tri += FACE_BLOCK;
-				f += FACE_BLOCK;
-				q += FACE_BLOCK * TRI_BYTES;
-				continue;
-			}
-			/* a bad index in the block: the record path names it */
+	for (size_t k = 0; k < el->n_props; k++) {
+		const struct prop *pr = &props[k];
+		size_t isz = type_size[pr->type];
+		size_t sz = pr->count_type ? type_size[pr->count_type] : isz;
+		if (sz > len - pos)
+			return changed(p, (int64_t)pos);
+		if (!pr->count_type) {
+			if (pr->role >= R_FRED)
+				rgba[pr->role - R_FRED] =
+					color_from(get_d(b + pos, pr->type, sw), pr->type);
+			pos += sz;
+			continue;
 		}
-		uint32_t n = *q++;
-		for (uint32_t j = 0; j < n; j++, q += 4) {
-			uint32_t v = ld32(q, sw);
-			if (v >= nv)
-				return index_err(p, f, sgn ? (int32_t)v : (int64_t)v,
-						 (int64_t)(q - p->buf));
-			p->poly[j] = v;
+		int64_t cnt = get_i(b + pos, pr->count_type, sw);
+		pos += sz;
+		if (cnt < 0 || (uint64_t)cnt > (len - pos) / isz ||
+		    (pr->role == R_INDICES && (cnt < 3 || (uint64_t)cnt > p->max_n)) ||
+		    (pr->role == R_TEXCOORD && (uint64_t)cnt > p->max_m))
+			return changed(p, (int64_t)pos);
+		if (pr->role == R_INDICES) {
+			for (int64_t j = 0; j < cnt; j++, pos += isz) {
+				int64_t v = get_i(b + pos, pr->type, sw);
+				if (v < 0 || (uint64_t)v >= nv)
+					return index_err(p, f, v, (int64_t)pos);
+				p->poly[j] = (uint32_t)v;
+			}
+			n = (uint32_t)cnt;
+		} else if (pr->role == R_TEXCOORD) {
+			for (int64_t j = 0; j < cnt; j++, pos += isz)
+				p->tc[j] = (float)get_d(b + pos, pr->type, sw);
+			m = (uint64_t)cnt;
+		} else {
+			pos += (size_t)cnt * isz;
 		}
-		if ((rc = emit_polygon(p, f, (int64_t)(q - p->buf), n, 0, white)))
-			return rc;
-		f++;
 	}
-	return 0;
+	*pos_io = pos;
+	return emit_polygon(p, f, (int64_t)start, n, m, rgba);
+}
+
+/* FACE_BLOCK triangles at q (counts checked): false on a bad index */
+static bool decode_tri_block(struct ply *p, const struct tri_layout *t,
+			     const unsigned char *q)
+{
+	struct scan *s = p->out;
+	const bool sw = p->swap;
+	const uint32_t nv = (uint32_t)s->n_vertices; /* <= INT32_MAX */
+	uint32_t *dst = s->indices + 3 * p->tri;
+	uint32_t bad = 0;
+	for (size_t j = 0; j < FACE_BLOCK; j++) {
+		const unsigned char *r = q + t->rec * j + t->count_at + 1;
+		uint32_t a = ld32(r, sw), b = ld32(r + 4, sw), c = ld32(r + 8, sw);
+		dst[3 * j] = a;
+		dst[3 * j + 1] = b;
+		dst[3 * j + 2] = c;
+		bad |= (uint32_t)(a >= nv) | (uint32_t)(b >= nv) | (uint32_t)(c >= nv);
+	}
+	if (bad)
+		return false;
+	if (p->has_fcolors) {
+		uint8_t *fc = s->face_colors + 4 * p->tri;
+		for (size_t j = 0; j < FACE_BLOCK; j++)
+			for (int k = 0; k < 4; k++) {
+				const unsigned char *r = q + t->rec * j + t->col_off[k];
+				enum ptype ty = t->col_type[k];
+				fc[4 * j + (size_t)k] = ty == T_NONE ? 255 : ty == T_U8 ? r[0]
+					: color_from(get_d(r, ty, sw), ty);
+			}
+	}
+	return true;
 }
 
 static int decode_faces_binary(struct ply *p)
 {
 	const struct elem *el = &p->elems[p->face];
 	struct scan *s = p->out;
-	const unsigned char *q = p->buf + el->start;
-	const struct prop *props = &p->props[el->first];
-	const size_t nv = s->n_vertices;
-	const bool sw = p->swap;
+	size_t pos = el->start;
+	struct tri_layout t;
+	bool blocks = tri_layout_of(p, el, &t);
 	int rc;
 
-	if (simple_faces(p, el))
-		return decode_faces_simple(p);
-	for (uint64_t f = 0; f < el->count; f++) {
-		const unsigned char *rec = q;
-		uint32_t n = 0;
-		uint64_t m = 0;
-		uint8_t rgba[4] = { 255, 255, 255, 255 };
-		for (size_t k = 0; k < el->n_props; k++) {
-			const struct prop *pr = &props[k];
-			size_t isz = type_size[pr->type];
-			if (!pr->count_type) {
-				if (pr->role >= R_FRED)
-					rgba[pr->role - R_FRED] =
-						color_from(get_d(q, pr->type, sw), pr->type);
-				q += isz;
-				continue;
-			}
-			int64_t cnt = get_i(q, pr->count_type, sw);
-			q += type_size[pr->count_type];
-			if (pr->role == R_INDICES) {
-				for (int64_t j = 0; j < cnt; j++, q += isz) {
-					int64_t v = get_i(q, pr->type, sw);
-					if (v < 0 || (uint64_t)v >= nv)
-						return index_err(p, f, v, (int64_t)(q - p->buf));
-					p->poly[j] = (uint32_t)v;
-				}
-				n = (uint32_t)cnt;
-			} else if (pr->role == R_TEXCOORD) {
-				for (int64_t j = 0; j < cnt; j++, q += isz)
-					p->tc[j] = (float)get_d(q, pr->type, sw);
-				m = (uint64_t)cnt;
-			} else {
-				q += (size_t)cnt * isz;
-			}
+	for (uint64_t f = 0; f < el->count;) {
+		/* a block with a bad index goes record by record, to name it */
+		if (blocks && el->count - f >= FACE_BLOCK &&
+		    s->n_faces - p->tri >= FACE_BLOCK &&
+		    p->len - pos >= FACE_BLOCK * t.rec &&
+		    tri_block(p->buf + pos + t.count_at, t.rec) &&
+		    decode_tri_block(p, &t, p->buf + pos)) {
+			p->tri += FACE_BLOCK;
+			f += FACE_BLOCK;
+			pos += FACE_BLOCK * t.rec;
+			continue;
 		}
-		if ((rc = emit_polygon(p, f, (int64_t)(rec - p->buf), n, m, rgba)))
+		if ((rc = decode_face_record(p, f, &pos)))
 			return rc;
+		f++;
 	}
 	return 0;
 }
@@ -1539,10 +1592,10 @@ static int decode_faces_ascii(struct ply *p)
 			int64_t cnt;
 			if ((rc = tok_int(p, el, f, pr, &c, &cnt)))
 				return rc;
-			if (cnt < 0 || (pr->role == R_INDICES && (uint64_t)cnt > p->max_n) ||
+			if (cnt < 0 ||
+			    (pr->role == R_INDICES && (cnt < 3 || (uint64_t)cnt > p->max_n)) ||
 			    (pr->role == R_TEXCOORD && (uint64_t)cnt > p->max_m))
-				return perr(p, ERR_INTERNAL, c.line,
-					    "face %" PRIu64 ": list longer than counted", f);
+				return changed(p, c.line);
 			if (pr->role == R_INDICES) {
 				for (int64_t j = 0; j < cnt; j++) {
 					int64_t v;
@@ -1593,12 +1646,8 @@ static int alloc_scratch(struct ply *p)
 	if (!p->has_tc)
 		return 0;
 	p->tc = alloc_array(p->max_m > 6 ? (size_t)p->max_m : 6, sizeof(*p->tc));
-	p->lpos = alloc_array(n, 3 * sizeof(*p->lpos));
-	p->iota = alloc_array(n, sizeof(*p->iota));
-	if (!p->tc || !p->lpos || !p->iota)
+	if (!p->tc)
 		return nomem(p);
-	for (size_t i = 0; i < n; i++)
-		p->iota[i] = (uint32_t)i;
 	return 0;
 }
 
@@ -1652,11 +1701,15 @@ int ply_read(const unsigned char *buf, size_t len, const struct limits *lim,
 				     p.tri, nf);
 			goto out;
 		}
+		if (p.tr.n_fanned &&
+		    scan_warn(out, "%zu polygons with more than %u vertices split as a fan (right only for convex ones)",
+			      p.tr.n_fanned, TRIANGULATE_MAX_EAR)) {
+			rc = nomem(&p);
+			goto out;
+		}
 	}
 	rc = scan_finalize(out, e);
 out:
-	xfree(p.iota);
-	xfree(p.lpos);
 	xfree(p.tc);
 	xfree(p.poly);
 	triangulator_release(&p.tr);
@@ -1799,78 +1852,16 @@ out:
 	return rc;
 }
 
-/* fsync the directory holding path, so a rename survives a crash */
-static int sync_dir(const char *path, struct err *e)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set_errno(e, ERR_IO, "cannot open directory '%s'", dir);
-	int rc = fsync(fd) ? err_set_errno(e, ERR_IO, "cannot sync directory '%s'", dir) : 0;
-	close(fd);
-	return rc;
-}
-
 int ply_write(const char *path, const struct scan *s, struct err *e)
 {
-	static _Atomic unsigned seq;
-	char tmp[PATH_MAX];
-	FILE *fp = NULL;
-	int fd = -1, rc;
-
-	for (int attempt = 0; attempt < 100; attempt++) {
-		int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path,
-				 (long)getpid(), seq++);
-		if (n < 0 || (size_t)n >= sizeof(tmp)) {
-			errno = ENAMETOOLONG;
-			rc = err_set_errno(e, ERR_IO, "cannot create '%s'", path);
-			goto fail_path;
-		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd >= 0 || errno != EEXIST)
-			break;
+	struct wfile w;
+	int rc = wfile_open(&w, path, e);
+	if (rc)
+		return rc;
+	if ((rc = ply_write_stream(w.fp, s, e))) {
+		wfile_abort(&w);
+		err_set_path(e, path);
+		return rc;
 	}
-	if (fd < 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot create '%s'", tmp);
-		goto fail_path;
-	}
-	fp = fdopen(fd, "wb");
-	if (!fp) {
-		rc = err_set_errno(e, ERR_IO, "cannot open '%s'", tmp);
-		close(fd);
-		goto fail;
-	}
-	if ((rc = ply_write_stream(fp, s, e)))
-		goto fail;
-	if (fsync(fileno(fp))) {
-		rc = err_set_errno(e, ERR_IO, "cannot sync '%s'", tmp);
-		goto fail;
-	}
-	if (fclose(fp)) {
-		fp = NULL;
-		rc = err_set_errno(e, ERR_IO, "cannot write '%s'", tmp);
-		goto fail;
-	}
-	fp = NULL;
-	if (rename(tmp, path)) {
-		rc = err_set_errno(e, ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
-		goto fail;
-	}
-	if ((rc = sync_dir(path, e)))
-		goto fail_path;
-	return 0;
-fail:
-	if (fp)
-		fclose(fp);
-	unlink(tmp);
-fail_path:
-	err_set_path(e, path);
-	return rc;
+	return wfile_commit(&w, e);
 }

@@ -38,9 +38,12 @@
  * stored positions (expected O(1) per corner, no per-vertex allocation),
  * so the scan is an indexed mesh whose n_vertices is the number of
  * distinct positions.  -0.0 is stored as +0.0 so the two weld; NaN
- * coordinates weld only with the same bit pattern.  n_faces and
- * n_polygons are the triangles in the file (degenerate ones kept).  The
- * file's facet normals are ignored (no vertex normals are produced).
+ * coordinates weld only with the same bit pattern.  Vertex order is
+ * first occurrence, whatever the hash.  NEEDSWORK: the hash is unseeded,
+ * so a crafted file could force long probe chains (slow, never wrong).
+ * n_faces and n_polygons are the triangles in the file (degenerate ones
+ * kept).  The file's facet normals are ignored (no vertex normals are
+ * produced).
  *
  * Colours (binary only) go to scan.face_colors:
  *   - Materialise Magics: the header holds "COLOR=" and 4 bytes RGBA, the
@@ -149,22 +152,43 @@ static int welder_init(struct welder *w, size_t expect, uint64_t max)
 	return welder_rehash(w, n_slots);
 }
 
-/*
- * Index of position p, adding it when new.  Returns 0, ERR_NOMEM, or
- * ERR_LIMIT when a new position would pass w->max.
- */
-static int welder_add(struct welder *w, float x, float y, float z, uint32_t *out)
+/* A position ready for the table: canonical coordinates and their hash. */
+struct wkey {
+	float p[3];
+	size_t h;
+};
+
+static inline void wkey_make(struct wkey *k, float x, float y, float z)
 {
 	/* x == 0 is also true for -0.0: store +0.0 so both weld */
-	float p[3] = { x == 0.0f ? 0.0f : x, y == 0.0f ? 0.0f : y,
-		       z == 0.0f ? 0.0f : z };
+	k->p[0] = x == 0.0f ? 0.0f : x;
+	k->p[1] = y == 0.0f ? 0.0f : y;
+	k->p[2] = z == 0.0f ? 0.0f : z;
+	k->h = hash_pos(k->p);
+}
+
+/*
+ * Start loading the slot a key will probe: the table is far larger than
+ * the caches, so looking a few corners ahead hides most of the misses.
+ */
+static inline void welder_prefetch(const struct welder *w, const struct wkey *k)
+{
+	__builtin_prefetch(w->slots + (k->h & (w->n_slots - 1)));
+}
+
+/*
+ * Index of position k, adding it when new.  Returns 0, ERR_NOMEM, or
+ * ERR_LIMIT when a new position would pass w->max.
+ */
+static int welder_add_key(struct welder *w, const struct wkey *k, uint32_t *out)
+{
 	size_t mask = w->n_slots - 1;
-	size_t h = hash_pos(p) & mask;
+	size_t h = k->h & mask;
 	for (;;) {
 		uint32_t i = w->slots[h];
 		if (i == SLOT_EMPTY)
 			break;
-		if (!memcmp(w->pos + 3 * (size_t)i, p, sizeof(p))) {
+		if (!memcmp(w->pos + 3 * (size_t)i, k->p, sizeof(k->p))) {
 			*out = i;
 			return 0;
 		}
@@ -180,7 +204,7 @@ static int welder_add(struct welder *w, float x, float y, float z, uint32_t *out
 		w->pos = np;
 		w->cap = cap;
 	}
-	memcpy(w->pos + 3 * w->n, p, sizeof(p));
+	memcpy(w->pos + 3 * w->n, k->p, sizeof(k->p));
 	w->slots[h] = (uint32_t)w->n;
 	*out = (uint32_t)w->n++;
 	/* keep the load factor under 1/2 */
@@ -190,6 +214,13 @@ static int welder_add(struct welder *w, float x, float y, float z, uint32_t *out
 		return welder_rehash(w, w->n_slots * 2);
 	}
 	return 0;
+}
+
+static int welder_add(struct welder *w, float x, float y, float z, uint32_t *out)
+{
+	struct wkey k;
+	wkey_make(&k, x, y, z);
+	return welder_add_key(w, &k, out);
 }
 
 /* Hand the positions to s (shrunk to fit) and free the table. */
@@ -313,6 +344,50 @@ struct stl_colors {
 	uint8_t def[4];
 };
 
+#define WELD_AHEAD 32 /* corners; a power of two */
+
+static inline void corner_key(const unsigned char *buf, size_t c, struct wkey *k)
+{
+	const unsigned char *v = buf + STL_PREAMBLE + c / 3 * STL_RECORD + 12 + 12 * (c % 3);
+	wkey_make(k, rd_f32le(v), rd_f32le(v + 4), rd_f32le(v + 8));
+}
+
+/* Colour of facet i of n from its attribute word, per the rules above. */
+static int facet_color(const unsigned char *buf, size_t i, uint32_t n,
+		       const struct stl_colors *col, struct scan *s, struct err *e)
+{
+	const unsigned char *r = buf + STL_PREAMBLE + i * STL_RECORD;
+	unsigned attr = (unsigned)r[48] | (unsigned)r[49] << 8;
+	uint8_t *fc;
+	if (col->magics) {
+		fc = s->face_colors + 4 * i;
+		if (attr & 0x8000) {
+			memcpy(fc, col->def, 4);
+		} else {
+			fc[0] = widen5(attr & 31);
+			fc[1] = widen5((attr >> 5) & 31);
+			fc[2] = widen5((attr >> 10) & 31);
+			fc[3] = 255;
+		}
+	} else if (attr & 0x8000) {
+		if (!s->face_colors) {
+			/* first VisCAM colour: earlier facets are white */
+			s->face_colors = alloc_array(n, 4);
+			if (!s->face_colors)
+				return err_set(e, ERR_NOMEM, "out of memory for %u face colours", n);
+			memset(s->face_colors, 255, 4 * i);
+		}
+		fc = s->face_colors + 4 * i;
+		fc[0] = widen5((attr >> 10) & 31);
+		fc[1] = widen5((attr >> 5) & 31);
+		fc[2] = widen5(attr & 31);
+		fc[3] = 255;
+	} else if (s->face_colors) {
+		memset(s->face_colors + 4 * i, 255, 4);
+	}
+	return 0;
+}
+
 static int read_binary(const unsigned char *buf, size_t len,
 		       const struct limits *lim, struct scan *s, struct err *e)
 {
@@ -338,10 +413,10 @@ static int read_binary(const unsigned char *buf, size_t len,
 	parse_units(s, (const char *)buf, (const char *)buf + STL_HEADER);
 
 	struct stl_colors col = { .magics = false, .def = { 255, 255, 255, 255 } };
-	const unsigned char *c = memmem(buf, STL_HEADER, "COLOR=", 6);
-	if (c && c + 10 <= buf + STL_HEADER) {
+	const unsigned char *tag = memmem(buf, STL_HEADER, "COLOR=", 6);
+	if (tag && tag + 10 <= buf + STL_HEADER) {
 		col.magics = true;
-		memcpy(col.def, c + 6, 4);
+		memcpy(col.def, tag + 6, 4);
 	}
 
 	s->indices = alloc_array((size_t)n ? n : 1, 3 * sizeof(uint32_t));
@@ -361,49 +436,30 @@ static int read_binary(const unsigned char *buf, size_t len,
 		rc = weld_error(rc, lim, e);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const unsigned char *r = buf + STL_PREAMBLE + i * STL_RECORD;
-		for (int k = 0; k < 3; k++) {
-			const unsigned char *v = r + 12 + 12 * k;
-			rc = welder_add(&w, rd_f32le(v), rd_f32le(v + 4),
-					rd_f32le(v + 8), &s->indices[3 * i + (size_t)k]);
-			if (rc < 0) {
-				rc = weld_error(rc, lim, e);
-				e->offset = (int64_t)(STL_PREAMBLE + i * STL_RECORD);
+	/* corners in file order, each key made WELD_AHEAD corners early */
+	size_t total = 3 * (size_t)n;
+	struct wkey ring[WELD_AHEAD];
+	for (size_t c = 0; c < total && c < WELD_AHEAD; c++) {
+		corner_key(buf, c, &ring[c]);
+		welder_prefetch(&w, &ring[c]);
+	}
+	for (size_t c = 0; c < total; c++) {
+		struct wkey k = ring[c % WELD_AHEAD];
+		if (c + WELD_AHEAD < total) {
+			struct wkey *next = &ring[c % WELD_AHEAD];
+			corner_key(buf, c + WELD_AHEAD, next);
+			welder_prefetch(&w, next);
+		}
+		if ((rc = welder_add_key(&w, &k, &s->indices[c])) < 0) {
+			rc = weld_error(rc, lim, e);
+			if (e) {
+				e->offset = (int64_t)(STL_PREAMBLE + c / 3 * STL_RECORD);
 				e->line = 0;
-				goto out;
 			}
+			goto out;
 		}
-		unsigned attr = (unsigned)r[48] | (unsigned)r[49] << 8;
-		uint8_t *fc;
-		if (col.magics) {
-			fc = s->face_colors + 4 * i;
-			if (attr & 0x8000) {
-				memcpy(fc, col.def, 4);
-			} else {
-				fc[0] = widen5(attr & 31);
-				fc[1] = widen5((attr >> 5) & 31);
-				fc[2] = widen5((attr >> 10) & 31);
-				fc[3] = 255;
-			}
-		} else if (attr & 0x8000) {
-			if (!s->face_colors) {
-				/* first VisCAM colour: earlier facets are white */
-				s->face_colors = alloc_array(n, 4);
-				if (!s->face_colors) {
-					rc = err_set(e, ERR_NOMEM, "out of memory for %u face colours", n);
-					goto out;
-				}
-				memset(s->face_colors, 255, 4 * i);
-			}
-			fc = s->face_colors + 4 * i;
-			fc[0] = widen5((attr >> 10) & 31);
-			fc[1] = widen5((attr >> 5) & 31);
-			fc[2] = widen5(attr & 31);
-			fc[3] = 255;
-		} else if (s->face_colors) {
-			memset(s->face_colors + 4 * i, 255, 4);
-		}
+		if (c % 3 == 2 && (rc = facet_color(buf, c / 3, n, &col, s, e)) < 0)
+			goto out;
 	}
 	s->n_faces = n;
 	s->n_polygons = n;
@@ -562,8 +618,10 @@ static int read_facet(struct ascii_state *st)
 				&st->s->indices[3 * f + (size_t)k]);
 		if (rc < 0) {
 			rc = weld_error(rc, st->lim, st->e);
-			st->e->line = facet_line;
-			st->e->offset = -1;
+			if (st->e) {
+				st->e->line = facet_line;
+				st->e->offset = -1;
+			}
 			return rc;
 		}
 	}

@@ -143,6 +143,13 @@ int volume_writer_open(struct volume_writer **wp, int fd,
 		/* older libarchive lacks the option: compress in this thread */
 		archive_write_set_filter_option(w->a, "zstd", "threads", opt);
 	}
+	/*
+	 * Hand the file 1 MiB at a time (libarchive's default is 10 KiB, one
+	 * system call each), and add no padding after the zstd frame: the
+	 * tar inside is padded already.
+	 */
+	archive_write_set_bytes_per_block(w->a, 1 << 20);
+	archive_write_set_bytes_in_last_block(w->a, 1);
 	if (archive_write_open2(w->a, w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
 		rc = err_set(e, ERR_IO, "cannot start volume: %s", aerr(w->a));
 		goto out;

@@ -48,7 +48,9 @@ struct volume_writer;
 
 struct volume_write_options {
 	int level;   /* zstd level 1..19; 0 = default (3) */
-	int threads; /* zstd worker threads; 0 = compress in the caller */
+	int threads; /* zstd worker threads; 0 = compress in the caller.  Any
+		      * value >= 1 gives the same bytes (zstd's multi-threaded
+		      * format does not depend on the worker count); 0 differs */
 };
 
 /* What a finished volume is: filled by volume_writer_finish(). */

@@ -55,7 +55,7 @@ int wfile_open(struct wfile *w, const char *path, struct err *e)
 			break;
 	}
 	if (fd < 0) {
-		rc = err_set_errno(e, ERR_IO, "cannot create '%s'", w->tmp);
+		rc = err_set_errno(e, ERR_IO, "cannot create");
 		goto fail;
 	}
 	w->fp = fdopen(fd, "wb");
@@ -115,17 +115,17 @@ int wfile_commit(struct wfile *w, struct err *e)
 	}
 	err_set_path(e, w->path);
 	if (fflush(w->fp) != 0 || ferror(w->fp)) {
-		rc = err_set_errno(e, ERR_IO, "write failed");
+		rc = err_set_errno(e, ERR_IO, "cannot write '%s'", w->tmp);
 		goto out;
 	}
 	if (fsync(fileno(w->fp)) != 0) {
-		rc = err_set_errno(e, ERR_IO, "fsync failed");
+		rc = err_set_errno(e, ERR_IO, "cannot sync '%s'", w->tmp);
 		goto out;
 	}
 	FILE *fp = w->fp;
 	w->fp = NULL;
 	if (fclose(fp) != 0) {
-		rc = err_set_errno(e, ERR_IO, "close failed");
+		rc = err_set_errno(e, ERR_IO, "cannot close '%s'", w->tmp);
 		unlink(w->tmp);
 		goto out;
 	}

@@ -321,13 +321,22 @@ static int close_block(const struct pts_block *b, struct err *e)
 	return 0;
 }
 
+/* Report the token at bad, quoted safely: 40 bytes, '?' for non-printing. */
 static int bad_number(const char *bad, const char *le, long line, struct err *e)
 {
 	const char *te = bad + (bad < le);
+	char q[48];
+	size_t n = 0;
 	while (te < le && !ts_is_space(*te) && *te != ',')
 		te++;
-	return err_set_line(e, ERR_FORMAT, line, "bad number near '%.*s'",
-			    (int)(te - bad > 40 ? 40 : te - bad), bad);
+	for (const char *p = bad; p < te && n < 40; p++)
+		q[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+	if (te - bad > 40) {
+		memcpy(q + n, "...", 3);
+		n += 3;
+	}
+	q[n] = '\0';
+	return err_set_line(e, ERR_FORMAT, line, "bad number near '%s'", q);
 }
 
 /*

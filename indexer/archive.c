@@ -19,11 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/banned.h"
@@ -180,7 +182,7 @@ static int mkdir_p(const char *path, struct err *e)
 static bool archive_name(const char *n)
 {
 	static const char *const names[] = { "versions", "volumes", "tmp", "lock",
-					     "failures.json", "HEAD", NULL };
+					     "failures.json", "statcache.json", "HEAD", NULL };
 	for (size_t i = 0; names[i]; i++)
 		if (!strcmp(n, names[i]))
 			return true;
@@ -237,6 +239,18 @@ int archive_dir_open(struct archive_dir *a, const char *path, unsigned flags,
 				     : err_set_errno(e, ERR_IO, "cannot open archive");
 		goto out;
 	}
+	/* absolute from here on: extract changes the working directory */
+	char *real = realpath(path, NULL);
+	if (real) {
+		char *p = xstrdup(real);
+		free(real);
+		if (!p) {
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		xfree(a->path);
+		a->path = p;
+	}
 	if ((rc = load_head(a, e)) < 0)
 		goto out;
 	if (!a->have_head && (rc = check_layout(a, e)) < 0)
@@ -277,6 +291,7 @@ int archive_dir_open_cli(struct archive_dir *a, const char *opt)
 void archive_dir_release(struct archive_dir *a)
 {
 	drop_blobs(a);
+	xfree(a->published);
 	head_release(&a->head);
 	if (a->lock_fd >= 0)
 		close(a->lock_fd); /* releases the flock */
@@ -292,6 +307,29 @@ int archive_dir_reload(struct archive_dir *a, struct err *e)
 {
 	drop_blobs(a);
 	return load_head(a, e);
+}
+
+/*
+ * The pid of the writer holding the lock, for the busy message, or "".
+ * The holder writes its pid just after taking the flock, so a writer that
+ * loses the race by microseconds may read the previous holder's pid or
+ * nothing: retry briefly until the pid names a live process.
+ */
+static void holder_pid(int fd, char *pid, size_t n)
+{
+	for (int attempt = 0; attempt < 20; attempt++) {
+		ssize_t k = pread(fd, pid, n - 1, 0);
+		pid[k > 0 ? k : 0] = '\0';
+		pid[strcspn(pid, " \n")] = '\0';
+		char *end;
+		long v = strtol(pid, &end, 10);
+		if (*pid && !*end && v > 0 && v != (long)getpid() &&
+		    (kill((pid_t)v, 0) == 0 || errno == EPERM))
+			return;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	pid[0] = '\0';
 }
 
 int archive_dir_lock(struct archive_dir *a, bool wait, struct err *e)
@@ -310,9 +348,7 @@ int archive_dir_lock(struct archive_dir *a, bool wait, struct err *e)
 			continue;
 		int saved = errno;
 		if (saved == EWOULDBLOCK) {
-			ssize_t k = pread(fd, pid, sizeof(pid) - 1, 0);
-			pid[k > 0 ? k : 0] = '\0';
-			pid[strcspn(pid, "\n")] = '\0';
+			holder_pid(fd, pid, sizeof(pid));
 			close(fd);
 			return err_set(e, ERR_BUSY,
 				       "archive is locked by another writer%s%s%s; try again later or pass --wait",
@@ -322,9 +358,13 @@ int archive_dir_lock(struct archive_dir *a, bool wait, struct err *e)
 		errno = saved;
 		return err_set_errno(e, ERR_IO, "cannot lock the archive");
 	}
-	/* the pid is only for the message above; the flock is the lock */
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == 0 && n > 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
+	/*
+	 * The pid is only for the message above; the flock is the lock.  One
+	 * fixed-width pwrite, so a reader sees the old pid or the new one,
+	 * never a half-written or empty file.
+	 */
+	int n = snprintf(pid, sizeof(pid), "%-20ld\n", (long)getpid());
+	if (n > 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
 		/* the message would just lack the pid */
 	}
 	a->lock_fd = fd;
@@ -570,13 +610,15 @@ int archive_dir_load_blobs(struct archive_dir *a, struct err *e)
 	if (a->blobs_loaded)
 		return 0;
 	drop_blobs(a);
-	a->vols = alloc_array_zero(a->head.n_volumes ? a->head.n_volumes : 1, sizeof(*a->vols));
+	size_t n_ids = a->head.n_volumes + a->n_published;
+	a->vols = alloc_array_zero(n_ids ? n_ids : 1, sizeof(*a->vols));
 	if (!a->vols)
 		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < a->head.n_volumes; i++) {
+	for (size_t i = 0; i < n_ids; i++) {
 		char rel[64], shown[4200], *buf;
 		size_t len;
-		uint64_t id = a->head.volumes[i];
+		uint64_t id = i < a->head.n_volumes ? a->head.volumes[i]
+						    : a->published[i - a->head.n_volumes];
 		snprintf(rel, sizeof(rel), "volumes/%08" PRIu64 ".idx.json", id);
 		snprintf(shown, sizeof(shown), "%s/%s", a->path, rel);
 		if ((rc = read_at(a->dirfd, rel, shown, &buf, &len, e)) < 0)
@@ -762,9 +804,11 @@ int archive_dir_volume_add_fd(struct archive_volume_out *vo,
 		return 0;
 	}
 	*stored = true;
+	if ((rc = list_blob(vo, d, size, e)) < 0)
+		return rc;
 	if (vo->idx.n_blobs == 1)
 		fault_point("volume-partial");
-	return list_blob(vo, d, size, e);
+	return 0;
 }
 
 int archive_dir_volume_begin(struct archive_volume_out *vo,
@@ -801,7 +845,11 @@ int archive_dir_volume_end(struct archive_volume_out *vo, bool listed,
 		vo->idx.n_unlisted++;
 		return listed ? err_set(e, ERR_CORRUPT, "copied blob does not match its digest") : 0;
 	}
-	return list_blob(vo, vo->digest, vo->size, e);
+	if ((rc = list_blob(vo, vo->digest, vo->size, e)) < 0)
+		return rc;
+	if (vo->idx.n_blobs == 1)
+		fault_point("volume-partial");
+	return 0;
 }
 
 int archive_dir_volume_add_buffer(struct archive_volume_out *vo,
@@ -902,6 +950,13 @@ int archive_dir_volume_publish(struct archive_dir *a,
 		goto out;
 	fault_point("volume-published");
 	/* the new blobs are findable by this writer from now on */
+	uint64_t *np = realloc_array(a->published, a->n_published + 1, sizeof(*np));
+	if (!np) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	a->published = np;
+	a->published[a->n_published++] = vo->id;
 	drop_blobs(a);
 	volume_writer_free(&vo->w);
 	close(vo->fd);
@@ -1008,6 +1063,10 @@ int archive_dir_write_head(struct archive_dir *a, const struct head *h,
 	head_release(&a->head);
 	a->head = copy;
 	a->have_head = true;
+	/* published volumes are in this HEAD now, or leftovers */
+	xfree(a->published);
+	a->published = NULL;
+	a->n_published = 0;
 	drop_blobs(a);
 	return 0;
 }

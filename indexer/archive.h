@@ -52,6 +52,8 @@ struct archive_dir {
 	bool blobs_loaded;
 	size_t n_vols;        /* volume indexes behind the catalogue */
 	struct volidx *vols;
+	size_t n_published;   /* volumes this writer published, not yet in HEAD */
+	uint64_t *published;  /* (in the catalogue, so hooks can read them) */
 };
 
 enum archive_dir_flags {
@@ -199,8 +201,9 @@ int archive_dir_volume_end(struct archive_volume_out *vo, bool listed,
 
 /*
  * Finish, fsync, write the volume index, rename both into volumes/ and
- * fsync volumes/.  The volume's blobs join the catalogue, but the volume
- * is part of the archive only once a HEAD naming it is written.
+ * fsync volumes/.  The volume's blobs join this writer's catalogue, but
+ * the volume is part of the archive only once a HEAD naming it is
+ * written (until then cleanup treats it as a leftover).
  */
 int archive_dir_volume_publish(struct archive_dir *a,
 			       struct archive_volume_out *vo, struct err *e);

@@ -271,22 +271,30 @@ static int walk_roots(struct run *run, struct err *e)
 				return err_set(e, ERR_NOMEM, "out of memory");
 			}
 		}
-		/*
-		 * A source that now holds no scan at all while the archive has
-		 * some from it is far more often an unmounted disk than a
-		 * deliberate deletion: keep its entries and say so.
-		 */
-		if (!rt->walk.n_files && prefix_entries(&run->prev, rt->label)) {
-			struct err fe;
-			err_init(&fe);
-			err_set_path(&fe, rt->arg);
-			err_set(&fe, ERR_NOTFOUND,
-				"no scans found, but the archive holds scans from '%s'; keeping them (is the disk mounted?)",
-				rt->label);
-			rt->protect = true;
-			if (add_failure(run->r, rt->arg, NULL, &fe, false) < 0)
-				return err_set(e, ERR_NOMEM, "out of memory");
-		}
+	}
+	return 0;
+}
+
+/*
+ * A source that now holds no scan at all while the archive has some from
+ * it is far more often an unmounted disk than a deliberate deletion:
+ * keep its entries and say so.  Needs run->prev.
+ */
+static int check_empty_roots(struct run *run, struct err *e)
+{
+	for (size_t i = 0; i < run->n_roots; i++) {
+		struct root *rt = &run->roots[i];
+		if (rt->walk.n_files || !prefix_entries(&run->prev, rt->label))
+			continue;
+		struct err fe;
+		err_init(&fe);
+		err_set_path(&fe, rt->arg);
+		err_set(&fe, ERR_NOTFOUND,
+			"no scans found, but the archive holds scans from '%s'; keeping them (is the disk mounted?)",
+			rt->label);
+		rt->protect = true;
+		if (add_failure(run->r, rt->arg, NULL, &fe, false) < 0)
+			return err_set(e, ERR_NOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -314,8 +322,7 @@ static int make_items(struct run *run, struct err *e)
 	for (size_t i = 0; i < run->n_roots; i++)
 		total += run->roots[i].walk.n_files;
 	run->items = alloc_array_zero(total ? total : 1, sizeof(*run->items));
-	run->prev_seen = alloc_array_zero(run->prev.n_entries ? run->prev.n_entries : 1, sizeof(bool));
-	if (!run->items || !run->prev_seen)
+	if (!run->items)
 		return err_set(e, ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < run->n_roots; i++) {
 		struct root *rt = &run->roots[i];
@@ -329,11 +336,25 @@ static int make_items(struct run *run, struct err *e)
 			it->shown = join2(rt->arg, it->wf->rel);
 			if (!it->path || !it->source || !it->shown)
 				return err_set(e, ERR_NOMEM, "out of memory");
-			it->prev = manifest_find(&run->prev, it->path);
-			if (it->prev)
-				run->prev_seen[it->prev - run->prev.entries] = true;
 			it->known = find_failure(run, it->path);
 		}
+	}
+	return 0;
+}
+
+/* Point each item at its entry in run->prev (again, when prev changed). */
+static int bind_prev(struct run *run, struct err *e)
+{
+	xfree(run->prev_seen);
+	run->prev_seen = alloc_array_zero(run->prev.n_entries ? run->prev.n_entries : 1, sizeof(bool));
+	if (!run->prev_seen)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < run->n_items; i++) {
+		struct item *it = &run->items[i];
+		it->prev = manifest_find(&run->prev, it->path);
+		it->redescribe = false;
+		if (it->prev)
+			run->prev_seen[it->prev - run->prev.entries] = true;
 	}
 	return 0;
 }
@@ -356,22 +377,53 @@ static bool stat_matches(const struct stat *st, uint64_t size, int64_t mtime,
 	       (uint64_t)st->st_ino == inode;
 }
 
-/* True when a sidecar exists for source. */
-static bool sidecar_exists(const char *source)
+/*
+ * The sidecar of a scan: "<file>.meta.json" ("hand.ply.meta.json"), else
+ * "<stem>.meta.json" ("hand.meta.json").  Returns a new string, or NULL
+ * when neither is a regular file (or out of memory).
+ */
+static char *find_sidecar(const char *source)
 {
-	char *p = concat(source, SIDECAR_SUFFIX);
 	struct stat st;
-	bool yes = p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+	char *p = concat(source, SIDECAR_SUFFIX);
+	if (!p || (stat(p, &st) == 0 && S_ISREG(st.st_mode)))
+		return p;
 	xfree(p);
-	return yes;
+	const char *slash = strrchr(source, '/');
+	const char *dot = strrchr(slash ? slash + 1 : source, '.');
+	if (!dot || dot == (slash ? slash + 1 : source))
+		return NULL;
+	size_t stem = (size_t)(dot - source);
+	p = xmalloc(stem + sizeof(SIDECAR_SUFFIX));
+	if (!p)
+		return NULL;
+	memcpy(p, source, stem);
+	memcpy(p + stem, SIDECAR_SUFFIX, sizeof(SIDECAR_SUFFIX));
+	if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+		return p;
+	xfree(p);
+	return NULL;
 }
 
-static bool has_role(const struct manifest_entry *en, enum manifest_role r)
+static const struct manifest_file *role_file(const struct manifest_entry *en,
+					    enum manifest_role r)
 {
 	for (size_t i = 0; i < en->n_files; i++)
 		if (en->files[i].role == r)
-			return true;
-	return false;
+			return &en->files[i];
+	return NULL;
+}
+
+/* The sidecar found now is the one the entry records (or both absent). */
+static bool same_sidecar(const struct item *it, const struct manifest_entry *p)
+{
+	const struct manifest_file *f = role_file(p, MANIFEST_ROLE_SIDECAR);
+	char *now = find_sidecar(it->source);
+	char *was = f ? source_of(it->root, f->path) : NULL;
+	bool same = (!now && !f) || (now && was && !strcmp(now, was));
+	xfree(now);
+	xfree(was);
+	return same;
 }
 
 /* Every file of the entry has the stat recorded (missing ones still missing). */
@@ -389,7 +441,7 @@ static bool files_unchanged(const struct item *it)
 		if (!f->missing && !stat_matches(&st, f->size, f->mtime_ns, f->inode))
 			return false;
 	}
-	return has_role(p, MANIFEST_ROLE_SIDECAR) || !sidecar_exists(it->source);
+	return same_sidecar(it, p);
 }
 
 static bool needs_describe(const struct run *run, const struct manifest_entry *en)
@@ -458,7 +510,7 @@ static int try_touch(struct item *it, const unsigned char d[SHA256_LEN],
 	*same = false;
 	if (memcmp(d, p->blob, SHA256_LEN) != 0 || size != p->size)
 		return 0;
-	if (!has_role(p, MANIFEST_ROLE_SIDECAR) && sidecar_exists(it->source))
+	if (!same_sidecar(it, p))
 		return 0;
 	if ((rc = manifest_entry_copy(&c, p, &it->err)) < 0)
 		return rc;
@@ -721,11 +773,7 @@ static int read_full(const struct run *run, struct item *it,
 		if ((rc = add_ref(run, it, &r, &s, MANIFEST_ROLE_TEXTURE, t->declared, t->resolved, e)) < 0)
 			goto out;
 	}
-	if (!(sidecar = concat(it->source, SIDECAR_SUFFIX))) {
-		rc = err_set(e, ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if (sidecar_exists(it->source)) {
+	if ((sidecar = find_sidecar(it->source))) {
 		if ((rc = add_ref(run, it, &r, &s, MANIFEST_ROLE_SIDECAR, sidecar, sidecar, e)) < 0 ||
 		    (rc = read_sidecar(sidecar, &s, &side, e)) < 0)
 			goto out;
@@ -831,15 +879,21 @@ fail:
 	it->status = S_FAILED;
 }
 
-static int scan_items(struct run *run)
+static void classify_items(struct run *run)
 {
-	size_t n = run->n_items, n_work = 0;
-	uint64_t bytes = 0;
+	size_t n = run->n_items;
 	int jobs = run->o->jobs > 0 ? run->o->jobs : omp_get_max_threads();
 
 	#pragma omp parallel for schedule(dynamic, 16) num_threads(jobs)
 	for (size_t i = 0; i < n; i++)
 		classify(run, &run->items[i]);
+}
+
+static int process_items(struct run *run)
+{
+	size_t n = run->n_items, n_work = 0;
+	uint64_t bytes = 0;
+	int jobs = run->o->jobs > 0 ? run->o->jobs : omp_get_max_threads();
 
 	size_t *work = alloc_array(n ? n : 1, sizeof(*work));
 	if (!work)
@@ -1048,6 +1102,14 @@ static int code_of_name(const char *name)
 	return ERR_INTERNAL;
 }
 
+/* The error to report for a scan that failed before and is unchanged. */
+static void known_err(const struct item *it, struct err *ke)
+{
+	/* the message already names the file */
+	err_init(ke);
+	err_set(ke, code_of_name(it->known->code), "%s", it->known->message);
+}
+
 static int fill_failure(struct manifest_failure *f, const struct item *it,
 			const struct err *er)
 {
@@ -1113,9 +1175,7 @@ static int compose(struct run *run, struct manifest *m, struct err *e)
 			struct err ke;
 			int frc;
 			if (it->kind == K_KNOWN_FAIL) {
-				/* the message already names the file */
-				err_init(&ke);
-				err_set(&ke, code_of_name(it->known->code), "%s", it->known->message);
+				known_err(it, &ke);
 				er = &ke;
 			}
 			frc = fill_failure(&m->failed[m->n_failed], it, er);
@@ -1185,18 +1245,22 @@ static int compose_roots(struct run *run, struct manifest *m, struct err *e)
 
 /* ---- the run --------------------------------------------------------- */
 
-static int load_failure_cache(struct run *run)
+/*
+ * Read DIR/name whole into a NUL-terminated buffer (xfree), or NULL when
+ * it does not exist.  Returns 0 or ERR_NOMEM.
+ */
+static int read_cache(const struct run *run, const char *name, char **out, size_t *len)
 {
 	char path[ERR_PATH_MAX];
-	struct err fe;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/failures.json", run->a.path);
-	f = fopen(path, "rb");
-	if (!f)
-		return 0;
 	size_t cap = 0, n = 0;
 	char *buf = NULL;
+	FILE *f;
+
+	*out = NULL;
+	*len = 0;
+	snprintf(path, sizeof(path), "%s/%s", run->a.path, name);
+	if (!(f = fopen(path, "rb")))
+		return 0;
 	for (;;) {
 		if (alloc_grow((void **)&buf, &cap, n + 65536, 1) < 0) {
 			fclose(f);
@@ -1210,13 +1274,96 @@ static int load_failure_cache(struct run *run)
 	}
 	fclose(f);
 	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int load_failure_cache(struct run *run)
+{
+	struct err fe;
+	size_t n;
+	int rc = read_cache(run, "failures.json", &run->fcache_raw, &n);
+	if (rc < 0 || !run->fcache_raw)
+		return rc;
 	err_init(&fe);
 	/* a damaged cache is only a cache: ignore it, files get re-read */
-	if (failures_parse(buf, n, &run->fcache, &run->n_fcache, &fe) < 0) {
+	if (failures_parse(run->fcache_raw, n, &run->fcache, &run->n_fcache, &fe) < 0) {
 		run->fcache = NULL;
 		run->n_fcache = 0;
 	}
-	run->fcache_raw = buf;
+	return 0;
+}
+
+/*
+ * Load statcache.json into run->prev when it describes HEAD.  Returns
+ * true when it did; a missing, stale or damaged cache is just ignored.
+ */
+static bool load_statcache(struct run *run)
+{
+	char *buf;
+	size_t n;
+	uint64_t v;
+	struct err fe;
+	bool ok = false;
+
+	if (read_cache(run, "statcache.json", &buf, &n) < 0 || !buf)
+		return false;
+	err_init(&fe);
+	if (statcache_parse(buf, n, &v, &run->prev, &fe) == 0) {
+		ok = v == run->a.head.version;
+		if (!ok)
+			manifest_release(&run->prev);
+	}
+	xfree(buf);
+	return ok;
+}
+
+static int save_statcache(struct run *run, const struct manifest *m,
+			  uint64_t version, struct err *e)
+{
+	char *json;
+	size_t len;
+	int rc = statcache_dump(m, version, &json, &len, e);
+	if (rc < 0)
+		return rc;
+	rc = archive_dir_put_file(&run->a, ".", "statcache.json", json, len, "statcache", e);
+	xfree(json);
+	return rc;
+}
+
+/*
+ * With only the stat cache loaded: when nothing at all changed, report
+ * that and set *quick; otherwise the full manifest is needed.
+ */
+static int quick_unchanged(struct run *run, bool *quick, struct err *e)
+{
+	struct index_result *r = run->r;
+	*quick = false;
+	for (size_t i = 0; i < run->n_items; i++)
+		if (run->items[i].kind != K_UNCHANGED && run->items[i].kind != K_KNOWN_FAIL)
+			return 0;
+	size_t carried = 0;
+	for (size_t j = 0; j < run->prev.n_entries; j++) {
+		if (run->prev_seen[j])
+			continue;
+		if (!protected_path(run, run->prev.entries[j].path))
+			return 0; /* a removal */
+		carried++;
+	}
+	for (size_t i = 0; i < run->n_items; i++) {
+		struct item *it = &run->items[i];
+		if (it->kind == K_UNCHANGED) {
+			r->unchanged++;
+			continue;
+		}
+		struct err ke;
+		known_err(it, &ke);
+		if (add_failure(r, it->shown, it->path, &ke, true) < 0)
+			return err_set(e, ERR_NOMEM, "out of memory");
+	}
+	r->unchanged += carried;
+	*quick = true;
 	return 0;
 }
 
@@ -1366,21 +1513,39 @@ int index_run(const struct index_options *o, const struct index_hooks *h,
 		    (rc = archive_dir_cleanup(&run.a, &r->n_cleaned, e)) < 0)
 			goto out;
 	}
-	if (run.have_archive) {
-		if (run.a.head.version &&
-		    (rc = archive_dir_load_manifest(&run.a, run.a.head.version, &run.prev, e)) < 0)
-			goto out;
-		if ((rc = load_failure_cache(&run)) < 0) {
-			rc = err_set(e, ERR_NOMEM, "out of memory");
-			goto out;
-		}
+	if (run.have_archive && (rc = load_failure_cache(&run)) < 0) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
 	}
 	run.version = run.a.head.version + 1;
 	r->version = run.a.head.version;
-
 	if ((rc = walk_roots(&run, e)) < 0 || (rc = make_items(&run, e)) < 0)
 		goto out;
-	if ((rc = scan_items(&run)) < 0) {
+
+	/*
+	 * An unchanged tree is recognised from the small stat cache alone;
+	 * the full manifest is parsed only when something changed.
+	 */
+	bool have_cache = run.have_archive && run.a.head.version && load_statcache(&run);
+	if (have_cache) {
+		bool quick;
+		if ((rc = check_empty_roots(&run, e)) < 0 || (rc = bind_prev(&run, e)) < 0)
+			goto out;
+		classify_items(&run);
+		if ((rc = quick_unchanged(&run, &quick, e)) < 0)
+			goto out;
+		if (quick)
+			goto out;
+		/* the cache lists the same paths: empty roots stay as found */
+		manifest_release(&run.prev);
+	}
+	if (run.have_archive && run.a.head.version &&
+	    (rc = archive_dir_load_manifest(&run.a, run.a.head.version, &run.prev, e)) < 0)
+		goto out;
+	if ((!have_cache && (rc = check_empty_roots(&run, e)) < 0) || (rc = bind_prev(&run, e)) < 0)
+		goto out;
+	classify_items(&run);
+	if ((rc = process_items(&run)) < 0) {
 		rc = err_set(e, ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1391,8 +1556,13 @@ int index_run(const struct index_options *o, const struct index_hooks *h,
 	for (size_t i = 0; i < run.n_items; i++)
 		any_new |= run.items[i].status == S_NEW || run.items[i].status == S_TOUCHED;
 	if (!o->dry_run && any_new && run.n_pending) {
-		if ((rc = archive_dir_volume_create(&run.a, run.a.head.next_volume, &(struct volume_write_options){ o->level, 0 },
-						    &vo, e)) < 0)
+		/*
+		 * zstd compresses in worker threads while this one reads and
+		 * hashes; its output is the same for any number >= 1 of workers,
+		 * so volumes do not depend on --jobs.
+		 */
+		struct volume_write_options vw = { o->level, o->jobs > 0 ? o->jobs : omp_get_max_threads() };
+		if ((rc = archive_dir_volume_create(&run.a, run.a.head.next_volume, &vw, &vo, e)) < 0)
 			goto out;
 		have_vol = true;
 		if ((rc = pack(&run, &vo, e)) < 0)
@@ -1425,6 +1595,9 @@ int index_run(const struct index_options *o, const struct index_hooks *h,
 	}
 	if ((rc = save_failure_cache(&run, &nm, e)) < 0)
 		goto out;
+	if ((r->committed || (!have_cache && run.a.head.version)) &&
+	    (rc = save_statcache(&run, &nm, run.a.head.version, e)) < 0)
+		goto out;
 out:
 	if (have_vol && run.have_archive)
 		archive_dir_volume_discard(&run.a, &vo);
@@ -1444,8 +1617,9 @@ static const char index_usage[] =
 	"\n"
 	"Bring the archive up to date with the scans under each SRC directory:\n"
 	"store new and changed scans with their MTL files, textures and\n"
-	"<scan>.meta.json sidecars, and commit one new version (none when\n"
-	"nothing changed).  Broken scans are reported and skipped.\n"
+	"sidecars (<scan>.meta.json or <stem>.meta.json), and commit one new\n"
+	"version (none when nothing changed).  Broken scans are reported and\n"
+	"skipped; the archive keeps any earlier good copy.\n"
 	"\n"
 	"  -a, --archive DIR   archive directory (default: $REFSCAN_ARCHIVE,\n"
 	"                      else $XDG_DATA_HOME/refscan/archive)\n"

@@ -243,7 +243,8 @@ int walk_tree(const char *root, const struct walk_options *o,
 		walk_result_release(out);
 		return rc;
 	}
-	qsort(out->files, out->n_files, sizeof(*out->files), cmp_file);
+	if (out->n_files)
+		qsort(out->files, out->n_files, sizeof(*out->files), cmp_file);
 	return 0;
 }
 

@@ -50,6 +50,10 @@
 #define M_PI 3.14159265358979323846
 #endif
 
+/* Below this many elements a loop runs on one thread: starting a team
+ * costs more than it saves, and far more on a loaded machine. */
+#define PAR_MIN 20000
+
 /* ---------------------------------------------------------------- names */
 
 static const char *const form_names[GEN_N_FORMS] = {
@@ -1274,12 +1278,16 @@ static void grid_param(const struct chart *c, int ci, size_t i, size_t j, int ji
 	size_t cu = c->nu - 1, cv = c->nv - 1;
 	size_t iw = c->wrap_u && i == cu ? 0 : i;
 	size_t jw = c->wrap_v && j == cv ? 0 : j;
+	/* open borders are shared with other charts: pinned in both axes;
+	 * a wrap seam is pinned across itself so its UVs stay in [0, 1] */
 	int border = (!c->wrap_u && (i == 0 || i == cu)) ||
 		     (!c->wrap_v && (j == 0 || j == cv));
 	double ju = 0, jv = 0;
 	if (jit && !border) {
-		ju = jitter(seed, ci, iw, jw, 0);
-		jv = jitter(seed, ci, iw, jw, 1);
+		if (!(c->wrap_u && iw == 0))
+			ju = jitter(seed, ci, iw, jw, 0);
+		if (!(c->wrap_v && jw == 0))
+			jv = jitter(seed, ci, iw, jw, 1);
 	}
 	*s = ((double)iw + ju) / (double)cu;
 	*t = ((double)jw + jv) / (double)cv;
@@ -1298,7 +1306,7 @@ static int texture_make(const struct form *F, const struct layout *L,
 	tex->width = tex->height = px;
 	tex->channels = 3;
 	long n = (long)px * (long)px;
-#pragma omp parallel for schedule(dynamic, 4096)
+#pragma omp parallel for schedule(dynamic, 4096) if (n > PAR_MIN)
 	for (long k = 0; k < n; k++) {
 		uint32_t x = (uint32_t)(k % px), y = (uint32_t)(k / px);
 		double u = (x + 0.5) / px, v = 1.0 - (y + 0.5) / px; /* row 0 is the top */
@@ -1395,7 +1403,7 @@ int gen_scan(const struct gen_params *p, struct scan *out, struct image *tex,
 	for (int ci = 0; ci < L.n_charts; ci++) {
 		const struct chart *c = &L.ch[ci];
 		long n = (long)(c->nu * c->nv);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
 		for (long k = 0; k < n; k++) {
 			size_t i = (size_t)k % c->nu, j = (size_t)k / c->nu;
 			size_t vi = c->v0 + (size_t)k;
@@ -1440,7 +1448,7 @@ int gen_scan(const struct gen_params *p, struct scan *out, struct image *tex,
 
 	/* 4. relief on canonical vertices, then copies */
 	long nv = (long)out->n_vertices;
-#pragma omp parallel for schedule(dynamic, 1024)
+#pragma omp parallel for schedule(dynamic, 1024) if (nv > PAR_MIN)
 	for (long k = 0; k < nv; k++) {
 		size_t i = (size_t)k;
 		if (canon[i] != i)
@@ -1476,7 +1484,7 @@ int gen_scan(const struct gen_params *p, struct scan *out, struct image *tex,
 	for (int ci = 0; ci < L.n_charts; ci++) {
 		const struct chart *c = &L.ch[ci];
 		long ncell = (long)((c->nu - 1) * (c->nv - 1));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ncell > PAR_MIN)
 		for (long k = 0; k < ncell; k++) {
 			size_t i = (size_t)k % (c->nu - 1), j = (size_t)k / (c->nu - 1);
 			uint32_t a = (uint32_t)(c->v0 + j * c->nu + i);
@@ -2106,7 +2114,7 @@ int gen_sample_points(const struct scan *in, size_t n, uint64_t seed,
 	out->n_vertices = n;
 	uint64_t key = mix64(seed ^ 0x5A3Bull);
 	long ln = (long)n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ln > PAR_MIN)
 	for (long lk = 0; lk < ln; lk++) {
 		size_t k = (size_t)lk;
 		uint64_t h = mix64(key + k);

@@ -202,13 +202,26 @@ static void declared_obj(const unsigned char *b, size_t len, struct declared *d)
 		if (e - p > 2 && p[0] == 'f' && (p[1] == ' ' || p[1] == '\t')) {
 			long long k = 0;
 			const char *q = p + 1;
-			while (q < e) {
-				while (q < e && isspace((unsigned char)*q))
-					q++;
-				if (q < e && *q != '\\')
-					k++;
-				while (q < e && !isspace((unsigned char)*q))
-					q++;
+			for (;;) {
+				int cont = 0;
+				while (q < e) {
+					while (q < e && isspace((unsigned char)*q))
+						q++;
+					if (q >= e)
+						break;
+					cont = *q == '\\';
+					if (!cont)
+						k++;
+					while (q < e && !isspace((unsigned char)*q))
+						q++;
+				}
+				/* a line ending in '\' goes on (Wavefront continuation) */
+				if (!cont || e >= end)
+					break;
+				q = e + 1;
+				e = memchr(q, '\n', (size_t)(end - q));
+				if (!e)
+					e = end;
 			}
 			if (k >= 3)
 				tris += k - 2;

@@ -389,12 +389,12 @@ static void test_gen_relief_scales_with_amplitude_and_band_limits(void **state)
 static void test_gen_texture_mode_gives_uvs_material_and_image(void **state)
 {
 	(void)state;
-	const enum gen_form forms[] = { GEN_FORM_TILE, GEN_FORM_BOX };
-	for (int i = 0; i < 2; i++) {
+	const enum gen_form forms[] = { GEN_FORM_TILE, GEN_FORM_BOX, GEN_FORM_TORUS };
+	for (int i = 0; i < 3; i++) {
 		struct gen_params p = small(forms[i], GEN_MAT_WOOD, 4000);
-		p.size_mm = 30; /* 0.5 mm texels resolve the 2 mm rings */
+		p.size_mm = 30; /* texels of 0.5 mm or less resolve the 2 mm rings */
 		p.color = GEN_COLOR_TEXTURE;
-		p.texture_px = 64;
+		p.texture_px = 128;
 		p.texture_name = "wood.png";
 		struct scan s;
 		struct image tex;
@@ -410,11 +410,11 @@ static void test_gen_texture_mode_gives_uvs_material_and_image(void **state)
 		assert_int_equal(s.n_materials, 1);
 		assert_string_equal(s.materials[0].name, "wood");
 		assert_int_equal(s.materials[0].texture, 0);
-		assert_int_equal(tex.width, 64);
-		assert_int_equal(tex.height, 64);
+		assert_int_equal(tex.width, 128);
+		assert_int_equal(tex.height, 128);
 		/* a wood texture: brownish (red > blue), with rings (not flat) */
 		double sr = 0, sb = 0, lo = 255, hi = 0;
-		for (size_t k = 0; k < 64 * 64; k++) {
+		for (size_t k = 0; k < 128 * 128; k++) {
 			const uint8_t *px = tex.rgba + 4 * k;
 			sr += px[0];
 			sb += px[2];

@@ -900,21 +900,29 @@ static int replay_dir(const char *dir, int *n)
 		limits_init(&lim);
 		lim.max_image_pixels = 1 << 22;
 		int rc = image_read(m.data, m.len, &lim, &im, &e);
-		if (rc < 0 && (!e.msg[0] || rc < ERR_INTERNAL))
-			fail_msg("%s: unclear error %d", path, rc);
+		int want_ok = !strncmp(de->d_name, "ok", 2);
+		if (want_ok != (rc == 0) || (rc < 0 && (!e.msg[0] || rc < ERR_INTERNAL)))
+			fail_msg("%s: rc %d '%s'", path, rc, e.msg);
+		for (const char *c = e.msg; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+				fail_msg("%s: unprintable byte in '%s'", path, e.msg);
 		if (rc == 0 && (!im.width || !im.height || !im.rgba))
 			fail_msg("%s: decoded to an empty image", path);
 		image_release(&im);
 		(void)image_read_header(m.data, m.len, &w, &h, &e);
 		mapfile_release(&m);
-		printf("image: fuzz fixture %-40s %s\n", de->d_name, rc ? e.msg : "decodes");
 		(*n)++;
 	}
 	closedir(d);
 	return 0;
 }
 
-static void test_image_fuzz_fixtures_fail_cleanly(void **state)
+/*
+ * Fuzzer inputs kept as fixtures, one per distinct outcome, named after
+ * it: names starting "ok" must decode, every other one must fail with a
+ * clear, printable message.
+ */
+static void test_image_fuzz_fixtures_replay_with_named_outcome(void **state)
 {
 	(void)state;
 	const char *top = getenv("REFSCAN_TOP");
@@ -926,6 +934,7 @@ static void test_image_fuzz_fixtures_fail_cleanly(void **state)
 		skip();
 	}
 	printf("image: %d fuzz fixtures replayed\n", n);
+	assert_true(n > 0);
 }
 
 static int n_real, n_real_ok;
@@ -1013,7 +1022,7 @@ int main(void)
 		cmocka_unit_test(test_jpeg_garbage_after_marker_is_format_error),
 		cmocka_unit_test(test_image_header_reads_dimensions_only),
 		cmocka_unit_test(test_image_decoders_are_thread_safe),
-		cmocka_unit_test(test_image_fuzz_fixtures_fail_cleanly),
+		cmocka_unit_test(test_image_fuzz_fixtures_replay_with_named_outcome),
 		cmocka_unit_test(test_image_shared_textures_decode),
 	};
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);

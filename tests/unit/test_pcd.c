@@ -728,7 +728,20 @@ static void test_pcd_survives_every_allocation_failure(void **state)
 
 /* ---------------------------------------------- fixtures and real data */
 
-static void test_pcd_fuzz_fixtures_fail_cleanly(void **state)
+/* Every byte of an error message is printable: file bytes are quoted safely. */
+static void assert_printable(const char *msg, const char *path)
+{
+	for (const char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			fail_msg("%s: unprintable byte 0x%02x in '%s'", path, (unsigned char)*c, msg);
+}
+
+/*
+ * Fuzzer inputs kept as fixtures, one per distinct outcome, named after
+ * it: names starting "ok" must read, every other one must fail with a
+ * clear, printable message (and none may crash or leak).
+ */
+static void test_pcd_fuzz_fixtures_replay_with_named_outcome(void **state)
 {
 	(void)state;
 	const char *top = getenv("REFSCAN_TOP");
@@ -750,15 +763,20 @@ static void test_pcd_fuzz_fixtures_fail_cleanly(void **state)
 		struct scan s;
 		err_init(&e);
 		assert_int_equal(mapfile_open(&m, path, &e), 0);
+		(void)pcd_probe(m.data, m.len);
 		int rc = pcd_read(m.data, m.len, NULL, &s, &e);
 		mapfile_release(&m);
-		if (rc < 0 && (!e.msg[0] || rc < ERR_INTERNAL))
-			fail_msg("%s: unclear error %d", path, rc);
-		printf("pcd: fuzz fixture %-44s %s\n", de->d_name, rc ? e.msg : "reads");
+		int want_ok = !strncmp(de->d_name, "ok", 2);
+		if (want_ok != (rc == 0) || (rc < 0 && (!e.msg[0] || rc < ERR_INTERNAL)))
+			fail_msg("%s: rc %d '%s'", path, rc, e.msg);
+		assert_printable(e.msg, path);
+		for (size_t w = 0; w < s.n_warnings; w++)
+			assert_printable(s.warnings[w], path);
 		scan_release(&s);
 		n++;
 	}
 	closedir(d);
+	printf("pcd: %d fuzz fixtures replayed\n", n);
 	assert_true(n > 0);
 }
 
@@ -853,7 +871,7 @@ int main(void)
 		cmocka_unit_test(test_pcd_limits_on_fields_and_header),
 		cmocka_unit_test(test_pcd_probe_claims_pcd_headers_only),
 		cmocka_unit_test(test_pcd_survives_every_allocation_failure),
-		cmocka_unit_test(test_pcd_fuzz_fixtures_fail_cleanly),
+		cmocka_unit_test(test_pcd_fuzz_fixtures_replay_with_named_outcome),
 		cmocka_unit_test(test_pcd_pcl_test_files_read_with_declared_counts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

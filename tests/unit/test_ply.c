@@ -102,8 +102,11 @@ static void pb_val(struct pb *pb, const char *type, double v)
 {
 	int t = type_index(type);
 	if (pb->enc == ASCII) {
-		if (types[t].kind == 2)
-			pb_printf(pb, "%.9g ", v);
+		/* enough digits to give back the same float or double */
+		if (types[t].kind == 2 && types[t].size == 4)
+			pb_printf(pb, "%.9g ", (double)(float)v);
+		else if (types[t].kind == 2)
+			pb_printf(pb, "%.17g ", v);
 		else
 			pb_printf(pb, "%lld ", (long long)v);
 		return;
@@ -436,6 +439,52 @@ static void test_ply_triangulates_polygons_keeping_winding(void **state)
 	scan_release(&s);
 }
 
+/* a convex 5000-gon with texcoords: over the ear-clipping size, a fan */
+static void test_ply_warns_when_huge_polygons_become_fans(void **state)
+{
+	(void)state;
+	const int n = 5000;
+	struct pb pb;
+	struct scan s;
+	double *idx = malloc((size_t)n * sizeof(*idx)), *uv = malloc(2 * (size_t)n * sizeof(*uv));
+	assert_non_null(idx);
+	assert_non_null(uv);
+	pb_begin(&pb, LE);
+	pb_printf(&pb, "element vertex %d\n" XYZ "element face 1\n"
+		  "property list ushort int vertex_indices\n"
+		  "property list ushort float texcoord\nend_header\n", n);
+	for (int i = 0; i < n; i++) {
+		double a = 2 * M_PI * i / n;
+		pb_val(&pb, "float", cos(a));
+		pb_val(&pb, "float", sin(a));
+		pb_val(&pb, "float", 0);
+		idx[i] = i;
+		uv[2 * i] = i;
+		uv[2 * i + 1] = -i;
+	}
+	pb_list(&pb, "ushort", "int", n, idx);
+	pb_list(&pb, "ushort", "float", 2 * n, uv);
+	must_read(&pb, &s);
+	assert_int_equal(s.n_polygons, 1);
+	assert_int_equal(s.n_faces, (size_t)n - 2);
+	assert_int_equal(s.n_warnings, 1);
+	assert_non_null(strstr(s.warnings[0], "1 polygons with more than 4096 vertices split as a fan"));
+	for (size_t k = 0; k < 3 * s.n_faces; k++) {
+		assert_float_equal(s.corner_uvs[2 * k], (float)s.indices[k], 0);
+		assert_float_equal(s.corner_uvs[2 * k + 1], -(float)s.indices[k], 0);
+	}
+	uint32_t *poly = malloc((size_t)n * sizeof(*poly));
+	assert_non_null(poly);
+	for (int i = 0; i < n; i++)
+		poly[i] = (uint32_t)i;
+	check_covers(&s, 0, poly, n, n / 2.0 * sin(2 * M_PI / n));
+	free(poly);
+	scan_release(&s);
+	pb_free(&pb);
+	free(idx);
+	free(uv);
+}
+
 static void test_ply_reads_vertex_index_name(void **state)
 {
 	(void)state;
@@ -664,6 +713,30 @@ static void test_ply_ignores_partial_attribute_sets(void **state)
 	assert_null(s.colors);
 	assert_null(s.uvs);
 	assert_float_equal(s.positions[2], 3.0f, 0);
+	scan_release(&s);
+	/* alpha alone is no colour, on vertices or faces */
+	assert_int_equal(str_read("ply\nformat ascii 1.0\nelement vertex 3\n" XYZ
+				  "property uchar alpha\nelement face 1\n"
+				  "property list uchar int vertex_indices\nproperty uchar alpha\n"
+				  "end_header\n0 0 0 1\n1 0 0 2\n0 1 0 3\n3 0 1 2 9\n", &s, &e), 0);
+	assert_null(s.colors);
+	assert_null(s.face_colors);
+	assert_int_equal(s.n_faces, 1);
+	scan_release(&s);
+}
+
+static void test_ply_uses_the_first_of_two_vertex_elements(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct err e;
+	assert_int_equal(str_read("ply\nformat ascii 1.0\nelement vertex 2\n" XYZ
+				  "element vertex 1\nproperty float x\nend_header\n"
+				  "1 2 3\n4 5 6\n7\n", &s, &e), 0);
+	assert_int_equal(s.n_vertices, 2);
+	assert_float_equal(s.positions[5], 6.0f, 0);
+	assert_int_equal(s.n_warnings, 1);
+	assert_non_null(strstr(s.warnings[0], "line 7: second 'vertex' element ignored"));
 	scan_release(&s);
 }
 
@@ -1469,6 +1542,112 @@ static void test_ply_binary_decodes_same_as_ascii(void **state)
 		scan_release(&s[enc]);
 }
 
+/*
+ * A long face element (long enough for the block decoder): mostly
+ * triangles, a quad and a pentagon; `layout` 0 is the plain uchar/int
+ * list, 1 adds face colours and scalars around the list, 2 uses uint
+ * indices.  bad_face >= 0 puts an out-of-range index there.
+ */
+static struct pb long_faces(enum enc enc, int layout, int bad_face)
+{
+	struct pb pb;
+	const int nf = 200, nv = 220;
+	const char *it = layout == 2 ? "uint" : "int";
+	pb_begin(&pb, enc);
+	pb_printf(&pb, "element vertex %d\n" XYZ "element face %d\n", nv, nf);
+	if (layout == 1)
+		pb_printf(&pb, "property float quality\nproperty uchar red\n");
+	pb_printf(&pb, "property list uchar %s vertex_indices\n", it);
+	if (layout == 1)
+		pb_printf(&pb, "property ushort green\nproperty uchar blue\n"
+			  "property short flags\n");
+	pb_printf(&pb, "end_header\n");
+	for (int i = 0; i < nv; i++) {
+		pb_val(&pb, "float", cos(i * 0.1) * (1 + i % 3));
+		pb_val(&pb, "float", sin(i * 0.1) * (1 + i % 3));
+		pb_val(&pb, "float", i);
+		pb_eol(&pb);
+	}
+	for (int f = 0; f < nf; f++) {
+		double idx[5];
+		int n = f == 50 ? 4 : f == 150 ? 5 : 3;
+		for (int k = 0; k < n; k++)
+			idx[k] = (f + 7 * k) % nv;
+		if (f == bad_face)
+			idx[1] = nv + 5;
+		if (layout == 1) {
+			pb_val(&pb, "float", 0.5);
+			pb_val(&pb, "uchar", f % 256);
+		}
+		pb_list(&pb, "uchar", it, n, idx);
+		if (layout == 1) {
+			pb_val(&pb, "ushort", (f * 3) % 256 * 257);
+			pb_val(&pb, "uchar", 255 - f % 256);
+			pb_val(&pb, "short", -f);
+		}
+		pb_eol(&pb);
+	}
+	return pb;
+}
+
+static void test_ply_decodes_long_face_runs_like_ascii(void **state)
+{
+	(void)state;
+	for (int layout = 0; layout < 3; layout++) {
+		struct pb ref_pb = long_faces(ASCII, layout, -1);
+		struct scan ref;
+		must_read(&ref_pb, &ref);
+		assert_int_equal(ref.n_polygons, 200);
+		assert_int_equal(ref.n_faces, 198 + 2 + 3);
+		assert_true(!ref.face_colors == (layout != 1));
+		for (int enc = LE; enc <= BE; enc++) {
+			struct pb pb = long_faces((enum enc)enc, layout, -1);
+			struct scan s;
+			must_read(&pb, &s);
+			assert_int_equal(s.n_faces, ref.n_faces);
+			assert_memory_equal(s.indices, ref.indices, 3 * s.n_faces * sizeof(uint32_t));
+			assert_memory_equal(s.positions, ref.positions, 3 * s.n_vertices * sizeof(float));
+			if (layout == 1) {
+				assert_memory_equal(s.face_colors, ref.face_colors, 4 * s.n_faces);
+				/* face 199 is the last triangle: red 199, green 85, blue 56 */
+				const uint8_t *c = s.face_colors + 4 * (s.n_faces - 1);
+				assert_int_equal(c[0], 199);
+				assert_int_equal(c[1], (199 * 3) % 256);
+				assert_int_equal(c[2], 56);
+				assert_int_equal(c[3], 255);
+			}
+			scan_release(&s);
+
+			/* a bad index inside a block is still named exactly */
+			for (int bad = 0; bad < 200; bad += 37) {
+				struct pb bp = long_faces((enum enc)enc, layout, bad);
+				char want[80];
+				snprintf(want, sizeof(want), "face %d: vertex index 225 out of range (have 220)",
+					 bad);
+				bin_expect(&bp, ERR_FORMAT, want, -1);
+				pb_free(&bp);
+			}
+
+			/* and every prefix fails cleanly */
+			for (size_t n = pb.n - 400; n < pb.n; n++) {
+				unsigned char *copy = malloc(n);
+				struct err e;
+				assert_non_null(copy);
+				memcpy(copy, pb.b, n);
+				err_init(&e);
+				assert_true(ply_read(copy, n, NULL, &s, &e) < 0);
+				if (!strstr(e.msg, "unexpected end of file") &&
+				    !strstr(e.msg, "runs past the end of the file"))
+					fail_msg("prefix %zu: %s", n, e.msg);
+				free(copy);
+			}
+			pb_free(&pb);
+		}
+		scan_release(&ref);
+		pb_free(&ref_pb);
+	}
+}
+
 static void test_ply_applies_limits(void **state)
 {
 	(void)state;
@@ -1508,6 +1687,18 @@ static void test_ply_applies_limits(void **state)
 	limits_init(&lim);
 	assert_int_equal(ply_read(b, strlen(text), &lim, &s, &e), 0);
 	assert_int_equal(s.n_faces, 2);
+	scan_release(&s);
+
+	/* textures past max_referenced_files are dropped with a warning */
+	const char *tex = "ply\nformat ascii 1.0\ncomment TextureFile a.png\n"
+			  "comment TextureFile b.png\nelement vertex 0\n" XYZ "end_header\n";
+	limits_init(&lim);
+	lim.max_referenced_files = 1;
+	assert_int_equal(ply_read((const unsigned char *)tex, strlen(tex), &lim, &s, &e), 0);
+	assert_int_equal(s.n_textures, 1);
+	assert_string_equal(s.textures[0].declared, "a.png");
+	assert_int_equal(s.n_warnings, 1);
+	assert_non_null(strstr(s.warnings[0], "line 4: more than 1 textures; 'b.png' ignored"));
 	scan_release(&s);
 }
 
@@ -1722,6 +1913,61 @@ static void test_ply_write_reports_io_errors(void **state)
 	pb_free(&pb);
 }
 
+static void test_ply_write_refuses_what_ply_cannot_hold(void **state)
+{
+	(void)state;
+	struct scan a;
+	struct err e;
+	scan_init(&a);
+	assert_true(scan_texture_add(&a, "two\nlines.png", 13) >= 0);
+	FILE *fp = fopen("/dev/null", "wb");
+	assert_non_null(fp);
+	err_init(&e);
+	assert_int_equal(ply_write_stream(fp, &a, &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "texture 0: path contains a line break"));
+	scan_release(&a);
+	/* only the count is looked at before the refusal */
+	a.n_vertices = (size_t)INT32_MAX + 1;
+	assert_int_equal(ply_write_stream(fp, &a, &e), ERR_LIMIT);
+	assert_non_null(strstr(e.msg, "2147483648 vertices do not fit in int indices"));
+	fclose(fp);
+}
+
+static void test_ply_write_over_a_directory_fails_and_cleans_up(void **state)
+{
+	(void)state;
+	struct pb pb = full_binary(LE);
+	struct scan a;
+	struct err e;
+	must_read(&pb, &a);
+	const char *dir = tmp_path("adir");
+	char dir_copy[4200], inside[4300];
+	snprintf(dir_copy, sizeof(dir_copy), "%s", dir);
+	assert_int_equal(mkdir(dir_copy, 0755), 0);
+	snprintf(inside, sizeof(inside), "%s/keep", dir_copy);
+	FILE *fp = fopen(inside, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	err_init(&e);
+	assert_int_equal(ply_write(dir_copy, &a, &e), ERR_IO);
+	assert_non_null(strstr(e.msg, "not a regular file"));
+	assert_string_equal(e.path, dir_copy);
+	/* the temp file is gone: only the directory is left in tmpdir */
+	DIR *d = opendir(tmpdir);
+	struct dirent *de;
+	int entries = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			entries++;
+	closedir(d);
+	assert_int_equal(entries, 1);
+	unlink(inside);
+	rmdir(dir_copy);
+	scan_release(&a);
+	pb_free(&pb);
+}
+
 static void test_ply_write_survives_allocation_failure(void **state)
 {
 	(void)state;
@@ -1816,6 +2062,71 @@ static void test_ply_fixtures_give_expected_results(void **state)
 	printf("ply: fixtures: %zu bad, %zu good, %zu fuzz regressions\n", bad, good, fuzz);
 	assert_true(bad >= 5);
 	assert_true(good >= 3);
+}
+
+static void read_fixture(const char *name, struct scan *s)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/tests/data/ply/good/%s", top_dir(), name);
+	read_file_scan(path, s);
+}
+
+/* golden values of the good fixtures */
+static void test_ply_fixtures_hold_expected_values(void **state)
+{
+	(void)state;
+	struct scan s;
+
+	/* pentagon + triangle, per-vertex s/t and per-face texcoord */
+	read_fixture("le-normals-uv-texcoord.ply", &s);
+	assert_int_equal(s.n_vertices, 6);
+	assert_int_equal(s.n_polygons, 2);
+	assert_int_equal(s.n_faces, 4);
+	assert_string_equal(s.textures[0].declared, "uv.png");
+	assert_float_equal(s.positions[3 * 2], 3.0f, 0);
+	assert_float_equal(s.normals[3 * 5 + 2], 1.0f, 0);
+	assert_float_equal(s.uvs[2 * 3 + 1], 0.4f, 0);
+	for (int k = 0; k < 9; k++) {
+		/* pentagon corners keep their UV: (x/5, y/5) of the vertex */
+		uint32_t v = s.indices[k];
+		assert_true(v <= 4);
+		assert_float_equal(s.corner_uvs[2 * k], s.positions[3 * v] / 5, 1e-6);
+		assert_float_equal(s.corner_uvs[2 * k + 1], s.positions[3 * v + 1] / 5, 1e-6);
+	}
+	assert_int_equal(s.indices[9], 1);
+	assert_int_equal(s.indices[10], 5);
+	assert_int_equal(s.indices[11], 2);
+	assert_float_equal(s.corner_uvs[18], 0.2f, 0);
+	assert_float_equal(s.corner_uvs[23], 0.2f, 0);
+	scan_release(&s);
+
+	/* big endian doubles, edge and camera elements skipped, face colours */
+	read_fixture("be-double-extra-elements.ply", &s);
+	assert_int_equal(s.n_vertices, 4);
+	assert_int_equal(s.n_faces, 2);
+	assert_int_equal(s.units, UNITS_M);
+	assert_float_equal(s.positions[11], 1.0f, 0);
+	assert_int_equal(s.indices[5], 3);
+	assert_int_equal(s.face_colors[0], 200);
+	assert_int_equal(s.face_colors[5], 200);
+	assert_int_equal(s.face_colors[7], 255);
+	assert_int_equal(s.n_warnings, 0);
+	scan_release(&s);
+
+	/* CRLF everywhere, obj_info units, vertex_index */
+	read_fixture("ascii-crlf-obj-info.ply", &s);
+	assert_int_equal(s.units, UNITS_CM);
+	assert_string_equal(scan_meta_get(&s, "obj_info"), "scanner test");
+	assert_int_equal(s.indices[2], 2);
+	assert_float_equal(s.normals[2], 1.0f, 0);
+	scan_release(&s);
+
+	read_fixture("le-points-colours.ply", &s);
+	assert_int_equal(s.n_faces, 0);
+	assert_int_equal(s.colors[4 * 2], 2);
+	assert_int_equal(s.colors[4 * 2 + 3], 255);
+	assert_float_equal(s.positions[3 * 2 + 2], 6.0f, 0);
+	scan_release(&s);
 }
 
 /* `element vertex N` / `element face N` from a header, -1 when absent */
@@ -1919,6 +2230,7 @@ int main(void)
 		cmocka_unit_test(test_ply_reads_double_coordinates_rounded_to_float),
 		cmocka_unit_test(test_ply_reads_lists_with_any_count_and_index_type),
 		cmocka_unit_test(test_ply_triangulates_polygons_keeping_winding),
+		cmocka_unit_test(test_ply_warns_when_huge_polygons_become_fans),
 		cmocka_unit_test(test_ply_reads_vertex_index_name),
 		cmocka_unit_test(test_ply_reads_faces_declared_before_vertices),
 		cmocka_unit_test(test_ply_reads_normals_colours_and_uvs),
@@ -1927,6 +2239,7 @@ int main(void)
 		cmocka_unit_test(test_ply_reads_colours_of_other_integer_types),
 		cmocka_unit_test(test_ply_reads_every_uv_name_pair),
 		cmocka_unit_test(test_ply_ignores_partial_attribute_sets),
+		cmocka_unit_test(test_ply_uses_the_first_of_two_vertex_elements),
 		cmocka_unit_test(test_ply_reads_face_texcoords_as_corner_uvs),
 		cmocka_unit_test(test_ply_reads_face_colours),
 		cmocka_unit_test(test_ply_skips_unknown_elements_and_properties),
@@ -1945,13 +2258,17 @@ int main(void)
 		cmocka_unit_test(test_ply_truncation_sweep_fails_cleanly),
 		cmocka_unit_test(test_ply_ascii_prefixes_never_crash),
 		cmocka_unit_test(test_ply_binary_decodes_same_as_ascii),
+		cmocka_unit_test(test_ply_decodes_long_face_runs_like_ascii),
 		cmocka_unit_test(test_ply_applies_limits),
 		cmocka_unit_test(test_ply_survives_every_allocation_failure),
 		cmocka_unit_test(test_ply_write_round_trips),
 		cmocka_unit_test(test_ply_write_large_mesh_round_trips),
 		cmocka_unit_test(test_ply_write_reports_io_errors),
+		cmocka_unit_test(test_ply_write_refuses_what_ply_cannot_hold),
+		cmocka_unit_test(test_ply_write_over_a_directory_fails_and_cleans_up),
 		cmocka_unit_test(test_ply_write_survives_allocation_failure),
 		cmocka_unit_test(test_ply_fixtures_give_expected_results),
+		cmocka_unit_test(test_ply_fixtures_hold_expected_values),
 		cmocka_unit_test(test_ply_reads_conformance_files_as_declared),
 	};
 	int rc = cmocka_run_group_tests_name("ply", tests, NULL, NULL);

@@ -22,6 +22,8 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "formats/formats.h"
+#include "formats/writers.h"
+#include "tests/lib/gen.h"
 #include "tests/lib/readertest.h"
 
 /* ---- generators ---------------------------------------------------- */
@@ -492,6 +494,69 @@ static void test_stl_welding_keeps_distinct_positions_of_a_triangle_soup(void **
 	free(b);
 }
 
+/* ---- round trip through the writer --------------------------------- */
+
+static int cmp_pos(const void *a, const void *b)
+{
+	return memcmp(a, b, 3 * sizeof(float));
+}
+
+/* Distinct positions of s, counted by sorting copies (welding's answer). */
+static size_t distinct_positions(const struct scan *s)
+{
+	float *p = malloc(s->n_vertices * 3 * sizeof(float) + 1);
+	assert_non_null(p);
+	memcpy(p, s->positions, s->n_vertices * 3 * sizeof(float));
+	for (size_t i = 0; i < 3 * s->n_vertices; i++)
+		if (p[i] == 0.0f)
+			p[i] = 0.0f;
+	qsort(p, s->n_vertices, 3 * sizeof(float), cmp_pos);
+	size_t n = s->n_vertices ? 1 : 0;
+	for (size_t i = 1; i < s->n_vertices; i++)
+		n += memcmp(p + 3 * (i - 1), p + 3 * i, 3 * sizeof(float)) != 0;
+	free(p);
+	return n;
+}
+
+static void test_stl_reads_back_generated_scans_written_by_stl_write(void **state)
+{
+	(void)state;
+	struct gen_params gp;
+	struct scan g, s;
+	struct err e;
+	gen_params_init(&gp);
+	gp.form = GEN_FORM_TORUS;     /* the wrap seams duplicate vertices */
+	gp.material = GEN_MAT_BARK;
+	gp.triangles = 6000;
+	gp.seed = 7;
+	err_init(&e);
+	assert_int_equal(gen_scan(&gp, &g, NULL, &e), 0);
+	size_t want_v = distinct_positions(&g);
+	assert_true(want_v < g.n_vertices); /* seams exist and must weld */
+	for (int ascii = 0; ascii <= 1; ascii++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *fp = open_memstream(&buf, &len);
+		assert_non_null(fp);
+		assert_int_equal(stl_write_stream(fp, &g, ascii, &e), 0);
+		assert_int_equal(fclose(fp), 0);
+		read_ok(buf, len, &s);
+		assert_string_equal(s.encoding, ascii ? "ascii" : "binary");
+		assert_int_equal(s.n_faces, g.n_faces);
+		assert_int_equal(s.n_vertices, want_v);
+		/* every corner is the generated position, bit for bit */
+		for (size_t i = 0; i < 3 * g.n_faces; i++) {
+			const float *a = g.positions + 3 * g.indices[i];
+			const float *b = s.positions + 3 * s.indices[i];
+			for (int k = 0; k < 3; k++)
+				assert_true(a[k] == b[k]);
+		}
+		scan_release(&s);
+		free(buf);
+	}
+	scan_release(&g);
+}
+
 /* ---- garbage, sweeps, detection ------------------------------------ */
 
 static void test_stl_rejects_empty_and_garbage(void **state)
@@ -741,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_stl_viscam_colours_need_bit_15_and_reverse_channels),
 		cmocka_unit_test(test_stl_minus_zero_welds_with_plus_zero),
 		cmocka_unit_test(test_stl_welding_keeps_distinct_positions_of_a_triangle_soup),
+		cmocka_unit_test(test_stl_reads_back_generated_scans_written_by_stl_write),
 		cmocka_unit_test(test_stl_rejects_empty_and_garbage),
 		cmocka_unit_test(test_stl_every_prefix_of_a_binary_fails_cleanly),
 		cmocka_unit_test(test_stl_every_prefix_of_an_ascii_facet_fails_cleanly),

@@ -349,7 +349,20 @@ static void test_xyz_survives_every_allocation_failure(void **state)
 	assert_true(n >= 4);
 }
 
-static void test_xyz_fuzz_fixtures_fail_cleanly(void **state)
+/* Every byte of an error message is printable: file bytes are quoted safely. */
+static void assert_printable(const char *msg, const char *path)
+{
+	for (const char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			fail_msg("%s: unprintable byte 0x%02x in '%s'", path, (unsigned char)*c, msg);
+}
+
+/*
+ * Fuzzer inputs kept as fixtures, one per distinct outcome, named after
+ * it: names starting "ok" must read, every other one must fail with a
+ * clear, printable message (and none may crash or leak).
+ */
+static void test_xyz_fuzz_fixtures_replay_with_named_outcome(void **state)
 {
 	(void)state;
 	const char *top = getenv("REFSCAN_TOP");
@@ -374,13 +387,17 @@ static void test_xyz_fuzz_fixtures_fail_cleanly(void **state)
 		(void)xyz_probe(m.data, m.len);
 		int rc = xyz_read(m.data, m.len, NULL, &s, &e);
 		mapfile_release(&m);
-		if (rc < 0 && (!e.msg[0] || rc < ERR_INTERNAL))
-			fail_msg("%s: unclear error %d", path, rc);
-		printf("xyz: fuzz fixture %-44s %s\n", de->d_name, rc ? e.msg : "reads");
+		int want_ok = !strncmp(de->d_name, "ok", 2);
+		if (want_ok != (rc == 0) || (rc < 0 && (!e.msg[0] || rc < ERR_INTERNAL)))
+			fail_msg("%s: rc %d '%s'", path, rc, e.msg);
+		assert_printable(e.msg, path);
+		for (size_t w = 0; w < s.n_warnings; w++)
+			assert_printable(s.warnings[w], path);
 		scan_release(&s);
 		n++;
 	}
 	closedir(d);
+	printf("xyz: %d fuzz fixtures replayed\n", n);
 	assert_true(n > 0);
 }
 
@@ -470,7 +487,7 @@ int main(void)
 		cmocka_unit_test(test_xyz_limits_on_points_and_line_length),
 		cmocka_unit_test(test_xyz_probe_is_weak_and_claims_only_number_lines),
 		cmocka_unit_test(test_xyz_survives_every_allocation_failure),
-		cmocka_unit_test(test_xyz_fuzz_fixtures_fail_cleanly),
+		cmocka_unit_test(test_xyz_fuzz_fixtures_replay_with_named_outcome),
 		cmocka_unit_test(test_xyz_shared_point_sets_read_every_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

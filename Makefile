@@ -154,6 +154,9 @@ $(FUZZ_B)/librefscan-fuzz.a: $(FUZZ_LIB_OBJ)
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/librefscan-fuzz.a
 	$(Q)clang $(ALL_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_B)/librefscan-fuzz.a $(FUZZ_LIBS)
 
+# keep the sanitizer objects between fuzz builds (they are intermediates)
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
 fuzz-build: $(FUZZ_BIN)
 
 fuzz: setup

@@ -19,11 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/banned.h"
@@ -307,6 +309,29 @@ int archive_dir_reload(struct archive_dir *a, struct err *e)
 	return load_head(a, e);
 }
 
+/*
+ * The pid of the writer holding the lock, for the busy message, or "".
+ * The holder writes its pid just after taking the flock, so a writer that
+ * loses the race by microseconds may read the previous holder's pid or
+ * nothing: retry briefly until the pid names a live process.
+ */
+static void holder_pid(int fd, char *pid, size_t n)
+{
+	for (int attempt = 0; attempt < 20; attempt++) {
+		ssize_t k = pread(fd, pid, n - 1, 0);
+		pid[k > 0 ? k : 0] = '\0';
+		pid[strcspn(pid, " \n")] = '\0';
+		char *end;
+		long v = strtol(pid, &end, 10);
+		if (*pid && !*end && v > 0 && v != (long)getpid() &&
+		    (kill((pid_t)v, 0) == 0 || errno == EPERM))
+			return;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	pid[0] = '\0';
+}
+
 int archive_dir_lock(struct archive_dir *a, bool wait, struct err *e)
 {
 	char pid[32];
@@ -323,9 +348,7 @@ int archive_dir_lock(struct archive_dir *a, bool wait, struct err *e)
 			continue;
 		int saved = errno;
 		if (saved == EWOULDBLOCK) {
-			ssize_t k = pread(fd, pid, sizeof(pid) - 1, 0);
-			pid[k > 0 ? k : 0] = '\0';
-			pid[strcspn(pid, "\n")] = '\0';
+			holder_pid(fd, pid, sizeof(pid));
 			close(fd);
 			return err_set(e, ERR_BUSY,
 				       "archive is locked by another writer%s%s%s; try again later or pass --wait",
@@ -335,9 +358,13 @@ int archive_dir_lock(struct archive_dir *a, bool wait, struct err *e)
 		errno = saved;
 		return err_set_errno(e, ERR_IO, "cannot lock the archive");
 	}
-	/* the pid is only for the message above; the flock is the lock */
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == 0 && n > 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
+	/*
+	 * The pid is only for the message above; the flock is the lock.  One
+	 * fixed-width pwrite, so a reader sees the old pid or the new one,
+	 * never a half-written or empty file.
+	 */
+	int n = snprintf(pid, sizeof(pid), "%-20ld\n", (long)getpid());
+	if (n > 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
 		/* the message would just lack the pid */
 	}
 	a->lock_fd = fd;

@@ -250,8 +250,20 @@ static double pct(double *t, size_t n, double p)
 }
 
 /* Emit one measurement: human line or JSON object. */
+/* Every record, for the one JSON object written to --json-file. */
+static json_t *all_records;
+
+/* Figures the query issue sets targets on, gathered while running. */
+struct targets {
+	double p50_100k, p50_1m; /* ANN single-query p50 in ms, -1 if not run */
+	double recall_min;       /* lowest ANN recall@10 seen, 2 if none */
+};
+static struct targets tgt = { -1, -1, 2 };
+
 static void report(const struct opts *o, json_t *obj, const char *human)
 {
+	if (all_records)
+		json_array_append(all_records, obj);
 	if (o->json) {
 		char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		if (s) {
@@ -519,6 +531,12 @@ static void run(const struct opts *o, size_t d, size_t n)
 		die_err(&e, "batched search");
 	double t_batch = (now() - t0) / (double)nq * 1e3;
 	double recall_b = knn_recall(nq, K, gi, gd, ai, ad);
+	if (d == o->dims[0] && n == 100000)
+		tgt.p50_100k = p50;
+	if (d == o->dims[0] && n == 1000000)
+		tgt.p50_1m = p50;
+	if (recall < tgt.recall_min)
+		tgt.recall_min = recall;
 	snprintf(line, sizeof(line),
 		 "d=%-4zu n=%-8zu query  %-5s single p50 %.3f ms  p95 %.3f ms  (thread cpu p50 %.3f ms)  "
 		 "recall@10 %.4f | batched(%zu) %.3f ms/query recall@10 %.4f",
@@ -636,7 +654,7 @@ static void usage(FILE *fp)
 {
 	fputs("usage: bench_query [--dim D[,D..]] [--sizes N[,N..]] [--queries Q]\n"
 	      "                   [--factory STR] [--nlist L] [--no-peers] [--json]\n"
-	      "                   [--data DIR]\n", fp);
+	      "                   [--data DIR] [--json-file FILE]\n", fp);
 }
 
 int main(int argc, char **argv)
@@ -650,10 +668,16 @@ int main(int argc, char **argv)
 		{ "no-peers", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "data", required_argument, NULL, 'D' },
+		{ "json-file", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct opts o = { .n_queries = 200, .peers = 1, .data_dir = "build/bench-data" };
+	/* scripts/run-bench passes these; options win */
+	const char *json_path = getenv("REFSCAN_BENCH_JSON");
+	const char *data_env = getenv("REFSCAN_BENCH_DATA");
+	if (data_env && *data_env)
+		o.data_dir = data_env;
 	parse_list("256", o.dims, &o.n_dims);
 	parse_list("10000,100000,1000000", o.sizes, &o.n_sizes);
 	int c;
@@ -682,6 +706,7 @@ int main(int argc, char **argv)
 		case 'P': o.peers = 0; break;
 		case 'j': o.json = 1; break;
 		case 'D': o.data_dir = optarg; break;
+		case 'J': json_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: goto bad;
 		}
@@ -692,19 +717,20 @@ int main(int argc, char **argv)
 		if (o.dims[i] < 16 || o.dims[i] > 1024)
 			goto bad;
 	mkdir(o.data_dir, 0777);
+	if (json_path && *json_path)
+		all_records = json_array();
 	/* figures from a loaded machine are not comparable: say the load */
 	double la[3] = { -1, -1, -1 };
 	if (getloadavg(la, 3) < 0)
 		la[0] = -1;
-	if (!o.json)
-		printf("bench_query: %d threads, %zu queries, k=%d, faiss %s, load %.2f\n",
-		       omp_get_max_threads(), o.n_queries, K, FAISS_VERSION_STR, la[0]);
-	else
-		report(&o, json_pack("{s:s,s:i,s:i,s:i,s:s,s:f}", "bench", "env",
-				     "threads", (json_int_t)omp_get_max_threads(),
-				     "queries", (json_int_t)o.n_queries, "k", (json_int_t)K,
-				     "faiss", FAISS_VERSION_STR, "load", la[0]),
-		       "");
+	char head[256];
+	snprintf(head, sizeof(head), "bench_query: %d threads, %zu queries, k=%d, faiss %s, load %.2f",
+		 omp_get_max_threads(), o.n_queries, K, FAISS_VERSION_STR, la[0]);
+	report(&o, json_pack("{s:s,s:i,s:i,s:i,s:s,s:f}", "bench", "env",
+			     "threads", (json_int_t)omp_get_max_threads(),
+			     "queries", (json_int_t)o.n_queries, "k", (json_int_t)K,
+			     "faiss", FAISS_VERSION_STR, "load", la[0]),
+	       head);
 	double t0 = now();
 	for (size_t i = 0; i < o.n_dims; i++)
 		for (size_t j = 0; j < o.n_sizes; j++)
@@ -712,6 +738,36 @@ int main(int argc, char **argv)
 	xfree(last_cpu);
 	if (getloadavg(la, 3) < 0)
 		la[0] = -1;
+
+	/* targets of the query issue, on the first dimension run */
+	char line[512];
+	int ok100 = tgt.p50_100k >= 0 && tgt.p50_100k < 20.0;
+	int ok1m = tgt.p50_1m >= 0 && tgt.p50_1m < 50.0;
+	int okrec = tgt.recall_min <= 1.0 && tgt.recall_min >= 0.99;
+	snprintf(line, sizeof(line),
+		 "targets (d=%zu): p50@100k %.3f ms < 20: %s | p50@1M %.3f ms < 50: %s | "
+		 "min recall@10 %.4f >= 0.99: %s",
+		 o.dims[0], tgt.p50_100k, tgt.p50_100k < 0 ? "not run" : ok100 ? "met" : "MISSED",
+		 tgt.p50_1m, tgt.p50_1m < 0 ? "not run" : ok1m ? "met" : "MISSED",
+		 tgt.recall_min > 1 ? -1.0 : tgt.recall_min,
+		 tgt.recall_min > 1 ? "not run" : okrec ? "met" : "MISSED");
+	report(&o, json_pack("{s:s,s:i,s:f,s:b,s:f,s:b,s:f,s:b,s:f}", "bench", "targets",
+			     "d", (json_int_t)o.dims[0], "p50_100k_ms", tgt.p50_100k,
+			     "p50_100k_met", ok100, "p50_1m_ms", tgt.p50_1m, "p50_1m_met", ok1m,
+			     "recall10_min", tgt.recall_min > 1 ? -1.0 : tgt.recall_min,
+			     "recall10_met", okrec, "load_end", la[0]),
+	       line);
+	if (all_records) {
+		json_t *doc = json_pack("{s:s,s:f,s:o}", "bench", "query", "seconds",
+					now() - t0, "records", all_records);
+		all_records = NULL;
+		if (!doc || json_dump_file(doc, json_path, JSON_INDENT(1) | JSON_PRESERVE_ORDER)) {
+			fprintf(stderr, "bench_query: cannot write '%s'\n", json_path);
+			json_decref(doc);
+			return 74;
+		}
+		json_decref(doc);
+	}
 	if (!o.json)
 		printf("bench_query: total %.1f s, peak rss %.0f MiB, load %.2f\n", now() - t0,
 		       rss_mib("VmHWM"), la[0]);

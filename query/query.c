@@ -215,76 +215,6 @@ out:
 
 /* ---- ranking -------------------------------------------------------------- */
 
-/* A table over some rows of the full one (ANN candidates). */
-struct subtable {
-	struct ref_table t;
-	struct vindex *vx;
-	size_t *rows;           /* sub row -> full row, ascending */
-	int64_t *ids;
-	float *vecs;
-	float *size_mm;
-};
-
-static const char *sub_meta(void *ctx, size_t row, const char *key)
-{
-	struct subtable *st = ctx;
-	return st->vx->refs.meta(st->vx, st->rows[row], key);
-}
-
-static int cmp_size_t(const void *a, const void *b)
-{
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void subtable_release(struct subtable *st)
-{
-	xfree(st->rows);
-	xfree(st->ids);
-	xfree(st->vecs);
-	xfree(st->size_mm);
-}
-
-/* The rows of the candidate ids (unknown ids are ERR_CORRUPT). */
-static int subtable_make(struct subtable *st, struct vindex *vx,
-			 const int64_t *cand, size_t n_cand, struct err *e)
-{
-	size_t dim = vx->refs.dim, n = 0;
-	memset(st, 0, sizeof(*st));
-	st->vx = vx;
-	st->rows = alloc_array(n_cand ? n_cand : 1, sizeof(*st->rows));
-	if (!st->rows)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < n_cand; i++) {
-		if (cand[i] < 0)
-			continue;
-		size_t r = descstore_table_find(&vx->t, cand[i]);
-		if (r == SIZE_MAX)
-			return err_set(e, ERR_CORRUPT, "index id %" PRId64 " is not in the table", cand[i]);
-		st->rows[n++] = r;
-	}
-	qsort(st->rows, n, sizeof(*st->rows), cmp_size_t);
-	st->ids = alloc_array(n ? n : 1, sizeof(*st->ids));
-	st->vecs = alloc_array(n ? n : 1, dim * sizeof(float));
-	st->size_mm = alloc_array(n ? n : 1, sizeof(float));
-	if (!st->ids || !st->vecs || !st->size_mm)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		size_t r = st->rows[i];
-		st->ids[i] = vx->t.ids[r];
-		memcpy(st->vecs + i * dim, vx->t.vecs + r * dim, dim * sizeof(float));
-		st->size_mm[i] = vx->size_mm[r];
-	}
-	st->t = vx->refs;
-	st->t.n = n;
-	st->t.ids = st->ids;
-	st->t.vecs = st->vecs;
-	st->t.size_mm = st->size_mm;
-	st->t.meta = sub_meta;
-	st->t.ctx = st;
-	return 0;
-}
-
 static void query_init(struct rank_query *q, const struct qopts *qo,
 		       const struct sculpt *sc)
 {
@@ -303,8 +233,8 @@ static void query_init(struct rank_query *q, const struct qopts *qo,
 /*
  * ANN path for every good sculpt at once: one knn_search() fetching
  * candidates for all, then an exact re-rank per sculpt over its
- * candidates; a sculpt left with fewer than k hits after the filters is
- * ranked over the whole table instead.
+ * candidates (rank_candidates); a sculpt left with fewer than k hits
+ * after the filters is ranked over the whole table instead.
  */
 static int rank_ann(struct vindex *vx, const struct qopts *qo,
 		    struct sculpt *sc, size_t n_sc, struct err *e)
@@ -349,27 +279,20 @@ static int rank_ann(struct vindex *vx, const struct qopts *qo,
 		goto out;
 	for (size_t j = 0; j < nq; j++) {
 		struct sculpt *s = &sc[qi[j]];
-		struct subtable st;
 		struct rank_query q;
+		size_t seen = 0;
 		query_init(&q, qo, s);
-		q.flags |= RANK_EXACT;
-		rc = subtable_make(&st, vx, ids + j * fetch, fetch, e);
-		if (!rc) {
-			vx->filters = qo->filters;
-			vx->n_filters = qo->n_filters;
-			rc = rank_search(&st.t, &vx->layout, NULL, &q, s->hits, &s->res, e);
-		}
-		size_t got = s->res.n_hits, cands = st.t.n;
-		subtable_release(&st);
-		if (rc < 0)
+		for (size_t i = 0; i < fetch && ids[j * fetch + i] >= 0; i++)
+			seen++;
+		if ((rc = rank_candidates(&vx->refs, &vx->layout, &q, ids + j * fetch, fetch,
+					  s->hits, &s->res, e)) < 0)
 			goto out;
-		if (got < qo->k && cands < vx->refs.n) {
-			rc = rank_search(&vx->refs, &vx->layout, NULL, &q, s->hits, &s->res, e);
-			if (rc < 0)
+		s->res.n_fetched = fetch;
+		if (s->res.n_hits < qo->k && seen < vx->refs.n) {
+			/* the filters left too few: rank every reference */
+			q.flags |= RANK_EXACT;
+			if ((rc = rank_search(&vx->refs, &vx->layout, NULL, &q, s->hits, &s->res, e)) < 0)
 				goto out;
-		} else {
-			s->res.exact = 0;
-			s->res.n_fetched = fetch;
 		}
 	}
 out:

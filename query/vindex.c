@@ -42,7 +42,17 @@ int vindex_build(void *ctx, struct archive_dir *a, const struct manifest *m,
 		descstore_table_release(&t);
 		return 1;
 	}
-	if ((rc = knn_build(&k, t.dim, t.n, t.vecs, t.ids, NULL, e)) < 0)
+	struct knn_opts ko;
+	knn_opts_init(&ko);
+	/* tests only: force the approximate index on a small archive */
+	const char *em = getenv("REFSCAN_EXACT_MAX");
+	if (em && *em) {
+		char *end;
+		unsigned long long v = strtoull(em, &end, 10);
+		if (!*end && v > 0)
+			ko.exact_max = (size_t)v;
+	}
+	if ((rc = knn_build(&k, t.dim, t.n, t.vecs, t.ids, &ko, e)) < 0)
 		goto out;
 	t.kind = k.kind == KNN_EXACT ? DESCSTORE_EXACT : DESCSTORE_ANN;
 	if ((rc = knn_write(&k, tmp_path, e)) < 0 ||

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The archive on real third-party files (../shared/data/conformance):
 # every scan file is either stored or reported as failed, exactly the
-# files tests/data/conformance-expected.tsv lists fail, and everything
-# stored extracts byte-identical.  Skipped when the data is absent.
+# files tests/data/conformance-expected.tsv and -undescribable.tsv list
+# fail, and everything stored extracts byte-identical.  Skipped when the data is absent.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive-lib.bash"
 
@@ -13,6 +13,8 @@ if [ -z "${REFSCAN_SHARED_DATA:-}" ] || [ ! -d "$D" ]; then
 fi
 R=$REFSCAN_BIN
 EXPECTED=$REFSCAN_TOP/tests/data/conformance-expected.tsv
+# files that read but cannot be described fail too (refscan index describes every scan)
+UNDESCRIBABLE=$REFSCAN_TOP/tests/data/conformance-undescribable.tsv
 
 n_scans=$(find "$D" -type f | grep -ciE '\.(ply|obj|stl|off|coff|noff|stoff|4off|pcd|xyz|pts)$')
 run "$R" index --archive "$A" --json "$D"
@@ -21,7 +23,7 @@ n_added=$(jqv "$out" .added)
 n_failed=$(jqv "$out" '.failed | length')
 expect_eq "$((n_added + n_failed))" "$n_scans" "every scan file is stored or reported ($n_added + $n_failed)"
 jq -r '.failed[].archive_path | sub("^conformance/"; "")' "$out" | sort >"$T/failed"
-grep -v '^#' "$EXPECTED" | cut -f1 | sort >"$T/expected"
+cat "$EXPECTED" "$UNDESCRIBABLE" | grep -v '^#' | cut -f1 | sort >"$T/expected"
 expect_eq "$(diff "$T/failed" "$T/expected" && echo same)" same "exactly the expected files are rejected"
 expect_eq "$(jq '[.failed[] | select(.error.message | length > 0)] | length' "$out")" "$n_failed" \
 	"each rejection says why"

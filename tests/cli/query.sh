@@ -144,6 +144,28 @@ expect_eq "$(cd "$T/x2" && find . -name '*.obj' -o -name '*.ply' | sort | tr '\n
 expect_eq "$(cmp -s "$T/x2/limb-rigid/1-006-wood-limb/006-wood-limb.mtl" "$L/006-wood-limb.mtl" && echo same)" same \
 	"the MTL comes along"
 
+# ---- an approximate (IVF) index: batched search, exact re-rank --------------
+# REFSCAN_EXACT_MAX lowers the size above which the index is approximate
+"$G" --library "$T/lib24" --count 24 --seed 3 --triangles 4000 -q || not_ok "scangen library of 24"
+REFSCAN_EXACT_MAX=8 "$R" index -q --archive "$T/ann" "$T/lib24" 2>/dev/null || not_ok "index with an IVF index"
+expect_eq "$(tail -c 52 "$T/ann/versions/00000001.index" | head -c 4 | od -An -tu4 | tr -d ' ')" 2 \
+	"the index file holds an approximate index (kind 2)"
+sculpts=("$S/limb-rigid.obj" "$S/knit-rigid.obj" "$S/blob-noisy.ply" "$S/panel-decimated.ply" \
+	"$S/trunk-points.ply" "$S/tile-cropped.ply")
+run "$R" query --archive "$T/ann" --json -k 3 "${sculpts[@]}"
+expect_rc 0 "six sculpts through the IVF index"
+cp "$out" "$T/ann.json"
+expect_eq "$(jq -s '[.[].exact] | unique' "$T/ann.json" | jq -c .)" '[false]' "answered by the index, not a scan"
+run "$R" query --archive "$T/ann" --json -k 3 --exact "${sculpts[@]}"
+expect_eq "$(jq -c '[.results[0].path]' "$T/ann.json" | tr '\n' ' ')" "$(jq -c '[.results[0].path]' "$out" | tr '\n' ' ')" \
+	"rank 1 through the index equals the exact scan's"
+expect_eq "$(jq -r '.results[0].path' "$T/ann.json" | tr '\n' ' ')" \
+	"006-wood-limb.obj 008-knit-panel.ply 002-bark-blob.ply 001-skin-panel.stl 003-fabric-trunk.obj 007-leather-tile.ply " \
+	"and finds every original"
+run "$R" query --archive "$T/ann" --json -k 3 --where material=skin "$S/blob-noisy.ply"
+expect_eq "$(jq -c '[.results[].meta.material] | unique' "$out")" '["skin"]' "filtered through the index"
+expect_eq "$(jq '.results | length' "$out")" 3 "a selective filter still gets k results (exact fallback)"
+
 # ---- bad input ---------------------------------------------------------------
 : >"$S/empty.obj"
 printf 'this is not a scan\n' >"$S/garbage.ply"

@@ -57,7 +57,7 @@ rm "$L/fabric/weave.ply"
 mkdir -p "$L/broken" && printf 'ply\nbroken\n' >"$L/broken/bad.ply"
 mkdir -p "$T/snap2" && cp -a "$L" "$T/snap2/lib" && rm -r "$T/snap2/lib/broken"
 
-steps_before="volume-partial volume-written volume-synced volume-renamed volume-published
+steps_before="volume-partial volume-written volume-synced volume-renamed volume-published index-written
 	manifest-written manifest-renamed head-written"
 steps_after="head-renamed committed failures-written failures-renamed statcache-written statcache-renamed"
 for step in $steps_before $steps_after; do

@@ -718,6 +718,10 @@ int cmd_query(int argc, char **argv)
 		goto out;
 	}
 	have_vx = true;
+	if (vx.n_skipped)
+		fprintf(stderr, "refscan: note: %zu scan%s of version %" PRIu64 " %s no descriptor of schema %s and %s not searched; run 'refscan reindex'\n",
+			vx.n_skipped, vx.n_skipped == 1 ? "" : "s", vx.version, vx.n_skipped == 1 ? "has" : "have",
+			DESC_SCHEMA, vx.n_skipped == 1 ? "is" : "are");
 
 	size_t n_sc = (size_t)(argc - optind), dim = describe_dim();
 	sc = alloc_array_zero(n_sc, sizeof(*sc));

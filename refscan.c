@@ -30,6 +30,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "info", cmd_info, "read scan files and report what they hold" },
+	{ "describe", cmd_describe, "print the shape and texture descriptor of scans" },
 	{ "index", cmd_index, "store new and changed scans as a new archive version" },
 	{ "log", cmd_log, "list the versions of the archive" },
 	{ "diff", cmd_diff, "show the scans two versions add, change and remove" },

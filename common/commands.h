@@ -7,6 +7,7 @@
 #define REFSCAN_COMMANDS_H
 
 int cmd_info(int argc, char **argv);      /* formats/info.c */
+int cmd_describe(int argc, char **argv);  /* indexer/cmd_describe.c */
 int cmd_index(int argc, char **argv);     /* indexer/index.c */
 int cmd_log(int argc, char **argv);       /* indexer/log.c */
 int cmd_diff(int argc, char **argv);      /* indexer/log.c */

@@ -20,6 +20,13 @@
 
 #include "../common/banned.h"
 
+/*
+ * The texture of face f: its material's map (face_material, or material 0
+ * for every face when there is no per-face array, as OBJ writers assume),
+ * or texture 0 when the scan has textures but no materials (PLY
+ * "comment TextureFile").  -1 when none.
+ */
+
 static double srgb_linear(double c)
 {
 	c /= 255.0;
@@ -70,16 +77,30 @@ static bool texel(const struct image *im, double u, double v, double rgb[3])
 	return true;
 }
 
+int32_t desc_face_texture(const struct scan *s, size_t f)
+{
+	int32_t m;
+	if (s->face_material)
+		m = s->face_material[f];
+	else if (s->n_materials)
+		m = 0;
+	else
+		return s->n_textures ? 0 : -1;
+	if (m < 0 || (size_t)m >= s->n_materials)
+		return -1;
+	int32_t t = s->materials[m].texture;
+	return t >= 0 && (size_t)t < s->n_textures ? t : -1;
+}
+
 bool desc_face_colour(const struct desc_src *src, uint32_t f, double b1,
 		      double b2, float lab[3])
 {
 	const struct scan *s = src->s;
 	double b0 = 1 - b1 - b2;
 	double rgb[3];
-	if (s->face_material && src->tex) {
-		int32_t m = s->face_material[f];
-		if (m >= 0 && (size_t)m < s->n_materials) {
-			int32_t t = s->materials[m].texture;
+	if (src->tex) {
+		{
+			int32_t t = desc_face_texture(s, f);
 			if (t >= 0 && (size_t)t < src->n_tex && src->tex[t].rgba) {
 				double uv[2];
 				bool have = false;
@@ -191,7 +212,7 @@ void desc_lab_hist(const struct desc_pts *C, float *out)
 	desc_hellinger(out, DESC_LAB_LEN);
 }
 
-void desc_lbp_hist(const struct desc_cfit *f, size_t n, float *out)
+void desc_lbp_hist(const struct desc_bfit *f, size_t n, float *out)
 {
 	double h[DESC_LBP_BINS] = { 0 };
 	for (size_t i = 0; i < n; i++)

@@ -55,17 +55,25 @@ struct image;
 #define DESC_SIZE_LEN 4
 
 /* ---- sampling parameters ---- */
-#define DESC_N_CENTRES 8192   /* surface points where local fits are made */
-#define DESC_N_TARGET 64      /* expected points per neighbourhood ball */
-#define DESC_NB_CAP 384       /* points kept per ball (reservoir beyond) */
+#define DESC_N_CENTRES 8192   /* area-uniform samples for the global shape */
+#define DESC_N_FIT 4096       /* of which (every other one) local fits are made at */
+#define DESC_N_L 160          /* expected points per L-filter ball (quartic fit) */
+#define DESC_N_S 64           /* expected points per S-filter ball (plane fit) */
+#define DESC_NB_CAP 640       /* points kept per ball (reservoir beyond) */
 #define DESC_MIN_NB 12        /* fewer: widen the ball, then give up */
 #define DESC_MIN_POINTS 16    /* fewer finite points: ERR_FORMAT */
 #define DESC_LEVEL_CAP ((size_t)1 << 21) /* largest global sample set */
-#define DESC_RES_FACTOR 1.5   /* S-filter radius >= this x sampling spacing */
+#define DESC_RES_FACTOR 3.0   /* S-filter radius >= this x sampling spacing */
 
-/* Radii of the relative scales, as fractions of the RMS radius. */
-extern const double desc_relief_radii[DESC_RELIEF_SCALES];
-extern const double desc_relief_radii_mm[DESC_RELIEF_SCALES];
+/*
+ * Radii: relief bands between an S-filter radius and an L-filter radius,
+ * relative (fractions of the RMS radius) and in millimetres, and the
+ * local-geometry radii (relative; they share the relief fits).
+ */
+extern const double desc_relief_l[DESC_RELIEF_SCALES];
+extern const double desc_relief_s[DESC_RELIEF_SCALES];
+extern const double desc_relief_l_mm[DESC_RELIEF_SCALES];
+extern const double desc_relief_s_mm[DESC_RELIEF_SCALES];
 extern const double desc_local_radii[DESC_LOCAL_SCALES];
 
 /* ---- counter-based random numbers: value = f(seed, stream, index) ---- */
@@ -105,6 +113,10 @@ enum desc_stream {
  * by Jacobi rotations: val ascending, vec rows the unit eigenvectors.
  */
 void desc_eig3(const double a[6], double val[3], double vec[3][3]);
+
+/* Unit eigenvector of the least eigenvalue of a (closed form; Jacobi when
+ * the two least eigenvalues coincide). */
+void desc_least_axis(const double a[6], double n[3]);
 
 /* ---- points ---- */
 struct desc_pts {
@@ -181,6 +193,8 @@ int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
 /* Colour of face f at barycentric (b1, b2) as CIELAB; false when none. */
 bool desc_face_colour(const struct desc_src *src, uint32_t f, double b1,
 		      double b2, float lab[3]);
+/* Texture index of face f, or -1 (see desc_colour.c). */
+int32_t desc_face_texture(const struct scan *s, size_t f);
 /* Colour of cloud vertex v; false when none. */
 bool desc_vertex_colour(const struct desc_src *src, uint32_t v, float lab[3]);
 
@@ -244,10 +258,11 @@ int desc_gather_alloc(struct desc_gather *g, size_t cap);
 void desc_gather_release(struct desc_gather *g);
 
 /* The points within radius r of any centre, at a density of about
- * DESC_N_TARGET per ball: a global sample set, or triangles sampled
- * around each centre on demand. */
+ * `target` per ball: a global sample set, or triangles sampled around
+ * each centre on demand. */
 struct desc_nbhd {
 	double r;
+	double target;           /* expected points per ball */
 	bool local;              /* sample triangles around each centre */
 	bool colour;
 	uint64_t stream;
@@ -258,7 +273,7 @@ struct desc_nbhd {
 };
 
 int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
-		   uint64_t stream, bool colour, struct err *e);
+		   double target, uint64_t stream, bool colour, struct err *e);
 void desc_nbhd_release(struct desc_nbhd *nb);
 
 /*
@@ -271,26 +286,32 @@ void desc_nbhd_gather(const struct desc_nbhd *nb, const struct desc_src *src,
 		      double r, struct desc_gather *g);
 
 /* ---- local fits (desc_fit.c) ---- */
-struct desc_cfit {
-	float k1, k2;      /* principal curvatures x r, convex positive, k1 >= k2 */
-	float h;           /* residual height of the centre (normalised units) */
-	float n[3];        /* unit normal of the fitted surface at the centre */
-	float a2, a4;      /* 2- and 4-fold anisotropy of residual differences */
+struct desc_bfit {
+	float k1, k2;      /* principal curvatures of the L quadric x l, convex > 0 */
+	float h;           /* height of the centre above the L quadric (normalised) */
+	float hb;          /* band height: S-filtered L residual at the centre */
+	float g2;          /* squared slope of the S-filtered residual */
+	float rq;          /* ridge-ness of the band's Hessian, 0..1 */
+	float re;          /* its curvature energy, the weight of rq */
+	float a4;          /* 4-fold variogram harmonic of the L residuals */
 	uint8_t lbp;       /* riu2 code 0..P+1, 255 when no colour */
-	uint8_t ok;        /* 1 when the fit succeeded */
-	uint8_t widened;   /* 1 when the ball had to grow */
-	uint8_t pad;
+	uint8_t ok;        /* the L fit succeeded */
+	uint8_t sok;       /* the S pass succeeded */
+	uint8_t border;    /* the L ball is cut by the surface's edge */
+	uint8_t widened;   /* a ball had to grow */
 };
 
 /*
- * Fit every centre at radius r: gather, local frame, quadric, residuals,
- * curvature, anisotropy over lags >= lag_min (same unit as r) and (with
- * colour) the LBP ring code.  out has centres->n entries.  Parallel over
- * centres; deterministic.  *sparse is set when many balls had to widen.
+ * One band pass over every centre: the L fit of radius rl from nbl and,
+ * when nbs is non-NULL, the S pass of radius rs from nbs (see
+ * desc_fit.c); colour adds the LBP code.  out has centres->n entries.
+ * Parallel over centres; deterministic.  *sparse is set when many balls
+ * had to widen or a level was too sparse.
  */
-int desc_fit_scale(const struct desc_src *src, const struct desc_pts *centres,
-		   double r, double lag_min, uint64_t stream, bool colour,
-		   struct desc_cfit *out, bool *sparse, struct err *e);
+int desc_fit_band(const struct desc_src *src, const struct desc_pts *centres,
+		  const struct desc_nbhd *nbl, double rl, const struct desc_nbhd *nbs,
+		  double rs, bool colour, struct desc_bfit *out, bool *sparse,
+		  struct err *e);
 
 /*
  * Give the centres of a cloud without normals consistently oriented PCA
@@ -307,22 +328,31 @@ int desc_shape_block(const struct desc_src *src, const struct desc_pts *centres,
 void desc_d2_hist(const struct desc_pts *centres, uint64_t seed, float *out);
 
 /* Shape index x curvedness histogram of one scale (Hellinger, unit norm). */
-void desc_local_hist(const struct desc_cfit *f, size_t n, float *out);
+void desc_local_hist(const struct desc_bfit *f, size_t n, float *out);
+
+/* Raw statistics of one relief band, heights in units of its L radius. */
+struct desc_band_raw {
+	size_t m;             /* centres measured (0: none, no relief) */
+	double sa, sq, ssk, sku, sdr;
+	double ridge;         /* energy-weighted ridge-ness of the band Hessian */
+	double a4;            /* 4-fold harmonic of the residual variogram */
+	double robust;        /* 1.4826 median|h| / Sq */
+	double hist[DESC_RELIEF_HIST]; /* h / Sq, tent votes, sums to 1 */
+};
 
 /*
- * Relief features of one band (DESC_RELIEF_PER_SCALE floats): the
- * statistics then the residual histogram of the scale-limited surface
- * between the S-filter fit fs and the L-filter fit fl of radius r
- * (heights divided by r).  fs NULL: the band is below the sampling
- * resolution and gets the values of a surface without relief.
+ * Measure the band heights of a band pass (L radius r) over the n
+ * centres.  f NULL: the band is below the sampling resolution (m = 0).
  */
-void desc_relief_band(const struct desc_cfit *fl, const struct desc_cfit *fs,
-		      size_t n, double r, float *out);
+void desc_band_measure(const struct desc_bfit *f, size_t n, double r,
+		       struct desc_band_raw *b);
+/* The DESC_RELIEF_PER_SCALE features of a band: statistics, histogram. */
+void desc_band_features(const struct desc_band_raw *b, float *out);
 
 /* Lab histogram of the centres (Hellinger). */
 void desc_lab_hist(const struct desc_pts *centres, float *out);
 /* LBP riu2 histogram of one scale (Hellinger). */
-void desc_lbp_hist(const struct desc_cfit *f, size_t n, float *out);
+void desc_lbp_hist(const struct desc_bfit *f, size_t n, float *out);
 
 /* Normalise a histogram to sum 1 and take square roots; false if empty. */
 bool desc_hellinger(float *h, size_t n);

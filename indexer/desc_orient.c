@@ -152,10 +152,10 @@ static void pca_normal(const struct desc_pts *C, const uint32_t *nbr, size_t i,
 		cov[4] += d[1] * d[2];
 		cov[5] += d[2] * d[2];
 	}
-	double val[3], vec[3][3];
-	desc_eig3(cov, val, vec);
+	double nn[3];
+	desc_least_axis(cov, nn);
 	for (int a = 0; a < 3; a++)
-		out[a] = (float)vec[0][a];
+		out[a] = (float)nn[a];
 }
 
 int desc_orient_cloud(const struct desc_src *src, struct desc_pts *C, struct err *e)

@@ -29,6 +29,7 @@
 #include "../common/alloc.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@
 
 #define STAT_W 0.6
 #define HIST_W 0.4
-#define SQ_FLOOR 1e-3   /* Sq / r below this is not measured */
+#define SQ_FLOOR 1e-4   /* Sq / r below this is not measured */
 #define SDR_FLOOR 1e-5
 
 static void tent(double x, double lo, double step, int nb, int idx[2], double w[2])
@@ -61,12 +62,12 @@ static void tent(double x, double lo, double step, int nb, int idx[2], double w[
 	w[0] = 1 - w[1];
 }
 
-void desc_local_hist(const struct desc_cfit *f, size_t n, float *out)
+void desc_local_hist(const struct desc_bfit *f, size_t n, float *out)
 {
 	double h[DESC_SI_BINS * DESC_CV_BINS];
 	memset(h, 0, sizeof(h));
 	for (size_t i = 0; i < n; i++) {
-		if (!f[i].ok)
+		if (!f[i].ok || f[i].border)
 			continue;
 		double k1 = f[i].k1, k2 = f[i].k2;
 		double si = (2 / M_PI) * atan2(k1 + k2, k1 - k2);
@@ -107,94 +108,101 @@ static double clamp2(double x)
 	return x < -2 ? -2 : x > 2 ? 2 : x;
 }
 
-void desc_relief_band(const struct desc_cfit *fl, const struct desc_cfit *fs,
-		      size_t n, double r, float *out)
+void desc_band_measure(const struct desc_bfit *f, size_t n, double r,
+		       struct desc_band_raw *b)
 {
-	double s1 = 0, s2 = 0, s3 = 0, s4 = 0, sdr = 0, a2 = 0, a4 = 0;
+	double s1 = 0, s2 = 0, s3 = 0, s4 = 0, sdr = 0, a4 = 0, rw = 0, rs = 0;
 	size_t m = 0;
-	double *hv = alloc_array(n ? n : 1, sizeof(double));
-	double *absh = alloc_array(n ? n : 1, sizeof(double));
-	for (size_t i = 0; fs && hv && absh && i < n; i++) {
-		if (!fl[i].ok || !fs[i].ok)
+	memset(b, 0, sizeof(*b));
+	double *hv = f ? alloc_array(n ? n : 1, sizeof(double)) : NULL;
+	double *absh = f ? alloc_array(n ? n : 1, sizeof(double)) : NULL;
+	for (size_t i = 0; f && hv && absh && i < n; i++) {
+		if (!f[i].ok || !f[i].sok || f[i].border)
 			continue;
-		/* scale-limited height: S-filtered minus L-filtered surface */
-		double h = ((double)fl[i].h - fs[i].h) / r;
-		double c = (double)fl[i].n[0] * fs[i].n[0] + (double)fl[i].n[1] * fs[i].n[1] +
-			   (double)fl[i].n[2] * fs[i].n[2];
-		c = fabs(c);
+		double h = (double)f[i].hb / r;
 		s1 += fabs(h);
 		s2 += h * h;
 		s3 += h * h * h;
 		s4 += h * h * h * h;
-		sdr += c > 1e-6 ? 1 / c - 1 : 1e6;
-		a2 += fl[i].a2;
-		a4 += fl[i].a4;
+		sdr += sqrt(1 + (double)f[i].g2) - 1;
+		a4 += f[i].a4;
+		rw += f[i].re;
+		rs += (double)f[i].re * f[i].rq;
 		hv[m] = h;
 		absh[m] = fabs(h);
 		m++;
 	}
-	float *st = out, *hist = out + DESC_RELIEF_STATS;
-	double feat[DESC_RELIEF_STATS];
-	double hh[DESC_RELIEF_HIST];
-	memset(hh, 0, sizeof(hh));
-	double mm = m ? (double)m : 1;
-	double Sa = s1 / mm, Sq = sqrt(s2 / mm);
-	feat[0] = (log10(fmax(Sq, SQ_FLOOR)) + 2.5) / 1.5;
-	feat[4] = (log10(fmax(sdr / mm, SDR_FLOOR)) + 3) / 2;
-	feat[5] = m ? (a2 / mm - 0.3) / 0.2 : 0;
-	feat[6] = m ? (a4 / mm - 0.3) / 0.2 : 0;
-	if (m && Sq > 0) {
-		double ssk = (s3 / mm) / (Sq * Sq * Sq);
-		double sku = (s4 / mm) / (Sq * Sq * Sq * Sq);
-		qsort(absh, m, sizeof(double), cmp_double);
-		double med = m % 2 ? absh[m / 2] : 0.5 * (absh[m / 2 - 1] + absh[m / 2]);
-		feat[1] = (Sa / Sq - 0.75) / 0.15;
-		feat[2] = tanh(ssk / 2);
-		feat[3] = tanh(log(fmax(sku, 1e-9) / 3));
-		feat[7] = (1.4826 * med / Sq - 0.8) / 0.3;
-		for (size_t i = 0; i < m; i++) {
-			int ix[2];
-			double w[2];
-			tent(hv[i] / Sq, -3 + 3.0 / DESC_RELIEF_HIST, 6.0 / DESC_RELIEF_HIST,
-			     DESC_RELIEF_HIST, ix, w);
-			hh[ix[0]] += w[0];
-			hh[ix[1]] += w[1];
-		}
-	} else {
-		/* no resolvable relief: the values of a zero-amplitude Gaussian field */
-		feat[1] = (0.7979 - 0.75) / 0.15;
-		feat[2] = 0;
-		feat[3] = 0;
-		feat[5] = feat[6] = 0;
-		feat[7] = (1.0 - 0.8) / 0.3;
-	}
-	/*
-	 * The shape of a residual field a thousandth of the radius high is
-	 * the shape of tessellation and rounding, not of relief: fade the
-	 * shape statistics and the histogram to neutral between Sq/r = 1e-3
-	 * and 1e-2.
-	 */
-	double beta = m ? fmin(1.0, fmax(0.0, log10(fmax(Sq, 1e-12)) + 3)) : 0;
-	if (beta < 1) {
-		const double neutral[DESC_RELIEF_STATS] = {
-			0, (0.7979 - 0.75) / 0.15, 0, 0, 0, 0, 0, (1.0 - 0.8) / 0.3
-		};
-		for (int k = 1; k < DESC_RELIEF_STATS; k++)
-			if (k != 4)
-				feat[k] = beta * feat[k] + (1 - beta) * neutral[k];
-		double tot = 0;
-		for (int k = 0; k < DESC_RELIEF_HIST; k++)
-			tot += hh[k];
-		for (int k = 0; k < DESC_RELIEF_HIST; k++) {
-			double nk = (k == DESC_RELIEF_HIST / 2 - 1 || k == DESC_RELIEF_HIST / 2) ? 0.5 : 0;
-			hh[k] = beta * (tot > 0 ? hh[k] / tot : 0) + (1 - beta) * nk;
+	b->m = m;
+	if (m) {
+		double mm = (double)m;
+		b->sa = s1 / mm;
+		b->sq = sqrt(s2 / mm);
+		b->sdr = sdr / mm;
+		b->ridge = rw > 0 ? rs / rw : 0;
+		b->a4 = a4 / mm;
+		if (b->sq > 0) {
+			double q = b->sq;
+			b->ssk = (s3 / mm) / (q * q * q);
+			b->sku = (s4 / mm) / (q * q * q * q);
+			qsort(absh, m, sizeof(double), cmp_double);
+			double med = m % 2 ? absh[m / 2] : 0.5 * (absh[m / 2 - 1] + absh[m / 2]);
+			b->robust = 1.4826 * med / q;
+			for (size_t i = 0; i < m; i++) {
+				int ix[2];
+				double w[2];
+				tent(hv[i] / q, -3 + 3.0 / DESC_RELIEF_HIST, 6.0 / DESC_RELIEF_HIST,
+				     DESC_RELIEF_HIST, ix, w);
+				b->hist[ix[0]] += w[0] / mm;
+				b->hist[ix[1]] += w[1] / mm;
+			}
 		}
 	}
 	xfree(hv);
 	xfree(absh);
+}
+
+void desc_band_features(const struct desc_band_raw *b, float *out)
+{
+	float *st = out, *hist = out + DESC_RELIEF_STATS;
+	double feat[DESC_RELIEF_STATS];
+	double hh[DESC_RELIEF_HIST];
+	/* a zero-amplitude Gaussian field: the values of "no relief" */
+	const double neutral[DESC_RELIEF_STATS] = {
+		0, (0.7979 - 0.75) / 0.15, 0, 0, 0, 0, 0, (1.0 - 0.8) / 0.3
+	};
+	/* amplitude: the robust sigma, which a few form edges do not inflate */
+	double sig = b->robust * b->sq;
+	feat[0] = (log10(fmax(sig, SQ_FLOOR)) + 2.5) / 1.5;
+	feat[4] = (log10(fmax(b->sdr, SDR_FLOOR)) + 3) / 2;
+	if (b->m && b->sq > 0) {
+		feat[1] = (b->sa / b->sq - 0.75) / 0.15;
+		feat[2] = tanh(b->ssk / 2);
+		feat[3] = tanh(log(fmax(b->sku, 1e-9) / 3));
+		feat[5] = (b->ridge - 0.4) / 0.3;
+		feat[6] = (b->a4 - 0.3) / 0.2;
+		feat[7] = (b->robust - 0.8) / 0.3;
+	} else {
+		for (int k = 0; k < DESC_RELIEF_STATS; k++)
+			if (k != 0 && k != 4)
+				feat[k] = neutral[k];
+	}
+	/*
+	 * The shape of a residual field a ten-thousandth of the radius high
+	 * is the shape of tessellation and rounding, not of relief: fade the
+	 * shape statistics and the histogram to neutral between Sq/r = 1e-4
+	 * and 1e-3.
+	 */
+	double beta = b->m ? fmin(1.0, fmax(0.0, log10(fmax(sig, 1e-12)) + 4)) : 0;
+	for (int k = 1; k < DESC_RELIEF_STATS; k++)
+		if (k != 4)
+			feat[k] = beta * feat[k] + (1 - beta) * neutral[k];
+	for (int k = 0; k < DESC_RELIEF_HIST; k++) {
+		double nk = (k == DESC_RELIEF_HIST / 2 - 1 || k == DESC_RELIEF_HIST / 2) ? 0.5 : 0;
+		hh[k] = beta * b->hist[k] + (1 - beta) * nk;
+	}
 	double ws = sqrt(STAT_W / DESC_RELIEF_STATS);
 	for (int k = 0; k < DESC_RELIEF_STATS; k++)
-		st[k] = (float)(clamp2(feat[k]) * ws / 2);
+		st[k] = (float)(clamp2(feat[k]) * ws);
 	for (int k = 0; k < DESC_RELIEF_HIST; k++)
 		hist[k] = (float)hh[k];
 	desc_hellinger(hist, DESC_RELIEF_HIST);

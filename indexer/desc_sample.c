@@ -14,7 +14,7 @@
  * points whose hashed key is below the wanted fraction, so subsets of one
  * cloud are nested.
  *
- * A neighbourhood at radius r needs about DESC_N_TARGET points per ball.
+ * A neighbourhood at radius r needs a given number of points per ball.
  * When a global sample set of that density is affordable it is drawn
  * once and gridded; otherwise (fine radii on large surfaces) points are
  * drawn on demand on the triangles near each centre, at the same density
@@ -365,14 +365,19 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 		for (size_t i = 0; i < src->n_tris; i++)
 			src->cdf[i] *= f;
 		src->area = src->cdf[src->n_tris - 1];
-		/* signed volume about the centroid: negative = inward winding */
+		/*
+		 * Signed volume about the centroid, against the volume A R / 3
+		 * of a sphere of the same area: clearly negative means the
+		 * winding faces inwards.  An open sheet (a tile, a saddle) has
+		 * about none, and then the file's winding is kept.
+		 */
 		for (size_t i = 0; i < src->n_tris; i++) {
 			double a[3], b[3], c[3], n[3];
 			tri_vertices(src, src->tri[i], a, b, c);
 			cross(b, c, n);
-			acc += dot(a, n);
+			acc += dot(a, n) / 6;
 		}
-		src->orient = acc < 0 ? -1.0f : 1.0f;
+		src->orient = acc < -0.05 * src->area / 3 ? -1.0f : 1.0f;
 		src->spacing = mesh_spacing(src);
 	} else {
 		src->n_pts = n_finite;
@@ -395,16 +400,30 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 
 	/* colour sources */
 	bool tex_ok = false;
-	if (src->mesh && s->face_material && (s->corner_uvs || s->uvs)) {
-		for (size_t m = 0; m < s->n_materials; m++) {
-			int32_t t = s->materials[m].texture;
-			if (t < 0 || (size_t)t >= s->n_textures)
+	if (src->mesh && (s->corner_uvs || s->uvs) && s->n_textures) {
+		/* the textures the faces use, by the rule of desc_face_texture */
+		bool *used = alloc_array_zero(s->n_textures, sizeof(bool));
+		if (!used)
+			return err_set(e, ERR_NOMEM, "out of memory");
+		if (s->face_material) {
+			for (size_t m = 0; m < s->n_materials; m++)
+				if (s->materials[m].texture >= 0 &&
+				    (size_t)s->materials[m].texture < s->n_textures)
+					used[s->materials[m].texture] = true;
+		} else {
+			int32_t t = desc_face_texture(s, 0);
+			if (t >= 0)
+				used[t] = true;
+		}
+		for (size_t t = 0; t < s->n_textures; t++) {
+			if (!used[t])
 				continue;
-			if ((size_t)t < src->n_tex && src->tex[t].rgba)
+			if (t < src->n_tex && src->tex[t].rgba)
 				tex_ok = true;
 			else
 				info->flags |= DESC_TEXTURE_MISSING;
 		}
+		xfree(used);
 	}
 	src->colour = s->colors != NULL || (src->mesh && s->face_colors) || tex_ok;
 
@@ -539,19 +558,27 @@ void desc_gather_release(struct desc_gather *g)
 }
 
 int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
-		   uint64_t stream, bool colour, struct err *e)
+		   double target, uint64_t stream, bool colour, struct err *e)
 {
 	memset(nb, 0, sizeof(*nb));
 	nb->r = r;
+	nb->target = target;
 	nb->stream = stream;
 	nb->colour = colour && src->colour;
 	double ball = M_PI * r * r;
-	double want = DESC_N_TARGET * src->area / ball;
+	double want = target * src->area / ball;
 	int rc;
 	if (src->mesh) {
-		if (want > (double)DESC_LEVEL_CAP) {
+		/*
+		 * Drawing points on the triangles near each centre costs about
+		 * ten visits per triangle in the ball plus the points drawn, per
+		 * centre; a global set costs its size.  Take the cheaper.
+		 */
+		double tris = (double)src->n_tris * ball / src->area;
+		double local = (double)DESC_N_FIT * (10 * tris + 2 * target);
+		if (want > (double)DESC_LEVEL_CAP || local < want) {
 			nb->local = true;
-			nb->density = DESC_N_TARGET / ball;
+			nb->density = target / ball;
 			rc = desc_grid_tris(&nb->grid, src, 2 * r, (size_t)1 << 26, e);
 			if (rc != ERR_LIMIT)
 				return rc;
@@ -568,7 +595,7 @@ int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
 			return rc;
 	} else {
 		size_t m = want >= (double)src->n_pts ? src->n_pts : (size_t)ceil(want);
-		if ((double)src->n_pts * ball / src->area < 0.5 * DESC_N_TARGET)
+		if ((double)src->n_pts * ball / src->area < 0.5 * target)
 			nb->sparse = true;
 		rc = desc_sample(src, m, stream, nb->colour, &nb->pts, e);
 		if (rc < 0)
@@ -750,8 +777,8 @@ static void sample_tri_in_ball(const struct desc_nbhd *nb, const struct desc_src
 	double expect = nb->density * (in_disc ? disc : area);
 	double cnt = floor(expect + desc_u01(h0));
 	/* a degenerate sliver far larger than the ball cannot flood the buffer */
-	if (cnt > 16.0 * DESC_N_TARGET)
-		cnt = 16.0 * DESC_N_TARGET;
+	if (cnt > 16.0 * nb->target)
+		cnt = 16.0 * nb->target;
 	/* barycentric solve for the disc case */
 	double d00 = dot(e1, e1), d01 = dot(e1, e2), d11 = dot(e2, e2);
 	double den = d00 * d11 - d01 * d01;

@@ -21,9 +21,11 @@
 
 #include "../common/banned.h"
 
-const double desc_local_radii[DESC_LOCAL_SCALES] = { 0.12, 0.30 };
-const double desc_relief_radii[DESC_RELIEF_SCALES] = { 0.02, 0.04, 0.08 };
-const double desc_relief_radii_mm[DESC_RELIEF_SCALES] = { 0.25, 1.0, 4.0 };
+const double desc_relief_l[DESC_RELIEF_SCALES] = { 0.03, 0.09, 0.27 };
+const double desc_relief_s[DESC_RELIEF_SCALES] = { 0.01, 0.03, 0.09 };
+const double desc_relief_l_mm[DESC_RELIEF_SCALES] = { 0.5, 2.0, 8.0 };
+const double desc_relief_s_mm[DESC_RELIEF_SCALES] = { 0.125, 0.5, 2.0 };
+const double desc_local_radii[DESC_LOCAL_SCALES] = { 0.09, 0.27 };
 
 #define OFF_SHAPE 0
 #define OFF_LOCAL (OFF_SHAPE + DESC_SHAPE_LEN)
@@ -37,11 +39,11 @@ static const struct desc_block blocks[DESC_N_BLOCKS] = {
 	{ "shape", OFF_SHAPE, DESC_SHAPE_LEN, 1.0f,
 	  "D2/A3/D1 distributions, SH energies of the distance field, PCA ratios" },
 	{ "local", OFF_LOCAL, DESC_LOCAL_LEN, 1.0f,
-	  "shape index x curvedness at radii 0.12 and 0.30 of the RMS radius" },
+	  "shape index x curvedness at radii 0.09 and 0.27 of the RMS radius" },
 	{ "relief", OFF_RELIEF, DESC_RELIEF_LEN, 1.5f,
-	  "residual-height statistics at radii 0.02, 0.04, 0.08 of the RMS radius" },
+	  "relief in bands 0.01-0.03, 0.03-0.09, 0.09-0.27 of the RMS radius" },
 	{ "relief_mm", OFF_RELIEF_MM, DESC_RELIEF_LEN, 0.75f,
-	  "residual-height statistics at radii 0.25, 1, 4 mm (units known)" },
+	  "relief in bands 0.125-0.5, 0.5-2, 2-8 mm (units known)" },
 	{ "colour", OFF_COLOUR, DESC_COLOUR_LEN, 0.75f,
 	  "CIELAB histogram and ring LBP riu2 at two radii (colour present)" },
 	{ "size", OFF_SIZE, DESC_SIZE_LEN, 0.05f,
@@ -62,6 +64,18 @@ void describe_default_weights(float *w)
 {
 	for (int b = 0; b < DESC_N_BLOCKS; b++)
 		w[b] = blocks[b].weight;
+}
+
+void describe_query_weights(const struct desc_info *q, const float *base, float *w)
+{
+	for (int b = 0; b < DESC_N_BLOCKS; b++)
+		w[b] = base ? base[b] : blocks[b].weight;
+	if (!(q->flags & DESC_HAS_COLOUR))
+		w[DESC_COLOUR] = 0;
+	if (!(q->flags & DESC_HAS_UNITS)) {
+		w[DESC_RELIEF_MM] = 0;
+		w[DESC_SIZE] = 0;
+	}
 }
 
 int describe_block_find(const char *name)
@@ -122,6 +136,27 @@ static void apply_weights(float *out)
 		for (size_t i = bl->offset; i < bl->offset + bl->length; i++)
 			out[i] *= f;
 	}
+}
+
+/* Every k-th point of P into out (a stratified subset of stratified samples). */
+static int pts_stride(const struct desc_pts *P, size_t k, struct desc_pts *out, struct err *e)
+{
+	size_t n = (P->n + k - 1) / k;
+	if (desc_pts_alloc(out, n, P->lab != NULL) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory for %zu points", n);
+	if (P->id && !(out->id = alloc_array(n ? n : 1, sizeof(uint32_t)))) {
+		desc_pts_release(out);
+		return err_set(e, ERR_NOMEM, "out of memory for %zu points", n);
+	}
+	for (size_t i = 0, j = 0; i < P->n; i += k, j++) {
+		memcpy(out->pos + 3 * j, P->pos + 3 * i, 3 * sizeof(float));
+		memcpy(out->nrm + 3 * j, P->nrm + 3 * i, 3 * sizeof(float));
+		if (P->lab)
+			memcpy(out->lab + 3 * j, P->lab + 3 * i, 3 * sizeof(float));
+		if (P->id)
+			out->id[j] = P->id[i];
+	}
+	return 0;
 }
 
 /* Colour present: on at least half the surface and not one flat colour. */
@@ -192,95 +227,147 @@ static void size_block(const struct desc_info *info, float *out)
 }
 
 /*
- * The fits a relief block needs: for band k the L-filter fit at radii[k]
- * and the S-filter fit at max(radii[k] / 2, DESC_RES_FACTOR x spacing);
- * a band whose S radius reaches its L radius is below the sampling
- * resolution.  Radii shared by two bands are fitted once.
+ * Neighbourhoods built once per radius and shared by the bands that use
+ * the radius (the S radius of one band is often the L radius of the
+ * previous one).
  */
-struct fit_plan {
+#define CACHE_MAX 16
+
+struct nb_cache {
 	int n;
-	double r[2 * DESC_RELIEF_SCALES];
-	double lag[2 * DESC_RELIEF_SCALES];
-	bool colour[2 * DESC_RELIEF_SCALES];
-	struct desc_cfit *fit[2 * DESC_RELIEF_SCALES];
-	int l_of[DESC_RELIEF_SCALES], s_of[DESC_RELIEF_SCALES]; /* -1: none */
+	double r[CACHE_MAX];
+	struct desc_nbhd nb[CACHE_MAX];
 };
 
-static int plan_add(struct fit_plan *p, double r)
+static int cache_get(struct nb_cache *c, const struct desc_src *src, double r, double target,
+		     bool colour, uint64_t stream, const struct desc_nbhd **out, struct err *e)
 {
-	for (int i = 0; i < p->n; i++)
-		if (p->r[i] == r)
-			return i;
-	p->r[p->n] = r;
-	p->lag[p->n] = 0;
-	p->colour[p->n] = false;
-	p->fit[p->n] = NULL;
-	return p->n++;
+	for (int i = 0; i < c->n; i++)
+		if (c->r[i] == r && c->nb[i].target == target &&
+		    (c->nb[i].colour || !colour || !src->colour)) {
+			*out = &c->nb[i];
+			return 0;
+		}
+	if (c->n == CACHE_MAX)
+		return err_set(e, ERR_INTERNAL, "too many neighbourhood radii");
+	/* the stream follows the radius, so equal radii draw equal points */
+	int rc = desc_nbhd_init(&c->nb[c->n], src, r, target,
+				stream + (uint64_t)llround(r * 1e6 + target), colour, e);
+	if (rc < 0)
+		return rc;
+	c->r[c->n] = r;
+	*out = &c->nb[c->n++];
+	return 0;
 }
 
-static int relief_block(const struct desc_src *src, const struct desc_pts *C,
-			const double *radii, double unit, uint64_t stream, bool lbp,
-			float *relief, float *lbp_out, struct desc_info *info,
-			struct err *e)
+static void cache_release(struct nb_cache *c)
 {
-	struct fit_plan p;
-	int rc = 0;
-	memset(&p, 0, sizeof(p));
+	for (int i = 0; i < c->n; i++)
+		desc_nbhd_release(&c->nb[i]);
+	c->n = 0;
+}
+
+/*
+ * The band passes of one relief block: band k has the L radius l[k] and
+ * the S radius max(s[k], DESC_RES_FACTOR x spacing) (in units of `unit`);
+ * when that reaches l[k] the band is below the sampling resolution and
+ * only its L fit runs, if bit k of keep_l or colour asks for it (fits[k]
+ * then has no S pass, width[k] = 0; otherwise fits[k] is NULL).
+ */
+struct bands {
+	struct desc_bfit *fit[DESC_RELIEF_SCALES];
+	double rl[DESC_RELIEF_SCALES], rs[DESC_RELIEF_SCALES]; /* normalised */
+	double width[DESC_RELIEF_SCALES]; /* band kept, 0..1 of its nominal width */
+};
+
+static int run_bands(struct bands *B, struct nb_cache *cache, const struct desc_src *src,
+		     const struct desc_pts *C, const double *l, const double *s, double unit,
+		     int n_colour, unsigned keep_l, uint64_t stream, struct desc_info *info,
+		     struct err *e)
+{
 	double res = DESC_RES_FACTOR * src->spacing;
 	for (int k = 0; k < DESC_RELIEF_SCALES; k++) {
-		double rl = radii[k] / unit, rs = fmax(0.5 * rl, res);
-		p.l_of[k] = p.s_of[k] = -1;
-		if (rs >= rl) {
+		double rl = l[k] / unit, rs0 = s[k] / unit, rs = fmax(rs0, res);
+		const struct desc_nbhd *nbl, *nbs = NULL;
+		bool sparse = false, colour = k < n_colour;
+		int rc;
+		B->rl[k] = rl;
+		B->rs[k] = rs < rl ? rs : 0;
+		B->width[k] = rs < rl ? fmin(1.0, (rl - rs) / (rl - rs0)) : 0;
+		if (rs >= rl)
 			info->flags |= DESC_UNDERSAMPLED;
+		/* an unresolved band needs its L fit only for curvature or colour */
+		if (rs >= rl && !colour && !(keep_l & (1u << k)))
 			continue;
-		}
-		int l = plan_add(&p, rl), t = plan_add(&p, rs);
-		p.lag[l] = rs;
-		p.colour[l] = lbp && k < DESC_LBP_SCALES;
-		p.l_of[k] = l;
-		p.s_of[k] = t;
-	}
-	for (int i = 0; i < p.n; i++) {
-		bool sparse = false;
-		p.fit[i] = alloc_array(C->n ? C->n : 1, sizeof(struct desc_cfit));
-		if (!p.fit[i]) {
-			rc = err_set(e, ERR_NOMEM, "out of memory describing %zu points", C->n);
-			goto out;
-		}
-		rc = desc_fit_scale(src, C, p.r[i], p.lag[i], stream + (uint64_t)i,
-				    p.colour[i], p.fit[i], &sparse, e);
+		B->fit[k] = alloc_array(C->n ? C->n : 1, sizeof(struct desc_bfit));
+		if (!B->fit[k])
+			return err_set(e, ERR_NOMEM, "out of memory describing %zu points", C->n);
+		if ((rc = cache_get(cache, src, rl, DESC_N_L, colour, stream, &nbl, e)) < 0)
+			return rc;
+		if (B->rs[k] > 0 &&
+		    (rc = cache_get(cache, src, rs, DESC_N_S, false, stream, &nbs, e)) < 0)
+			return rc;
+		rc = desc_fit_band(src, C, nbl, rl, nbs, B->rs[k], colour, B->fit[k], &sparse, e);
 		if (rc < 0)
-			goto out;
+			return rc;
 		if (sparse)
 			info->flags |= DESC_UNDERSAMPLED;
 	}
+	return 0;
+}
+
+static void bands_release(struct bands *B)
+{
+	for (int k = 0; k < DESC_RELIEF_SCALES; k++) {
+		xfree(B->fit[k]);
+		B->fit[k] = NULL;
+	}
+}
+
+/*
+ * The relief block from band passes; the band statistics go to bands[]
+ * in physical units (unit: length of one normalised unit).
+ */
+static void relief_from_bands(const struct bands *B, size_t n, double unit, float *relief,
+			      struct desc_band *bands)
+{
+	struct desc_band_raw none;
+	float neutral[DESC_RELIEF_PER_SCALE];
+	desc_band_measure(NULL, n, 1, &none);
+	desc_band_features(&none, neutral);
 	for (int k = 0; k < DESC_RELIEF_SCALES; k++) {
 		float *o = relief + k * DESC_RELIEF_PER_SCALE;
-		float neutral[DESC_RELIEF_PER_SCALE];
-		desc_relief_band(NULL, NULL, C->n, 1, neutral);
-		if (p.l_of[k] < 0) {
+		struct desc_band *bd = &bands[k];
+		bd->l = B->rl[k] * unit;
+		if (!(B->rs[k] > 0)) {
 			memcpy(o, neutral, sizeof(neutral));
+			bd->resolved = false;
 		} else {
+			struct desc_band_raw raw;
+			desc_band_measure(B->fit[k], n, B->rl[k], &raw);
+			desc_band_features(&raw, o);
 			/*
 			 * A band narrowed by the resolution fades to the values of
 			 * no relief as its S radius nears its L radius, so the
 			 * vector stays continuous in the sampling density.
 			 */
-			double rl = p.r[p.l_of[k]], rs = p.r[p.s_of[k]];
-			double a = fmin(1.0, (rl - rs) / (0.5 * rl));
-			desc_relief_band(p.fit[p.l_of[k]], p.fit[p.s_of[k]], C->n, rl, o);
+			double a = B->width[k];
 			for (int j = 0; j < DESC_RELIEF_PER_SCALE; j++)
 				o[j] = (float)(a * o[j] + (1 - a) * neutral[j]);
+			bd->resolved = true;
+			bd->width = a;
+			bd->s = B->rs[k] * unit;
+			bd->sa = raw.sa * B->rl[k] * unit;
+			bd->sq = raw.sq * B->rl[k] * unit;
+			bd->ssk = raw.ssk;
+			bd->sku = raw.sku;
+			bd->sdr = raw.sdr;
+			bd->aniso2 = raw.ridge;
+			bd->aniso4 = raw.a4;
 		}
 		for (int j = 0; j < DESC_RELIEF_PER_SCALE; j++)
 			o[j] *= (float)sqrt(1.0 / DESC_RELIEF_SCALES);
-		if (lbp && k < DESC_LBP_SCALES && p.l_of[k] >= 0)
-			desc_lbp_hist(p.fit[p.l_of[k]], C->n, lbp_out + k * DESC_LBP_BINS);
 	}
-out:
-	for (int i = 0; i < p.n; i++)
-		xfree(p.fit[i]);
-	return rc;
 }
 
 int describe_scan(const struct scan *s, const struct describe_opts *o,
@@ -289,8 +376,9 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	struct describe_opts def;
 	struct desc_info tmp;
 	struct desc_src src;
-	struct desc_pts C;
-	struct desc_cfit *fits = NULL;
+	struct desc_pts C, F;
+	struct nb_cache cache;
+	struct bands rel, mm;
 	int rc;
 
 	if (!o) {
@@ -302,6 +390,10 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	memset(info, 0, sizeof(*info));
 	memset(out, 0, DIM * sizeof(float));
 	memset(&C, 0, sizeof(C));
+	memset(&F, 0, sizeof(F));
+	memset(&cache, 0, sizeof(cache));
+	memset(&rel, 0, sizeof(rel));
+	memset(&mm, 0, sizeof(mm));
 	rc = desc_src_init(&src, s, o, info, e);
 	if (rc < 0)
 		goto out;
@@ -318,49 +410,49 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 				goto out;
 		}
 	}
-	fits = alloc_array(C.n ? C.n : 1, sizeof(*fits));
-	if (!fits) {
-		rc = err_set(e, ERR_NOMEM, "out of memory describing %zu points", C.n);
-		goto out;
-	}
 
 	rc = desc_shape_block(&src, &C, out + OFF_SHAPE, e);
 	if (rc < 0)
 		goto out;
+	/* the local fits run at every other centre: still stratified */
+	rc = pts_stride(&C, 2, &F, e);
+	if (rc < 0)
+		goto out;
 
-	for (int k = 0; k < DESC_LOCAL_SCALES; k++) {
-		bool sparse = false;
-		double r = desc_local_radii[k];
-		rc = desc_fit_scale(&src, &C, r, 0, DS_LEVEL + (uint64_t)k, false, fits,
-				    &sparse, e);
-		if (rc < 0)
-			goto out;
-		if (sparse)
-			info->flags |= DESC_UNDERSAMPLED;
-		float *h = out + OFF_LOCAL + k * DESC_SI_BINS * DESC_CV_BINS;
-		desc_local_hist(fits, C.n, h);
-		for (int j = 0; j < DESC_SI_BINS * DESC_CV_BINS; j++)
-			h[j] *= (float)sqrt(1.0 / DESC_LOCAL_SCALES);
-	}
-
+	/* colour presence decides whether the fits sample colour */
 	colour_presence(&C, info);
 	bool colour = info->flags & DESC_HAS_COLOUR;
 	float *lbp = out + OFF_COLOUR + DESC_LAB_LEN;
-	rc = relief_block(&src, &C, desc_relief_radii, 1.0, DS_LEVEL + 4, colour,
-			  out + OFF_RELIEF, lbp, info, e);
+	rc = run_bands(&rel, &cache, &src, &F, desc_relief_l, desc_relief_s, 1.0,
+		       colour ? DESC_LBP_SCALES : 0, 6u, DS_LEVEL, info, e);
 	if (rc < 0)
 		goto out;
+	/* the local-geometry radii are the L radii of the two coarser bands */
+	for (int k = 0; k < DESC_LOCAL_SCALES; k++) {
+		float *h = out + OFF_LOCAL + k * DESC_SI_BINS * DESC_CV_BINS;
+		desc_local_hist(rel.fit[k + 1], F.n, h);
+		for (int j = 0; j < DESC_SI_BINS * DESC_CV_BINS; j++)
+			h[j] *= (float)sqrt(1.0 / DESC_LOCAL_SCALES);
+	}
+	double phys = src.scale * (src.units ? src.mm_per_unit : 1.0);
+	for (int k = 0; k < DESC_RELIEF_SCALES; k++)
+		info->relief[k].s = desc_relief_s[k] * phys;
+	relief_from_bands(&rel, F.n, phys, out + OFF_RELIEF, info->relief);
 	if (colour) {
 		float *lab = out + OFF_COLOUR;
 		desc_lab_hist(&C, lab);
+		for (int k = 0; k < DESC_LBP_SCALES; k++)
+			desc_lbp_hist(rel.fit[k], F.n, lbp + k * DESC_LBP_BINS);
 		/* Lab 0.5, each LBP scale 0.25 of the squared norm */
 		for (int j = 0; j < DESC_LAB_LEN; j++)
 			lab[j] *= (float)sqrt(0.5);
 		for (int j = 0; j < DESC_LBP_SCALES * DESC_LBP_BINS; j++)
 			lbp[j] *= (float)sqrt(0.5 / DESC_LBP_SCALES);
 	}
+	bands_release(&rel);
 
 	info->scale = src.scale;
+	info->spacing = src.spacing * src.scale * (src.units ? src.mm_per_unit : 1.0);
 	principal_extents(&src, info->extent);
 	info->area = src.area * src.scale * src.scale;
 	if (src.units) {
@@ -370,17 +462,86 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 		for (int k = 0; k < 3; k++)
 			info->extent[k] *= src.mm_per_unit;
 		info->area *= src.mm_per_unit * src.mm_per_unit;
-		rc = relief_block(&src, &C, desc_relief_radii_mm, unit, DS_LOCAL, false,
-				  out + OFF_RELIEF_MM, NULL, info, e);
+		for (int k = 0; k < DESC_RELIEF_SCALES; k++)
+			info->relief_mm[k].s = desc_relief_s_mm[k];
+		rc = run_bands(&mm, &cache, &src, &F, desc_relief_l_mm, desc_relief_s_mm, unit,
+			       0, 0, DS_LEVEL, info, e);
 		if (rc < 0)
 			goto out;
+		relief_from_bands(&mm, F.n, unit, out + OFF_RELIEF_MM, info->relief_mm);
 		size_block(info, out + OFF_SIZE);
 	}
 	apply_weights(out);
 out:
 	if (rc < 0)
 		memset(out, 0, DIM * sizeof(float));
-	xfree(fits);
+	bands_release(&rel);
+	bands_release(&mm);
+	cache_release(&cache);
+	desc_pts_release(&F);
+	desc_pts_release(&C);
+	desc_src_release(&src);
+	return rc;
+}
+
+int describe_relief(const struct scan *s, const struct describe_opts *o,
+		    double s_radius, double l_radius, struct desc_band *out,
+		    struct err *e)
+{
+	struct describe_opts def;
+	struct desc_info info;
+	struct desc_src src;
+	struct desc_pts C, F;
+	struct nb_cache cache;
+	struct bands B;
+	int rc;
+
+	if (!o) {
+		describe_opts_init(&def);
+		o = &def;
+	}
+	memset(out, 0, sizeof(*out));
+	memset(&C, 0, sizeof(C));
+	memset(&F, 0, sizeof(F));
+	memset(&cache, 0, sizeof(cache));
+	memset(&B, 0, sizeof(B));
+	memset(&info, 0, sizeof(info));
+	if (!(s_radius > 0) || !(l_radius > s_radius) || !isfinite(l_radius))
+		return err_set(e, ERR_FORMAT, "bad relief band %g..%g", s_radius, l_radius);
+	rc = desc_src_init(&src, s, o, &info, e);
+	if (rc < 0)
+		goto out;
+	rc = desc_sample(&src, DESC_N_CENTRES, DS_CENTRES, false, &C, e);
+	if (rc < 0)
+		goto out;
+	if (!src.mesh) {
+		rc = desc_cloud_area(&src, &C, e);
+		if (!rc && !src.cloud_normals)
+			rc = desc_orient_cloud(&src, &C, e);
+		if (rc < 0)
+			goto out;
+	}
+	rc = pts_stride(&C, 2, &F, e);
+	if (rc < 0)
+		goto out;
+	double unit = src.scale * (src.units ? src.mm_per_unit : 1.0);
+	double l[DESC_RELIEF_SCALES] = { l_radius, l_radius, l_radius };
+	double sm[DESC_RELIEF_SCALES] = { s_radius, s_radius, s_radius };
+	/* one band is enough: the three are the same */
+	rc = run_bands(&B, &cache, &src, &F, l, sm, unit, 0, 0, DS_LEVEL, &info, e);
+	if (rc < 0)
+		goto out;
+	float tmp[DESC_RELIEF_LEN];
+	struct desc_band bands[DESC_RELIEF_SCALES];
+	memset(bands, 0, sizeof(bands));
+	relief_from_bands(&B, F.n, unit, tmp, bands);
+	*out = bands[0];
+	if (!out->resolved)
+		out->s = fmax(s_radius, DESC_RES_FACTOR * src.spacing * unit);
+out:
+	bands_release(&B);
+	cache_release(&cache);
+	desc_pts_release(&F);
 	desc_pts_release(&C);
 	desc_src_release(&src);
 	return rc;

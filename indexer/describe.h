@@ -86,6 +86,23 @@ struct describe_opts {
 	size_t n_textures;
 };
 
+/*
+ * ISO 25178-2 style statistics of one relief band: the scale-limited
+ * surface between an S-filter (smoothing at radius s) and an L-filter
+ * (form removal at radius l).  Lengths are in mm when the units are
+ * known, else in the scan's own units.
+ */
+struct desc_band {
+	double s, l;          /* S- and L-filter radii */
+	bool resolved;        /* false: s reached l at this sampling density */
+	double width;         /* share of the nominal band kept, 0..1 */
+	double sa, sq;        /* mean |h|, RMS h */
+	double ssk, sku;      /* skewness, kurtosis (3 for a Gaussian field) */
+	double sdr;           /* developed interfacial area ratio, 0.01 = 1% */
+	double aniso2;        /* ridge-ness 0..1: ridges and grooves 1, dimples 0 */
+	double aniso4;        /* 4-fold variogram harmonic 0..1 (weaves: high) */
+};
+
 struct desc_info {
 	unsigned flags;         /* enum desc_flags */
 	size_t n_points;        /* finite vertices used */
@@ -96,6 +113,9 @@ struct desc_info {
 	double extent[3];       /* principal extents, largest first (mm when known) */
 	double area;            /* surface area (mm^2 when known); estimated for clouds */
 	double colour_fraction; /* share of the surface area with colour */
+	double spacing;         /* sampling resolution (mm when known) */
+	struct desc_band relief[3];    /* relative bands (DESC_RELIEF) */
+	struct desc_band relief_mm[3]; /* millimetre bands (when units known) */
 };
 
 /* Defaults: seed 1, units from the scan, all threads, no textures. */
@@ -141,6 +161,18 @@ int describe_file(const char *path, const struct describe_opts *o,
 		  struct scan *s, struct err *e);
 
 /*
+ * Relief statistics of one band of the caller's choosing, computed as
+ * for the descriptor's bands.  Radii (s < l) and results are in mm when
+ * the scan's units are known (or o->mm_per_unit is set), else in the
+ * scan's own units.  The S radius is raised to the sampling resolution
+ * like the descriptor's (out->s says what was used).  For inspection and
+ * tests.  Returns 0, ERR_FORMAT as describe_scan() or for bad radii.
+ */
+int describe_relief(const struct scan *s, const struct describe_opts *o,
+		    double s_radius, double l_radius, struct desc_band *out,
+		    struct err *e);
+
+/*
  * Squared L2 distance between blocks `block` of a and b, divided by the
  * block's default weight: the block's own distance, in [0, 4].
  */
@@ -162,6 +194,15 @@ void describe_reweight(float *v, const float *weights);
 
 /* Default weights into w[DESC_N_BLOCKS]. */
 void describe_default_weights(float *w);
+
+/*
+ * Weights for searching with a query described as q: base (NULL for the
+ * defaults) with the blocks the query lacks set to 0 (colour without
+ * DESC_HAS_COLOUR; relief_mm and size without DESC_HAS_UNITS), so that
+ * references are compared on what the query has instead of being
+ * penalised for having more.
+ */
+void describe_query_weights(const struct desc_info *q, const float *base, float *w);
 
 /* Block id from its name, or -1. */
 int describe_block_find(const char *name);

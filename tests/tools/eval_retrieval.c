@@ -1,0 +1,890 @@
+/*
+ * eval_retrieval.c - retrieval quality of the descriptors, the number we
+ * steer by (scripts/eval-retrieval runs it on the usual corpora).
+ *
+ *   eval_retrieval [options] PATH...       reference scans (files or folders)
+ *   eval_retrieval [options] --gen         a generated forms x materials corpus
+ *
+ * References are described once.  For each perturbation type each
+ * reference gives --queries seeded perturbed copies (rigid motion and
+ * scale 0.4-2.5x, noise along the normals, 4x decimation, point sampling,
+ * a 30% planar crop, and combinations); every query is described and
+ * searched exactly (brute force, squared L2 over the whole vector) among
+ * the references.  Printed per perturbation: top-1, top-5 and mAP, for the
+ * descriptor and, in the same run, for a D2-only baseline (the D2
+ * histogram of the same samples, Osada et al. 2002).
+ *
+ * With --cla FILE (Princeton Shape Benchmark class file; model names are
+ * file stems or 0-based indices) each reference also queries the others
+ * and the class nearest neighbour, first tier, second tier, DCG and mAP
+ * are printed (Shilane et al., SMI 2004).  --gen does the same with the
+ * relief material as the class ("material M on form A finds material M on
+ * the other forms").  --same FILE lists groups of references that are the
+ * same object up to similarity (same .cla format); a query that finds any
+ * member of its group counts as correct.
+ *
+ * Output: a text table, or with --json one object per line.  Exit 0, 64
+ * usage, 66 no references, 70 when a description fails.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* the generator and its perturbations are shared with the tests */
+#include "../lib/gen.c"
+
+#include "common/exitcodes.h"
+#include "common/out.h"
+#include "formats/formats.h"
+#include "formats/image.h"
+#include "indexer/describe.h"
+
+#include "common/banned.h"
+
+static const char eval_usage[] =
+	"usage: eval_retrieval [options] PATH...\n"
+	"       eval_retrieval [options] --gen\n"
+	"\n"
+	"Describe reference scans, make seeded perturbed queries, search exactly\n"
+	"and print top-1, top-5 and mAP per perturbation, next to a D2 baseline.\n"
+	"\n"
+	"  --gen               generated corpus: every form x material\n"
+	"  --forms N           --gen: first N forms (default all 7)\n"
+	"  --materials N       --gen: first N materials incl. none (default all 9)\n"
+	"  --triangles N       --gen: triangles per scan (default 60000)\n"
+	"  --colour            --gen: vary colour (vertex, texture); default none\n"
+	"  --min-faces N       skip references with fewer faces (default 200)\n"
+	"  --queries N         queries per reference and perturbation (default 1)\n"
+	"  --perturb LIST      comma list of rigid,noise,noise-strong,decimate,\n"
+	"                      points,crop,combo (default all)\n"
+	"  --cla FILE          class file: also class retrieval figures\n"
+	"  --same FILE         groups of references that are the same object\n"
+	"  --seed K            seed of the queries and of --gen (default 1)\n"
+	"  --threads N         OpenMP threads (default all)\n"
+	"  --verbose           name every query whose top-1 is wrong\n"
+	"  --dump FILE         write the vectors as text lines: \"ref NAME CLASS GROUP\n"
+	"                      v...\" and \"query PERTURBATION REF v...\"\n"
+	"  --json              one JSON object per line\n"
+	"  -h, --help          show this help\n";
+
+enum {
+	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
+	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
+	OPT_VERBOSE, OPT_JSON, OPT_DUMP,
+};
+
+static const struct option eval_options[] = {
+	{ "gen", no_argument, NULL, OPT_GEN },
+	{ "forms", required_argument, NULL, OPT_FORMS },
+	{ "materials", required_argument, NULL, OPT_MATS },
+	{ "triangles", required_argument, NULL, OPT_TRIS },
+	{ "colour", no_argument, NULL, OPT_COLOUR },
+	{ "min-faces", required_argument, NULL, OPT_MINF },
+	{ "queries", required_argument, NULL, OPT_QUERIES },
+	{ "perturb", required_argument, NULL, OPT_PERTURB },
+	{ "cla", required_argument, NULL, OPT_CLA },
+	{ "same", required_argument, NULL, OPT_SAME },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "dump", required_argument, NULL, OPT_DUMP },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+enum pert { P_RIGID, P_NOISE, P_NOISE_STRONG, P_DECIMATE, P_POINTS, P_CROP, P_COMBO, N_PERT };
+static const char *const pert_names[N_PERT] = {
+	"rigid", "noise", "noise-strong", "decimate", "points", "crop", "combo",
+};
+
+struct ref {
+	char *name;          /* file stem or form/material */
+	struct scan s;
+	struct image *tex;   /* aligned with s.textures, or NULL */
+	size_t n_tex;
+	float *v;            /* descriptor */
+	int cls;             /* class index, -1 none */
+	int group;           /* same-object group, own index when none */
+};
+
+struct refs {
+	struct ref *r;
+	size_t n, cap;
+};
+
+static size_t dim;
+static int n_threads;
+static uint64_t seed = 1;
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int add_ref(struct refs *R, const char *name, struct scan *s,
+		   struct image *tex, size_t n_tex)
+{
+	if (R->n == R->cap) {
+		size_t cap = R->cap ? 2 * R->cap : 64;
+		struct ref *nr = realloc_array(R->r, cap, sizeof(*nr));
+		if (!nr)
+			return ERR_NOMEM;
+		R->r = nr;
+		R->cap = cap;
+	}
+	struct ref *r = &R->r[R->n];
+	memset(r, 0, sizeof(*r));
+	r->name = xstrdup(name);
+	r->s = *s;
+	r->tex = tex;
+	r->n_tex = n_tex;
+	r->cls = -1;
+	r->group = (int)R->n;
+	R->n++;
+	return r->name ? 0 : ERR_NOMEM;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Collect scan files under path (sorted, recursive). */
+static int collect(const char *path, char ***list, size_t *n, size_t *cap)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		out_error("cannot read '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 64;
+			char **nl = realloc_array(*list, *cap, sizeof(char *));
+			if (!nl)
+				return -1;
+			*list = nl;
+		}
+		(*list)[(*n)++] = xstrdup(path);
+		return 0;
+	}
+	DIR *d = opendir(path);
+	if (!d) {
+		out_error("cannot open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	char **names = NULL;
+	size_t nn = 0, nc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (nn == nc) {
+			nc = nc ? 2 * nc : 64;
+			char **t = realloc_array(names, nc, sizeof(char *));
+			if (!t)
+				break;
+			names = t;
+		}
+		names[nn++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, nn, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < nn; i++) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", path, names[i]);
+		struct stat s2;
+		if (stat(p, &s2) == 0 && (S_ISDIR(s2.st_mode) || format_is_scan_name(p)))
+			collect(p, list, n, cap);
+		xfree(names[i]);
+	}
+	xfree(names);
+	return 0;
+}
+
+static const char *stem_of(const char *path, char *buf, size_t n)
+{
+	const char *b = strrchr(path, '/');
+	b = b ? b + 1 : path;
+	snprintf(buf, n, "%s", b);
+	char *dot = strrchr(buf, '.');
+	if (dot && dot != buf)
+		*dot = 0;
+	return buf;
+}
+
+static int load_files(struct refs *R, char **files, size_t n, size_t min_faces)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct scan s;
+		struct err e;
+		struct image *tex = NULL;
+		size_t failed = 0;
+		char stem[256];
+		err_init(&e);
+		if (scan_read_file(files[i], NULL, &s, &e) < 0 || s.n_faces < min_faces) {
+			scan_release(&s);
+			continue;
+		}
+		if (describe_load_textures(&s, NULL, &tex, &failed, &e) < 0) {
+			scan_release(&s);
+			continue;
+		}
+		if (add_ref(R, stem_of(files[i], stem, sizeof(stem)), &s, tex, s.n_textures) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Generated corpus: every form x material pair once, with the library's
+ * per-material sizes and amplitudes (gen_library_item: a fabric swatch is
+ * small, a piece of bark large), tris triangles each.
+ */
+static int load_gen(struct refs *R, int n_forms, int n_mats, size_t tris, bool colour)
+{
+	size_t n = (size_t)GEN_N_FORMS * GEN_N_MATERIALS;
+	struct ref *tmp = alloc_array_zero(n, sizeof(*tmp));
+	int rc = 0;
+	if (!tmp)
+		return -1;
+	#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+	for (size_t i = 0; i < n; i++) {
+		struct gen_params p;
+		enum gen_format fmt;
+		struct err e;
+		err_init(&e);
+		gen_library_item(i, seed, tris, &p, &fmt);
+		tmp[i].cls = -2;
+		if ((int)p.form >= n_forms || (int)p.material >= n_mats)
+			continue;
+		if (!colour)
+			p.color = GEN_COLOR_NONE;
+		struct image *tex = NULL;
+		if (p.color == GEN_COLOR_TEXTURE) {
+			tex = alloc_array_zero(1, sizeof(*tex));
+			p.texture_name = "texture.png";
+		}
+		if (gen_scan(&p, &tmp[i].s, tex, &e) < 0) {
+			char buf[512];
+			#pragma omp critical
+			{
+				out_error("gen %s/%s: %s", gen_form_name(p.form),
+					  gen_material_name(p.material), err_format(&e, buf, sizeof(buf)));
+				rc = -1;
+			}
+		}
+		tmp[i].tex = tex;
+		tmp[i].n_tex = tex ? tmp[i].s.n_textures : 0;
+		tmp[i].cls = (int)p.material;
+		char name[128];
+		snprintf(name, sizeof(name), "%s-%s", gen_form_name(p.form), gen_material_name(p.material));
+		tmp[i].name = xstrdup(name);
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (tmp[i].cls == -2)
+			continue;
+		if (add_ref(R, tmp[i].name, &tmp[i].s, tmp[i].tex, tmp[i].n_tex) < 0)
+			rc = -1;
+		R->r[R->n - 1].cls = tmp[i].cls;
+		xfree(tmp[i].name);
+	}
+	xfree(tmp);
+	return rc;
+}
+
+/*
+ * PSB class file:  "PSB 1" / "nclasses nmodels" / then per class
+ * "name parent count" followed by count model ids.  Ids match a reference
+ * by file stem, or as a 0-based index.  Returns the class count or -1.
+ */
+static int read_cla(const char *path, struct refs *R, bool groups, char ***names_out)
+{
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
+		out_error("cannot open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	char line[1024];
+	int n_cls = 0, cls = -1, cls_cap = 0;
+	char **names = NULL;
+	long left = 0;
+	while (fgets(line, sizeof(line), fp)) {
+		char a[256], b[256], num[32];
+		long cnt;
+		char *end;
+		line[strcspn(line, "\r\n")] = 0;
+		if (!line[0] || !strncmp(line, "PSB", 3))
+			continue;
+		if (left == 0) {
+			bool three = sscanf(line, "%255s %255s %31s", a, b, num) == 3;
+			cnt = three ? strtol(num, &end, 10) : -1;
+			if (three && *end == 0 && cnt >= 0 && cnt < 10000000) {
+				cls = n_cls++;
+				if (n_cls > cls_cap) {
+					cls_cap = cls_cap ? 2 * cls_cap : 16;
+					names = realloc_array(names, (size_t)cls_cap, sizeof(char *));
+				}
+				names[cls] = xstrdup(a);
+				left = cnt;
+			}
+			continue;
+		}
+		left--;
+		if (sscanf(line, "%255s", a) != 1)
+			continue;
+		size_t hit = R->n;
+		for (size_t i = 0; i < R->n && hit == R->n; i++)
+			if (!strcmp(R->r[i].name, a))
+				hit = i;
+		if (hit == R->n) {
+			long v = strtol(a, &end, 10);
+			if (*end == 0 && v >= 0 && (size_t)v < R->n)
+				hit = (size_t)v;
+		}
+		if (hit == R->n)
+			continue;
+		if (groups) {
+			/* the group of a class is its first member found */
+			int first = -1;
+			for (size_t i = 0; i < R->n; i++)
+				if (R->r[i].cls == -100 - cls) {
+					first = (int)i;
+					break;
+				}
+			R->r[hit].group = first >= 0 ? R->r[first].group : (int)hit;
+			R->r[hit].cls = -100 - cls;
+		} else {
+			R->r[hit].cls = cls;
+		}
+	}
+	fclose(fp);
+	if (groups)
+		for (size_t i = 0; i < R->n; i++)
+			if (R->r[i].cls <= -100)
+				R->r[i].cls = -1;
+	if (names_out)
+		*names_out = names;
+	else {
+		for (int i = 0; i < n_cls; i++)
+			xfree(names[i]);
+		xfree(names);
+	}
+	return n_cls;
+}
+
+static int describe_one(const struct scan *s, const struct image *tex, size_t n_tex,
+			float *out, struct desc_info *info, int threads)
+{
+	struct describe_opts o;
+	struct err e;
+	describe_opts_init(&o);
+	o.threads = threads;
+	o.textures = tex;
+	o.n_textures = tex ? n_tex : 0;
+	err_init(&e);
+	int rc = describe_scan(s, &o, out, info, &e);
+	if (rc < 0) {
+		char buf[512];
+		out_error("describe: %s", err_format(&e, buf, sizeof(buf)));
+	}
+	return rc;
+}
+
+static double diag_of(const struct scan *s)
+{
+	double d = 0;
+	for (int k = 0; k < 3; k++) {
+		double x = (double)s->bbox_max[k] - s->bbox_min[k];
+		d += x * x;
+	}
+	return sqrt(d);
+}
+
+static void strip_normals(struct scan *s)
+{
+	xfree(s->normals);
+	s->normals = NULL;
+}
+
+/*
+ * A perturbed copy of ref: out owns new geometry; textures stay the
+ * reference's (borrowed through the returned pointer).
+ */
+static int perturb(const struct ref *ref, enum pert p, uint64_t qseed, struct scan *out,
+		   struct err *e)
+{
+	const struct scan *in = &ref->s;
+	struct scan tmp;
+	int rc;
+	double d = diag_of(in);
+	uint64_t h = mix64(qseed);
+	double scale = exp(log(0.4) + u01(mix64(h + 1)) * (log(2.5) - log(0.4)));
+	scan_init(&tmp);
+	switch (p) {
+	case P_RIGID:
+		rc = gen_crop(in, 1.0, h, out, e);
+		break;
+	case P_NOISE:
+	case P_NOISE_STRONG:
+		rc = gen_crop(in, 1.0, h, out, e);
+		if (!rc)
+			rc = gen_noise(out, h + 3, (p == P_NOISE ? 0.0005 : 0.002) * d, e);
+		break;
+	case P_DECIMATE:
+		rc = gen_decimate(in, 4.0, out, e);
+		break;
+	case P_POINTS:
+		rc = gen_sample_points(in, in->n_vertices, h + 4, out, e);
+		/* half the clouds come without normals, as xyz files do */
+		if (!rc && (h >> 7) & 1)
+			strip_normals(out);
+		break;
+	case P_CROP:
+		rc = gen_crop(in, 0.7, h + 5, out, e);
+		break;
+	case P_COMBO:
+	default:
+		rc = gen_crop(in, 0.85, h + 5, &tmp, e);
+		if (!rc)
+			rc = gen_noise(&tmp, h + 3, 0.0005 * d, e);
+		if (!rc)
+			rc = gen_decimate(&tmp, 2.0, out, e);
+		scan_release(&tmp);
+		break;
+	}
+	if (rc < 0)
+		return rc;
+	rc = gen_rigid(out, h + 6, p == P_RIGID || p == P_COMBO ? scale : 1.0, d, NULL, NULL, e);
+	/* a scaled copy is no longer in the reference's millimetres */
+	if (p == P_RIGID || p == P_COMBO)
+		out->units = UNITS_UNKNOWN;
+	return rc;
+}
+
+/* Rank of every reference for query q (ascending distance). */
+struct hit {
+	float d;
+	uint32_t i;
+};
+
+static int cmp_hit(const void *a, const void *b)
+{
+	const struct hit *x = a, *y = b;
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+static void rank_all(const float *q, const struct refs *R, size_t off, size_t len,
+		     struct hit *h)
+{
+	for (size_t i = 0; i < R->n; i++) {
+		const float *v = R->r[i].v + off;
+		double s = 0;
+		for (size_t k = 0; k < len; k++) {
+			double t = (double)q[off + k] - v[k];
+			s += t * t;
+		}
+		h[i].d = (float)s;
+		h[i].i = (uint32_t)i;
+	}
+	qsort(h, R->n, sizeof(*h), cmp_hit);
+}
+
+/*
+ * Rank by the weighted block distance, leaving out the blocks the query
+ * lacks (describe_query_weights): a query without units or colour is
+ * compared on what it has, as the query command does.
+ */
+static void rank_query(const float *q, const struct desc_info *qi, const struct refs *R,
+		       struct hit *h)
+{
+	float w[DESC_N_BLOCKS];
+	describe_query_weights(qi, NULL, w);
+	for (size_t i = 0; i < R->n; i++) {
+		h[i].d = describe_distance(q, R->r[i].v, w);
+		h[i].i = (uint32_t)i;
+	}
+	qsort(h, R->n, sizeof(*h), cmp_hit);
+}
+
+struct score {
+	double top1, top5, map, n;
+	double nn, ft, st, dcg; /* class metrics */
+};
+
+/* Scores of one ranking; rel(i) says whether reference i is relevant. */
+static void score_ranking(const struct hit *h, size_t n, const bool *rel, size_t n_rel,
+			  struct score *s, bool class_metrics)
+{
+	size_t found = 0, first = n;
+	double ap = 0, dcg = 0, idcg = 0;
+	size_t ft = 0, st = 0;
+	for (size_t k = 0; k < n; k++) {
+		if (!rel[h[k].i])
+			continue;
+		if (first == n)
+			first = k;
+		found++;
+		ap += (double)found / (double)(k + 1);
+		dcg += k == 0 ? 1.0 : 1.0 / log2((double)k + 1);
+		if (k < n_rel)
+			ft++;
+		if (k < 2 * n_rel)
+			st++;
+	}
+	for (size_t k = 0; k < n_rel; k++)
+		idcg += k == 0 ? 1.0 : 1.0 / log2((double)k + 1);
+	s->n += 1;
+	s->top1 += first == 0;
+	s->top5 += first < 5;
+	s->map += n_rel ? ap / (double)n_rel : 0;
+	if (class_metrics && n_rel) {
+		s->nn += first == 0;
+		s->ft += (double)ft / (double)n_rel;
+		s->st += (double)st / (double)n_rel;
+		s->dcg += idcg > 0 ? dcg / idcg : 0;
+	}
+}
+
+static void print_row(bool json, const char *task, const char *what, const struct score *a,
+		      const struct score *b, bool cls, double ms)
+{
+	double n = a->n > 0 ? a->n : 1;
+	if (json) {
+		json_t *o = json_pack("{s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:f}",
+				      "task", task, "case", what, "queries", (int)a->n,
+				      "top1", a->top1 / n, "top5", a->top5 / n, "map", a->map / n,
+				      "d2_top1", b->top1 / n, "d2_top5", b->top5 / n,
+				      "d2_map", b->map / n);
+		if (cls) {
+			json_object_set_new(o, "nn", json_real(a->nn / n));
+			json_object_set_new(o, "first_tier", json_real(a->ft / n));
+			json_object_set_new(o, "second_tier", json_real(a->st / n));
+			json_object_set_new(o, "dcg", json_real(a->dcg / n));
+			json_object_set_new(o, "d2_nn", json_real(b->nn / n));
+			json_object_set_new(o, "d2_first_tier", json_real(b->ft / n));
+			json_object_set_new(o, "d2_second_tier", json_real(b->st / n));
+			json_object_set_new(o, "d2_dcg", json_real(b->dcg / n));
+		}
+		if (ms > 0)
+			json_object_set_new(o, "ms_per_query", json_real(ms));
+		out_json_line(o);
+		return;
+	}
+	if (cls)
+		printf("%-14s %5d  NN %.3f FT %.3f ST %.3f DCG %.3f mAP %.3f | D2: NN %.3f FT %.3f ST %.3f DCG %.3f mAP %.3f\n",
+		       what, (int)a->n, a->nn / n, a->ft / n, a->st / n, a->dcg / n, a->map / n,
+		       b->nn / n, b->ft / n, b->st / n, b->dcg / n, b->map / n);
+	else
+		printf("%-14s %5d  top1 %.3f top5 %.3f mAP %.3f | D2: top1 %.3f top5 %.3f mAP %.3f  (%.0f ms/query, 1 thread)\n",
+		       what, (int)a->n, a->top1 / n, a->top5 / n, a->map / n,
+		       b->top1 / n, b->top5 / n, b->map / n, ms);
+}
+
+/* Class retrieval: every reference queries the others. */
+static void class_eval(const struct refs *R, int n_cls, char **cls_names, bool json,
+		       const char *task)
+{
+	struct hit *h = alloc_array(R->n, sizeof(*h));
+	bool *rel = alloc_array_zero(R->n, sizeof(bool));
+	struct score all = { 0 }, alld2 = { 0 };
+	struct score *per = alloc_array_zero((size_t)n_cls + 1, sizeof(*per));
+	struct score *perd2 = alloc_array_zero((size_t)n_cls + 1, sizeof(*perd2));
+	const struct desc_block *bl = describe_blocks();
+	for (size_t q = 0; h && rel && per && perd2 && q < R->n; q++) {
+		int c = R->r[q].cls;
+		if (c < 0)
+			continue;
+		size_t n_rel = 0;
+		for (size_t i = 0; i < R->n; i++) {
+			rel[i] = i != q && R->r[i].cls == c;
+			n_rel += rel[i];
+		}
+		if (!n_rel)
+			continue;
+		/* the query itself is left out: it sorts first, so drop rank 0 */
+		for (int pass = 0; pass < 2; pass++) {
+			if (pass == 0)
+				rank_all(R->r[q].v, R, 0, dim, h);
+			else
+				rank_all(R->r[q].v, R, bl[DESC_SHAPE].offset, 32, h);
+			size_t k = 0;
+			for (size_t i = 0; i < R->n; i++)
+				if (h[i].i != q)
+					h[k++] = h[i];
+			score_ranking(h, R->n - 1, rel, n_rel, pass ? &alld2 : &all, true);
+			score_ranking(h, R->n - 1, rel, n_rel, pass ? &perd2[c] : &per[c], true);
+		}
+	}
+	char label[64];
+	for (int c = 0; c < n_cls && per && perd2; c++) {
+		if (!per[c].n)
+			continue;
+		snprintf(label, sizeof(label), "  %s", cls_names ? cls_names[c] : "?");
+		print_row(json, task, label + (json ? 2 : 0), &per[c], &perd2[c], true, 0);
+	}
+	print_row(json, task, "all classes", &all, &alld2, true, 0);
+	xfree(h);
+	xfree(rel);
+	xfree(per);
+	xfree(perd2);
+}
+
+static bool parse_perturb(const char *s, bool *on)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (int p = 0; p < N_PERT; p++)
+		on[p] = false;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int hit = -1;
+		for (int p = 0; p < N_PERT; p++)
+			if (!strcmp(t, pert_names[p]))
+				hit = p;
+		if (hit < 0)
+			return false;
+		on[hit] = true;
+	}
+	return true;
+}
+
+static long parse_long(const char *s, long lo, long hi, bool *ok)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		*ok = false;
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	bool gen = false, colour = false, verbose = false, json = false, ok = true;
+	bool on[N_PERT];
+	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
+	long queries = 1;
+	const char *cla = NULL, *same = NULL, *dump = NULL;
+	int c;
+	for (int p = 0; p < N_PERT; p++)
+		on[p] = true;
+	n_threads = omp_get_max_threads();
+	while ((c = getopt_long(argc, argv, "h", eval_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_GEN: gen = true; break;
+		case OPT_FORMS: n_forms = parse_long(optarg, 1, GEN_N_FORMS, &ok); break;
+		case OPT_MATS: n_mats = parse_long(optarg, 1, GEN_N_MATERIALS, &ok); break;
+		case OPT_TRIS: tris = parse_long(optarg, 100, 50000000, &ok); break;
+		case OPT_COLOUR: colour = true; break;
+		case OPT_MINF: min_faces = parse_long(optarg, 0, LONG_MAX, &ok); break;
+		case OPT_QUERIES: queries = parse_long(optarg, 1, 1000, &ok); break;
+		case OPT_PERTURB: ok = ok && parse_perturb(optarg, on); break;
+		case OPT_CLA: cla = optarg; break;
+		case OPT_SAME: same = optarg; break;
+		case OPT_SEED: seed = (uint64_t)parse_long(optarg, 0, LONG_MAX, &ok); break;
+		case OPT_THREADS: n_threads = (int)parse_long(optarg, 1, 1024, &ok); break;
+		case OPT_VERBOSE: verbose = true; break;
+		case OPT_JSON: json = true; break;
+		case OPT_DUMP: dump = optarg; break;
+		case 'h': fputs(eval_usage, stdout); return out_finish(EXIT_OK);
+		default: fputs(eval_usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (!ok || (!gen && optind >= argc)) {
+		fputs(eval_usage, stderr);
+		return EXIT_USAGE;
+	}
+	dim = describe_dim();
+	struct refs R = { 0 };
+	char **files = NULL;
+	size_t nf = 0, fcap = 0;
+	if (gen) {
+		if (load_gen(&R, (int)n_forms, (int)n_mats, (size_t)tris, colour) < 0)
+			return EXIT_SOFTWARE;
+	} else {
+		for (int i = optind; i < argc; i++)
+			collect(argv[i], &files, &nf, &fcap);
+		load_files(&R, files, nf, (size_t)min_faces);
+	}
+	if (!R.n) {
+		out_error("no references could be read");
+		return EXIT_NOINPUT;
+	}
+	char **cls_names = NULL;
+	int n_cls = 0;
+	if (cla && (n_cls = read_cla(cla, &R, false, &cls_names)) < 0)
+		return EXIT_NOINPUT;
+	if (same && read_cla(same, &R, true, NULL) < 0)
+		return EXIT_NOINPUT;
+	if (gen) {
+		n_cls = (int)n_mats;
+		cls_names = alloc_array((size_t)n_cls, sizeof(char *));
+		for (int m = 0; m < n_cls; m++)
+			cls_names[m] = xstrdup(gen_material_name((enum gen_material)m));
+	}
+
+	/* describe the references: one scan per thread */
+	int fail = 0;
+	double t0 = now();
+	for (size_t i = 0; i < R.n; i++)
+		R.r[i].v = alloc_array(dim, sizeof(float));
+	#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+	for (size_t i = 0; i < R.n; i++) {
+		struct desc_info info;
+		if (describe_one(&R.r[i].s, R.r[i].tex, R.r[i].n_tex, R.r[i].v, &info, 1) < 0) {
+			#pragma omp atomic
+			fail++;
+		}
+	}
+	double t_ref = now() - t0;
+	if (fail)
+		return EXIT_SOFTWARE;
+	const struct desc_block *bl = describe_blocks();
+	if (dump) {
+		FILE *fp = fopen(dump, "w");
+		if (!fp) {
+			out_error("cannot create '%s': %s", dump, strerror(errno));
+			return EXIT_CANTCREAT;
+		}
+		for (size_t i = 0; i < R.n; i++) {
+			fprintf(fp, "ref %s %d %d", R.r[i].name, R.r[i].cls, R.r[i].group);
+			for (size_t k = 0; k < dim; k++)
+				fprintf(fp, " %.7g", (double)R.r[i].v[k]);
+			fputc('\n', fp);
+		}
+		if (fclose(fp) != 0) {
+			out_error("cannot write '%s'", dump);
+			return EXIT_IOERR;
+		}
+	}
+	float *qv = dump ? alloc_array(R.n * (size_t)queries, dim * sizeof(float)) : NULL;
+	if (!json)
+		printf("%zu references, %s, dimension %zu, described in %.1f s\n", R.n,
+		       DESC_SCHEMA, dim, t_ref);
+
+	const char *task = gen ? "generated" : "references";
+	if (!json)
+		printf("\nperturbation   queries  descriptor                     | D2 baseline\n");
+	for (int p = 0; p < N_PERT; p++) {
+		if (!on[p])
+			continue;
+		size_t nq = R.n * (size_t)queries;
+		struct score *sa = alloc_array_zero(nq, sizeof(*sa));
+		struct score *sb = alloc_array_zero(nq, sizeof(*sb));
+		int *top = alloc_array(nq, sizeof(int));
+		double tq = 0;
+		if (!sa || !sb || !top)
+			return EXIT_SOFTWARE;
+		#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) reduction(+:tq)
+		for (size_t qi = 0; qi < nq; qi++) {
+			size_t i = qi / (size_t)queries;
+			struct scan s;
+			struct err e;
+			struct desc_info info;
+			float *v = alloc_array(dim, sizeof(float));
+			struct hit *h = alloc_array(R.n, sizeof(*h));
+			bool *rel = alloc_array_zero(R.n, sizeof(bool));
+			err_init(&e);
+			uint64_t qs = mix64(seed ^ mix64(((uint64_t)p << 40) ^ qi));
+			top[qi] = -1;
+			if (!v || !h || !rel || perturb(&R.r[i], (enum pert)p, qs, &s, &e) < 0) {
+				xfree(v);
+				xfree(h);
+				xfree(rel);
+				continue;
+			}
+			double t1 = now();
+			/* decimation drops UVs: textures then no longer apply */
+			bool tex = s.corner_uvs || s.uvs;
+			int rc = describe_one(&s, tex ? R.r[i].tex : NULL, R.r[i].n_tex, v, &info, 1);
+			tq += now() - t1;
+			if (qv)
+				memcpy(qv + qi * dim, v, dim * sizeof(float));
+			if (!rc) {
+				size_t n_rel = 0;
+				for (size_t j = 0; j < R.n; j++) {
+					rel[j] = R.r[j].group == R.r[i].group;
+					n_rel += rel[j];
+				}
+				rank_query(v, &info, &R, h);
+				top[qi] = (int)h[0].i;
+				score_ranking(h, R.n, rel, n_rel, &sa[qi], false);
+				rank_all(v, &R, bl[DESC_SHAPE].offset, 32, h);
+				score_ranking(h, R.n, rel, n_rel, &sb[qi], false);
+			}
+			scan_release(&s);
+			xfree(v);
+			xfree(h);
+			xfree(rel);
+		}
+		struct score a = { 0 }, b = { 0 };
+		for (size_t qi = 0; qi < nq; qi++) {
+			a.top1 += sa[qi].top1;
+			a.top5 += sa[qi].top5;
+			a.map += sa[qi].map;
+			a.n += sa[qi].n;
+			b.top1 += sb[qi].top1;
+			b.top5 += sb[qi].top5;
+			b.map += sb[qi].map;
+			b.n += sb[qi].n;
+			size_t i = qi / (size_t)queries;
+			if (verbose && !json && top[qi] >= 0 && !sa[qi].top1)
+				printf("    %s: %s -> %s\n", pert_names[p], R.r[i].name,
+				       R.r[top[qi]].name);
+		}
+		if (a.n < (double)nq)
+			fprintf(stderr, "eval_retrieval: %s: %.0f of %zu queries failed\n",
+				pert_names[p], (double)nq - a.n, nq);
+		print_row(json, task, pert_names[p], &a, &b, false,
+			  a.n > 0 ? tq / a.n * 1e3 : 0);
+		FILE *fp = qv ? fopen(dump, "a") : NULL;
+		for (size_t qi = 0; fp && qi < nq; qi++) {
+			if (top[qi] < 0)
+				continue;
+			fprintf(fp, "query %s %zu", pert_names[p], qi / (size_t)queries);
+			for (size_t k = 0; k < dim; k++)
+				fprintf(fp, " %.7g", (double)qv[qi * dim + k]);
+			fputc('\n', fp);
+		}
+		if (fp && fclose(fp) != 0)
+			out_error("cannot write '%s'", dump);
+		fflush(stdout);
+		xfree(sa);
+		xfree(sb);
+		xfree(top);
+	}
+	if (n_cls > 0) {
+		if (!json)
+			printf("\nclass retrieval (%s)\n", gen ? "material across forms" : cla);
+		class_eval(&R, n_cls, cls_names, json, gen ? "material" : "classes");
+	}
+	xfree(qv);
+	for (int i = 0; i < n_cls && cls_names; i++)
+		xfree(cls_names[i]);
+	xfree(cls_names);
+	for (size_t i = 0; i < R.n; i++) {
+		xfree(R.r[i].name);
+		xfree(R.r[i].v);
+		describe_textures_free(&R.r[i].tex, R.r[i].n_tex);
+		scan_release(&R.r[i].s);
+	}
+	xfree(R.r);
+	for (size_t i = 0; i < nf; i++)
+		xfree(files[i]);
+	xfree(files);
+	return out_finish(EXIT_OK);
+}

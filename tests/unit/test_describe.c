@@ -1,0 +1,578 @@
+/*
+ * test_describe.c - the descriptors: layout, invariance, determinism
+ * across thread counts, absent colour, relief statistics on analytic
+ * surfaces, degenerate inputs and allocation failures.
+ *
+ * Surfaces come from the seeded generator (tests/lib/gen.h) and from
+ * analytic height fields built here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "formats/image.h"
+#include "formats/scan.h"
+#include "indexer/describe.h"
+#include "tests/lib/gen.h"
+
+static float *vec(void)
+{
+	float *v = alloc_array(describe_dim(), sizeof(float));
+	assert_non_null(v);
+	return v;
+}
+
+static void assert_finite(const float *v)
+{
+	for (size_t i = 0; i < describe_dim(); i++)
+		assert_true(isfinite(v[i]));
+}
+
+/* |got - want| <= tol, saying which when not */
+#define assert_near(got, want, tol) \
+	do { \
+		double g_ = (got), w_ = (want), t_ = (tol); \
+		if (!(fabs(g_ - w_) <= t_)) \
+			fail_msg("%s = %g, want %g +- %g", #got, g_, w_, t_); \
+	} while (0)
+
+static double l2(const float *a, const float *b)
+{
+	double s = 0;
+	for (size_t i = 0; i < describe_dim(); i++) {
+		double d = (double)a[i] - b[i];
+		s += d * d;
+	}
+	return s;
+}
+
+/* Weighted distance over the blocks that need no units or colour. */
+static double rel_dist(const float *a, const float *b)
+{
+	float w[DESC_N_BLOCKS] = { 0 };
+	describe_default_weights(w);
+	w[DESC_RELIEF_MM] = 0;
+	w[DESC_COLOUR] = 0;
+	w[DESC_SIZE] = 0;
+	return describe_distance(a, b, w);
+}
+
+static double block_norm2(const float *v, enum desc_block_id id)
+{
+	const struct desc_block *b = &describe_blocks()[id];
+	double s = 0;
+	for (size_t i = b->offset; i < b->offset + b->length; i++)
+		s += (double)v[i] * v[i];
+	return s;
+}
+
+static void gen(enum gen_form f, enum gen_material m, size_t tris, uint64_t seed,
+		enum gen_color colour, struct scan *s, struct image *tex)
+{
+	struct gen_params p;
+	struct err e;
+	err_init(&e);
+	gen_params_init(&p);
+	p.form = f;
+	p.material = m;
+	p.triangles = tris;
+	p.seed = seed;
+	p.color = colour;
+	assert_int_equal(gen_scan(&p, s, tex, &e), 0);
+}
+
+static void describe_ok(const struct scan *s, const struct describe_opts *o, float *v,
+			struct desc_info *info)
+{
+	struct err e;
+	err_init(&e);
+	int rc = describe_scan(s, o, v, info, &e);
+	if (rc)
+		fail_msg("describe_scan: %s", e.msg);
+	assert_finite(v);
+}
+
+/* A height field z = f(x, y) over [0, w] x [0, w] mm, n x n vertices. */
+static void height_field(struct scan *s, size_t n, double w,
+			 double (*f)(double x, double y, const double *prm),
+			 const double *prm)
+{
+	struct err e;
+	err_init(&e);
+	scan_init(s);
+	size_t nf = 2 * (n - 1) * (n - 1);
+	assert_int_equal(scan_alloc(s, n * n, nf, 0, &e), 0);
+	s->n_vertices = n * n;
+	s->n_faces = nf;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {
+			double x = w * (double)i / (double)(n - 1), y = w * (double)j / (double)(n - 1);
+			float *p = s->positions + 3 * (i * n + j);
+			p[0] = (float)x;
+			p[1] = (float)y;
+			p[2] = (float)f(x, y, prm);
+		}
+	size_t k = 0;
+	for (size_t i = 0; i + 1 < n; i++)
+		for (size_t j = 0; j + 1 < n; j++) {
+			uint32_t a = (uint32_t)(i * n + j), b = (uint32_t)((i + 1) * n + j);
+			uint32_t c = b + 1, d = a + 1;
+			uint32_t *ix = s->indices + 3 * k;
+			ix[0] = a;
+			ix[1] = b;
+			ix[2] = c;
+			ix[3] = a;
+			ix[4] = c;
+			ix[5] = d;
+			k += 2;
+		}
+	s->n_polygons = nf;
+	s->units = UNITS_MM;
+	assert_int_equal(scan_finalize(s, &e), 0);
+}
+
+static double hf_flat(double x, double y, const double *prm)
+{
+	(void)x;
+	(void)y;
+	(void)prm;
+	return 0;
+}
+
+static double hf_sine(double x, double y, const double *prm)
+{
+	(void)y;
+	return prm[0] * sin(2 * M_PI * x / prm[1]);
+}
+
+static double hf_eggcrate(double x, double y, const double *prm)
+{
+	return prm[0] * sin(2 * M_PI * x / prm[1]) * sin(2 * M_PI * y / prm[1]);
+}
+
+static void test_describe_layout_is_contiguous(void **state)
+{
+	(void)state;
+	const struct desc_block *b = describe_blocks();
+	size_t off = 0;
+	assert_string_equal(DESC_SCHEMA, "refscan-desc-1");
+	for (int i = 0; i < DESC_N_BLOCKS; i++) {
+		assert_int_equal(b[i].offset, off);
+		assert_true(b[i].length > 0);
+		assert_true(b[i].weight >= 0);
+		assert_int_equal(describe_block_find(b[i].name), i);
+		off += b[i].length;
+	}
+	assert_int_equal(off, describe_dim());
+	assert_int_equal(describe_block_find("nonsense"), -1);
+}
+
+static void test_describe_is_invariant_to_rigid_motion_and_scale(void **state)
+{
+	(void)state;
+	struct scan s, moved, other;
+	struct err e;
+	float *v = vec(), *vm = vec(), *vo = vec();
+	struct desc_info info;
+	err_init(&e);
+	gen(GEN_FORM_BLOB, GEN_MAT_STONE, 20000, 7, GEN_COLOR_NONE, &s, NULL);
+	describe_ok(&s, NULL, v, &info);
+	assert_true(info.flags & DESC_HAS_UNITS);
+	assert_false(info.flags & DESC_HAS_COLOUR);
+
+	/* rotated and moved, same millimetres: the whole vector agrees */
+	assert_int_equal(gen_crop(&s, 1.0, 1, &moved, &e), 0);
+	assert_int_equal(gen_rigid(&moved, 11, 1.0, 500.0, NULL, NULL, &e), 0);
+	describe_ok(&moved, NULL, vm, &info);
+	double d_rigid = l2(v, vm);
+	scan_release(&moved);
+
+	/* scaled 2.3x, units unknown: the relative blocks agree */
+	assert_int_equal(gen_crop(&s, 1.0, 1, &moved, &e), 0);
+	assert_int_equal(gen_rigid(&moved, 12, 2.3, 50.0, NULL, NULL, &e), 0);
+	moved.units = UNITS_UNKNOWN;
+	describe_ok(&moved, NULL, vm, &info);
+	assert_false(info.flags & DESC_HAS_UNITS);
+	assert_true(block_norm2(vm, DESC_RELIEF_MM) == 0);
+	double d_scaled = rel_dist(v, vm);
+	scan_release(&moved);
+
+	/* against other shapes and other surfaces */
+	const enum gen_form forms[] = { GEN_FORM_TORUS, GEN_FORM_BOX, GEN_FORM_LIMB, GEN_FORM_TRUNK };
+	const enum gen_material mats[] = { GEN_MAT_STONE, GEN_MAT_STONE, GEN_MAT_STONE, GEN_MAT_STONE };
+	double nearest = INFINITY, nearest_all = INFINITY;
+	for (size_t i = 0; i < 4; i++) {
+		gen(forms[i], mats[i], 20000, 7, GEN_COLOR_NONE, &other, NULL);
+		describe_ok(&other, NULL, vo, &info);
+		print_message("other %zu: %.5f %.5f\n", i, rel_dist(v, vo), l2(v, vo));
+		nearest = fmin(nearest, rel_dist(v, vo));
+		nearest_all = fmin(nearest_all, l2(v, vo));
+		scan_release(&other);
+	}
+	print_message("rigid %.5f scaled %.5f nearest other %.5f (all blocks %.5f)\n",
+		      d_rigid, d_scaled, nearest, nearest_all);
+	assert_true(d_rigid < 0.05 * nearest_all);
+	assert_true(d_scaled < 0.05 * nearest);
+	scan_release(&s);
+	xfree(v);
+	xfree(vm);
+	xfree(vo);
+}
+
+static void test_describe_is_byte_identical_across_threads(void **state)
+{
+	(void)state;
+	struct scan s, cloud;
+	struct err e;
+	struct describe_opts o;
+	struct desc_info info;
+	float *a = vec(), *b = vec();
+	err_init(&e);
+	describe_opts_init(&o);
+	gen(GEN_FORM_TORUS, GEN_MAT_KNIT, 30000, 3, GEN_COLOR_VERTEX, &s, NULL);
+	o.threads = 1;
+	describe_ok(&s, &o, a, &info);
+	assert_true(info.flags & DESC_HAS_COLOUR);
+	o.threads = 3;
+	describe_ok(&s, &o, b, &info);
+	assert_memory_equal(a, b, describe_dim() * sizeof(float));
+
+	/* a cloud without normals takes the orientation path too */
+	assert_int_equal(gen_sample_points(&s, 40000, 5, &cloud, &e), 0);
+	xfree(cloud.normals);
+	cloud.normals = NULL;
+	o.threads = 1;
+	describe_ok(&cloud, &o, a, &info);
+	assert_true(info.flags & DESC_POINT_CLOUD);
+	assert_true(info.flags & DESC_NORMALS_GUESSED);
+	o.threads = 2;
+	describe_ok(&cloud, &o, b, &info);
+	assert_memory_equal(a, b, describe_dim() * sizeof(float));
+	/* and the seed is the only source of randomness */
+	o.seed = 2;
+	describe_ok(&cloud, &o, b, &info);
+	assert_memory_not_equal(a, b, describe_dim() * sizeof(float));
+	scan_release(&cloud);
+	scan_release(&s);
+	xfree(a);
+	xfree(b);
+}
+
+static void test_describe_marks_absent_colour(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct image tex;
+	struct describe_opts o;
+	struct desc_info info;
+	float *v = vec();
+	const float w = describe_blocks()[DESC_COLOUR].weight;
+
+	gen(GEN_FORM_TILE, GEN_MAT_WOOD, 8000, 1, GEN_COLOR_NONE, &s, NULL);
+	describe_ok(&s, NULL, v, &info);
+	assert_false(info.flags & DESC_HAS_COLOUR);
+	assert_true(block_norm2(v, DESC_COLOUR) == 0);
+	scan_release(&s);
+
+	gen(GEN_FORM_TILE, GEN_MAT_WOOD, 8000, 1, GEN_COLOR_VERTEX, &s, NULL);
+	describe_ok(&s, NULL, v, &info);
+	assert_true(info.flags & DESC_HAS_COLOUR);
+	assert_true(info.colour_fraction > 0.99);
+	assert_near(block_norm2(v, DESC_COLOUR), w, 1e-3);
+	/* one flat colour says nothing about the surface: marked, not used */
+	for (size_t i = 0; i < s.n_vertices; i++)
+		memcpy(s.colors + 4 * i, (const uint8_t[4]){ 200, 180, 150, 255 }, 4);
+	describe_ok(&s, NULL, v, &info);
+	assert_false(info.flags & DESC_HAS_COLOUR);
+	assert_true(info.flags & DESC_COLOUR_UNIFORM);
+	assert_true(block_norm2(v, DESC_COLOUR) == 0);
+	scan_release(&s);
+
+	/* a texture counts only when its pixels are given */
+	image_init(&tex);
+	gen(GEN_FORM_TILE, GEN_MAT_WOOD, 8000, 1, GEN_COLOR_TEXTURE, &s, &tex);
+	assert_non_null(tex.rgba);
+	describe_ok(&s, NULL, v, &info);
+	assert_false(info.flags & DESC_HAS_COLOUR);
+	assert_true(info.flags & DESC_TEXTURE_MISSING);
+	assert_true(block_norm2(v, DESC_COLOUR) == 0);
+	describe_opts_init(&o);
+	o.textures = &tex;
+	o.n_textures = 1;
+	describe_ok(&s, &o, v, &info);
+	assert_true(info.flags & DESC_HAS_COLOUR);
+	assert_near(block_norm2(v, DESC_COLOUR), w, 1e-3);
+	image_release(&tex);
+	scan_release(&s);
+	xfree(v);
+}
+
+static void test_relief_of_sine_has_amplitude_over_sqrt2(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct desc_band b;
+	struct err e;
+	const double prm[2] = { 0.1, 4.0 }; /* amplitude, wavelength (mm) */
+	err_init(&e);
+	height_field(&s, 401, 60.0, hf_sine, prm);
+	/* the band 0.3-16 mm holds the 4 mm sine (S is raised to 3 spacings) */
+	assert_int_equal(describe_relief(&s, NULL, 0.3, 16.0, &b, &e), 0);
+	print_message("sine: Sa %.4f Sq %.4f Ssk %.3f Sku %.3f Sdr %.5f a2 %.3f a4 %.3f\n",
+		      b.sa, b.sq, b.ssk, b.sku, b.sdr, b.aniso2, b.aniso4);
+	assert_true(b.resolved);
+	assert_near(b.sq, 0.1 / sqrt(2.0), 0.1 * 0.1 / sqrt(2.0));
+	assert_near(b.sa, 2 * 0.1 / M_PI, 0.1 * 2 * 0.1 / M_PI);
+	assert_true(fabs(b.ssk) < 0.2);
+	assert_near(b.sku, 1.5, 0.3);
+	/* Sdr of a sine: mean sqrt(1 + (A k cos)^2) - 1, about (A k)^2 / 4 */
+	double ak = 0.1 * 2 * M_PI / 4.0;
+	assert_near(b.sdr, ak * ak / 4, 0.3 * ak * ak / 4);
+	double sine_a2 = b.aniso2;
+	scan_release(&s);
+
+	/* the egg crate has the same wavelength in two directions */
+	height_field(&s, 401, 60.0, hf_eggcrate, prm);
+	assert_int_equal(describe_relief(&s, NULL, 0.3, 16.0, &b, &e), 0);
+	print_message("egg crate: Sq %.4f a2 %.3f a4 %.3f\n", b.sq, b.aniso2, b.aniso4);
+	assert_near(b.sq, 0.1 / 2, 0.1 * 0.1 / 2);
+	assert_true(sine_a2 > b.aniso2 + 0.2);
+	scan_release(&s);
+}
+
+static void test_relief_of_flat_plane_is_zero(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct desc_band b;
+	struct desc_info info;
+	struct err e;
+	float *v = vec();
+	err_init(&e);
+	height_field(&s, 101, 50.0, hf_flat, NULL);
+	assert_int_equal(describe_relief(&s, NULL, 1.0, 8.0, &b, &e), 0);
+	assert_true(b.sa < 1e-5);
+	assert_true(b.sq < 1e-5);
+	describe_ok(&s, NULL, v, &info);
+	for (int k = 0; k < 3; k++)
+		assert_true(!info.relief_mm[k].resolved || info.relief_mm[k].sq < 1e-5);
+	scan_release(&s);
+	xfree(v);
+}
+
+static void test_describe_rejects_degenerate_inputs(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct err e;
+	float *v = vec();
+	for (size_t n = 0; n <= 2; n++) {
+		scan_init(&s);
+		err_init(&e);
+		if (n) {
+			assert_int_equal(scan_alloc(&s, n, 0, 0, &e), 0);
+			s.n_vertices = n;
+			for (size_t i = 0; i < 3 * n; i++)
+				s.positions[i] = (float)i;
+		}
+		assert_int_equal(describe_scan(&s, NULL, v, NULL, &e), ERR_FORMAT);
+		assert_non_null(strstr(e.msg, "too few points"));
+		scan_release(&s);
+	}
+	/* 100 copies of one point */
+	scan_init(&s);
+	assert_int_equal(scan_alloc(&s, 100, 0, 0, &e), 0);
+	s.n_vertices = 100;
+	for (size_t i = 0; i < 100; i++) {
+		s.positions[3 * i] = 1.5f;
+		s.positions[3 * i + 1] = -2.0f;
+		s.positions[3 * i + 2] = 1e3f;
+	}
+	err_init(&e);
+	assert_int_equal(describe_scan(&s, NULL, v, NULL, &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "no extent"));
+	for (size_t i = 0; i < describe_dim(); i++)
+		assert_true(v[i] == 0);
+	/* all NaN */
+	for (size_t i = 0; i < 300; i++)
+		s.positions[i] = NAN;
+	err_init(&e);
+	assert_int_equal(describe_scan(&s, NULL, v, NULL, &e), ERR_FORMAT);
+	/* points on a line, and on a plane: defined vectors */
+	for (size_t i = 0; i < 100; i++) {
+		s.positions[3 * i] = (float)i;
+		s.positions[3 * i + 1] = 2.0f * (float)i;
+		s.positions[3 * i + 2] = 0;
+	}
+	describe_ok(&s, NULL, v, NULL);
+	for (size_t i = 0; i < 100; i++)
+		s.positions[3 * i + 1] = (float)((i * 37) % 11);
+	describe_ok(&s, NULL, v, NULL);
+	scan_release(&s);
+
+	/* one triangle */
+	scan_init(&s);
+	assert_int_equal(scan_alloc(&s, 3, 1, 0, &e), 0);
+	s.n_vertices = 3;
+	s.n_faces = 1;
+	const float tri[9] = { 0, 0, 0, 1, 0, 0, 0, 1, 0 };
+	memcpy(s.positions, tri, sizeof(tri));
+	s.indices[0] = 0;
+	s.indices[1] = 1;
+	s.indices[2] = 2;
+	describe_ok(&s, NULL, v, NULL);
+	/* coordinates whose squares overflow */
+	for (int i = 0; i < 9; i++)
+		s.positions[i] = tri[i] * 3e38f;
+	err_init(&e);
+	int rc = describe_scan(&s, NULL, v, NULL, &e);
+	assert_true(rc == 0 || rc == ERR_FORMAT);
+	if (rc == 0)
+		assert_finite(v);
+	scan_release(&s);
+	xfree(v);
+}
+
+static void test_describe_skips_nonfinite_vertices(void **state)
+{
+	(void)state;
+	struct scan s, t;
+	struct err e;
+	struct desc_info ia, ib;
+	float *a = vec(), *b = vec();
+	err_init(&e);
+	gen(GEN_FORM_LIMB, GEN_MAT_LEATHER, 6000, 2, GEN_COLOR_NONE, &s, NULL);
+	describe_ok(&s, NULL, a, &ia);
+	/* the same scan with a NaN vertex and a face that uses it */
+	scan_init(&t);
+	assert_int_equal(scan_alloc(&t, s.n_vertices + 1, s.n_faces + 1, 0, &e), 0);
+	t.n_vertices = s.n_vertices + 1;
+	t.n_faces = s.n_faces + 1;
+	memcpy(t.positions, s.positions, 3 * s.n_vertices * sizeof(float));
+	memcpy(t.indices, s.indices, 3 * s.n_faces * sizeof(uint32_t));
+	t.positions[3 * s.n_vertices] = NAN;
+	t.positions[3 * s.n_vertices + 1] = 1;
+	t.positions[3 * s.n_vertices + 2] = 1;
+	t.indices[3 * s.n_faces] = 0;
+	t.indices[3 * s.n_faces + 1] = 1;
+	t.indices[3 * s.n_faces + 2] = (uint32_t)s.n_vertices;
+	t.units = s.units;
+	scan_finalize(&t, &e);
+	describe_ok(&t, NULL, b, &ib);
+	assert_int_equal(ib.n_skipped, 2);
+	assert_int_equal(ib.n_faces, ia.n_faces);
+	assert_memory_equal(a, b, describe_dim() * sizeof(float));
+	scan_release(&t);
+	scan_release(&s);
+	xfree(a);
+	xfree(b);
+}
+
+static void test_point_cloud_describes_like_its_mesh(void **state)
+{
+	(void)state;
+	struct scan s, cloud, other;
+	struct err e;
+	struct desc_info info;
+	float *a = vec(), *b = vec(), *c = vec();
+	err_init(&e);
+	gen(GEN_FORM_TORUS, GEN_MAT_HAMMERED, 40000, 4, GEN_COLOR_NONE, &s, NULL);
+	describe_ok(&s, NULL, a, &info);
+	assert_int_equal(gen_sample_points(&s, 60000, 9, &cloud, &e), 0);
+	describe_ok(&cloud, NULL, b, &info);
+	assert_true(info.flags & DESC_POINT_CLOUD);
+	/* the area of a cloud is estimated from its density */
+	struct desc_info im;
+	describe_ok(&s, NULL, c, &im);
+	assert_near(info.area, im.area, 0.15 * im.area);
+	gen(GEN_FORM_BLOB, GEN_MAT_HAMMERED, 40000, 4, GEN_COLOR_NONE, &other, NULL);
+	describe_ok(&other, NULL, c, &info);
+	print_message("cloud %.4f other form %.4f\n", l2(a, b), l2(a, c));
+	assert_true(l2(a, b) < 0.25 * l2(a, c));
+	scan_release(&other);
+	scan_release(&cloud);
+	scan_release(&s);
+	xfree(a);
+	xfree(b);
+	xfree(c);
+}
+
+static void test_distance_helpers_match_plain_l2(void **state)
+{
+	(void)state;
+	struct scan s, t;
+	float *a = vec(), *b = vec();
+	gen(GEN_FORM_BOX, GEN_MAT_FABRIC, 6000, 1, GEN_COLOR_NONE, &s, NULL);
+	gen(GEN_FORM_BOX, GEN_MAT_BARK, 6000, 1, GEN_COLOR_NONE, &t, NULL);
+	describe_ok(&s, NULL, a, NULL);
+	describe_ok(&t, NULL, b, NULL);
+	double d = l2(a, b);
+	assert_near(describe_distance(a, b, NULL), d, 1e-4 * d);
+	double sum = 0;
+	float w[DESC_N_BLOCKS];
+	describe_default_weights(w);
+	for (int k = 0; k < DESC_N_BLOCKS; k++)
+		sum += w[k] * describe_block_distance(a, b, (enum desc_block_id)k);
+	assert_near(sum, d, 1e-4 * d);
+	/* reweighting both vectors makes plain L2 use the new weights */
+	for (int k = 0; k < DESC_N_BLOCKS; k++)
+		w[k] = (float)(k + 1) * 0.5f;
+	double want = describe_distance(a, b, w);
+	describe_reweight(a, w);
+	describe_reweight(b, w);
+	assert_near(l2(a, b), want, 1e-3 * want);
+	scan_release(&s);
+	scan_release(&t);
+	xfree(a);
+	xfree(b);
+}
+
+static void test_describe_fails_cleanly_out_of_memory(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct err e;
+	struct describe_opts o;
+	float *v = vec();
+	int rc = -1;
+	gen(GEN_FORM_TORUS, GEN_MAT_STONE, 600, 1, GEN_COLOR_VERTEX, &s, NULL);
+	describe_opts_init(&o);
+	o.threads = 1;
+	for (long n = 0; rc != 0 && n < 5000; n++) {
+		err_init(&e);
+		alloc_fail_after(n);
+		rc = describe_scan(&s, &o, v, NULL, &e);
+		alloc_fail_after(-1);
+		assert_true(rc == 0 || rc == ERR_NOMEM);
+	}
+	assert_int_equal(rc, 0);
+	scan_release(&s);
+	xfree(v);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_describe_layout_is_contiguous),
+		cmocka_unit_test(test_describe_is_invariant_to_rigid_motion_and_scale),
+		cmocka_unit_test(test_describe_is_byte_identical_across_threads),
+		cmocka_unit_test(test_describe_marks_absent_colour),
+		cmocka_unit_test(test_relief_of_sine_has_amplitude_over_sqrt2),
+		cmocka_unit_test(test_relief_of_flat_plane_is_zero),
+		cmocka_unit_test(test_describe_rejects_degenerate_inputs),
+		cmocka_unit_test(test_describe_skips_nonfinite_vertices),
+		cmocka_unit_test(test_point_cloud_describes_like_its_mesh),
+		cmocka_unit_test(test_distance_helpers_match_plain_l2),
+		cmocka_unit_test(test_describe_fails_cleanly_out_of_memory),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -37,7 +37,6 @@ static const struct command commands[] = {
 	{ "verify", cmd_verify, "re-read the archive and name damaged volumes and scans" },
 	{ "extract", cmd_extract, "restore scans of a version, byte-identical" },
 	{ "prune", cmd_prune, "drop old versions and the bytes only they used" },
-	{ "describe", cmd_describe, "print the shape and texture descriptor of scans" },
 	{ "reindex", cmd_reindex, "describe the archived scans again (new descriptor schema)" },
 	{ "query", cmd_query, "find the archived scans closest to a sculpt" },
 };

@@ -15,7 +15,6 @@ int cmd_verify(int argc, char **argv);    /* indexer/verify.c */
 int cmd_extract(int argc, char **argv);   /* indexer/extract.c */
 int cmd_prune(int argc, char **argv);     /* indexer/prune.c */
 int cmd_reindex(int argc, char **argv);   /* indexer/reindex.c */
-int cmd_describe(int argc, char **argv);  /* indexer/describe_cmd.c */
 int cmd_query(int argc, char **argv);     /* query/query.c */
 
 #endif

@@ -570,7 +570,7 @@ bool descstore_cache_get(struct descstore_cache *c,
 
 /* ---- describe hook ------------------------------------------------------- */
 
-json_t *descstore_info_json(const struct desc_info *in)
+static json_t *info_json(const struct desc_info *in)
 {
 	static const char *const names[] = {
 		"colour", "units", "point_cloud", "normals_guessed", "texture_missing",
@@ -649,7 +649,7 @@ int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 			if (!dup)
 				json_array_append_new(w, json_string(s->warnings[i]));
 		}
-		json_t *dj = descstore_info_json(&info);
+		json_t *dj = info_json(&info);
 		if (!dj) {
 			rc = err_set(e, ERR_NOMEM, "out of memory");
 			goto out;

@@ -31,7 +31,6 @@
 #ifndef REFSCAN_DESCSTORE_H
 #define REFSCAN_DESCSTORE_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,7 +38,6 @@
 #include "../common/sha256.h"
 
 struct archive_dir;
-struct desc_info;
 struct err;
 struct index_hooks;
 struct manifest;
@@ -126,14 +124,6 @@ void descstore_encode(const float *v, unsigned char *out);
 /* The inverse; returns ERR_FORMAT when len is wrong or a value is not finite. */
 int descstore_decode(const unsigned char *buf, size_t len, float *v,
 		     struct err *e);
-
-/*
- * What describing found, as stored in an entry's stats.descriptor:
- * {"schema", "flags": ["colour", "units", ...], "points", "faces",
- *  "extent_mm": [3] or null, "area_mm2" or null, "colour_fraction"}.
- * New reference, NULL when out of memory.
- */
-json_t *descstore_info_json(const struct desc_info *in);
 
 /* ---- this run's descriptors ------------------------------------------ */
 

@@ -103,8 +103,8 @@ struct sculpt {
 	int rc;                  /* describing */
 	struct rank_hit *hits;
 	struct rank_result res;
-	float w[RANK_MAX_BLOCKS];
-	int64_t *cand;           /* ANN candidates (fetch ids), or NULL */
+	float w[RANK_MAX_BLOCKS];    /* effective weights (rank_weights) */
+	float mult[RANK_MAX_BLOCKS]; /* --weights, 0 for blocks the sculpt lacks */
 };
 
 struct qopts {
@@ -219,7 +219,7 @@ static void query_init(struct rank_query *q, const struct qopts *qo,
 		       const struct sculpt *sc)
 {
 	rank_query_init(q, sc->vec, qo->k);
-	q->weights = qo->weights;
+	q->weights = sc->mult;
 	q->filters = qo->filters;
 	q->n_filters = qo->n_filters;
 	q->size_min_mm = qo->size_min;
@@ -753,6 +753,11 @@ int cmd_query(int argc, char **argv)
 		if (sc[i].rc < 0)
 			continue;
 		n_good++;
+		/* compare on what the sculpt has (no colour, no units: not held against it) */
+		float qw[DESC_N_BLOCKS];
+		describe_query_weights(&sc[i].info, NULL, qw);
+		for (size_t b = 0; b < DESC_N_BLOCKS; b++)
+			sc[i].mult[b] = qw[b] > 0 ? qo.weights[b] : 0;
 		query_init(&q, &qo, &sc[i]);
 		if ((rc = rank_weights(&vx.layout, &q, sc[i].w, &e)) < 0) {
 			out_err(&e);

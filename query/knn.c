@@ -552,7 +552,8 @@ static int add_except(FaissIndex *ix, enum knn_kind kind, size_t d, size_t n,
 		      const float *vecs, const int64_t *ids, const size_t *held,
 		      size_t nh, struct err *e)
 {
-	if (kind == KNN_IVF || !nh) {
+	/* only a bare IVF: IDMap2's remove_ids assumes order-keeping removal */
+	if ((kind == KNN_IVF && faiss_IndexIVF_cast(ix)) || !nh) {
 		if (n && faiss_Index_add_with_ids(ix, (idx_t)n, vecs, ids))
 			return faiss_fail(e, "add");
 		if (!nh)
@@ -630,9 +631,17 @@ static int classify(struct knn *k, FaissIndex *ix, struct err *e)
 	if (map) {
 		FaissIndex *sub = faiss_IndexIDMap2_sub_index(map);
 		FaissIndexFlat *flat = sub ? faiss_IndexFlat_cast(sub) : NULL;
+		FaissIndexIVF *sivf = sub ? faiss_IndexIVF_cast(sub) : NULL;
 		if (flat) {
 			k->kind = KNN_EXACT;
 			k->param_name[0] = '\0';
+		} else if (sivf) {
+			/* "IDMap2,IVF..." from a factory string: ParameterSpace
+			 * reaches through the map to set nprobe */
+			k->kind = KNN_IVF;
+			k->nlist = faiss_IndexIVF_nlist(sivf);
+			snprintf(k->param_name, sizeof(k->param_name), "nprobe");
+			k->param = (double)faiss_IndexIVF_nprobe(sivf);
 		} else {
 			/* NEEDSWORK: the C API has no HNSW getter for efSearch */
 			k->kind = KNN_GRAPH;
@@ -840,8 +849,9 @@ int knn_write(const struct knn *k, const char *path, struct err *e)
 		return err_set(e, ERR_INTERNAL, "write: no index");
 	FILE *f = fopen(path, "wb");
 	if (!f) {
+		int rc = err_set_errno(e, ERR_IO, "cannot create index file");
 		err_set_path(e, path);
-		return err_set_errno(e, ERR_IO, "cannot create index file");
+		return rc;
 	}
 	int rc = 0;
 	if (faiss_write_index(k->index, f)) {
@@ -851,14 +861,15 @@ int knn_write(const struct knn *k, const char *path, struct err *e)
 		return rc;
 	}
 	if (fflush(f) || ferror(f)) {
-		err_set_path(e, path);
 		rc = err_set_errno(e, ERR_IO, "cannot write index file");
+		err_set_path(e, path);
 		fclose(f);
 		return rc;
 	}
 	if (fclose(f)) {
+		rc = err_set_errno(e, ERR_IO, "cannot close index file");
 		err_set_path(e, path);
-		return err_set_errno(e, ERR_IO, "cannot close index file");
+		return rc;
 	}
 	return 0;
 }
@@ -871,9 +882,10 @@ int knn_read(struct knn *k, const char *path, size_t expect_d,
 	knn_init(k);
 	FILE *f = fopen(path, "rb");
 	if (!f) {
+		rc = err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
+				   "cannot open index file");
 		err_set_path(e, path);
-		return err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
-				     "cannot open index file");
+		return rc;
 	}
 	int io = 0;
 	if (flags & KNN_READ_MMAP)

@@ -296,6 +296,41 @@ out:
 }
 
 /*
+ * Filter candidate ids and keep the kk best by exact weighted distance in
+ * the heap hd/hr (rows).  -1 ends the list (FAISS's padding).  OUT: *size
+ * heap entries, *seen ids before the padding; res counts candidates and
+ * filtered ones.  An id the table lacks is ERR_CORRUPT.
+ */
+static int rerank(const struct ref_table *t, const struct rank_query *q,
+		  const float *wd, const int64_t *cand, size_t n_cand, size_t kk,
+		  float *hd, int64_t *hr, size_t *size, size_t *seen,
+		  struct rank_result *res, struct err *e)
+{
+	int filtered = q->n_filters || has_size_filter(q);
+	res->n_candidates = 0;
+	res->n_filtered = 0;
+	*size = 0;
+	*seen = 0;
+	for (size_t i = 0; i < n_cand; i++) {
+		if (cand[i] < 0)
+			break;
+		(*seen)++;
+		size_t r = row_of(t, cand[i]);
+		if (r == SIZE_MAX)
+			return err_set(e, ERR_CORRUPT, "index id %lld is not in the archive",
+				       (long long)cand[i]);
+		if (filtered && !rank_match(t, r, q)) {
+			res->n_filtered++;
+			continue;
+		}
+		res->n_candidates++;
+		float d = weighted_l2(q->vec, t->vecs + r * t->dim, wd, t->dim);
+		knn_heap_push(hd, hr, size, kk, d, (int64_t)r);
+	}
+	return 0;
+}
+
+/*
  * ANN path: fetch candidates, filter, re-rank exactly.  *done is 0 when
  * fewer than k survive after the largest fetch, so the caller scans.
  */
@@ -344,27 +379,10 @@ static int ann_rank(const struct ref_table *t, const struct rank_layout *l,
 		if (rc)
 			goto out;
 		res->n_fetched = fetch;
-		res->n_candidates = 0;
-		res->n_filtered = 0;
 		size_t size = 0, seen = 0;
-		for (size_t i = 0; i < fetch; i++) {
-			if (ci[i] < 0)
-				break;
-			seen++;
-			size_t r = row_of(t, ci[i]);
-			if (r == SIZE_MAX) {
-				rc = err_set(e, ERR_CORRUPT, "index id %lld is not in the archive",
-					     (long long)ci[i]);
-				goto out;
-			}
-			if (filtered && !rank_match(t, r, q)) {
-				res->n_filtered++;
-				continue;
-			}
-			res->n_candidates++;
-			float d = weighted_l2(q->vec, t->vecs + r * t->dim, wd, t->dim);
-			knn_heap_push(hd, hr, &size, kk, d, (int64_t)r);
-		}
+		rc = rerank(t, q, wd, ci, fetch, kk, hd, hr, &size, &seen, res, e);
+		if (rc)
+			goto out;
 		/*
 		 * Done with k hits, or when the index returned every reference.
 		 * An IVF index returns only what its probed lists hold, so a
@@ -387,34 +405,27 @@ out:
 	return rc;
 }
 
-int rank_search(const struct ref_table *t, const struct rank_layout *l,
-		const struct knn *index, const struct rank_query *q,
-		struct rank_hit *hits, struct rank_result *res, struct err *e)
+/*
+ * Checks and setup shared by rank_search() and rank_candidates(): OUT w
+ * (block weights), res zeroed with its scale.
+ */
+static int prepare(const struct ref_table *t, const struct rank_layout *l,
+		   const struct rank_query *q, float *w, struct rank_result *res,
+		   struct err *e)
 {
-	float w[RANK_MAX_BLOCKS];
 	double scale_buf[RANK_MAX_BLOCKS];
-	float *wd = NULL, *hd = NULL;
-	int64_t *hr = NULL;
-	unsigned char *pass = NULL;
-	size_t kk = q->k, n_out = 0;
-	int rc;
-
 	memset(res, 0, sizeof(*res));
-	if (kk == 0 || kk > RANK_MAX_K)
-		return err_set(e, ERR_LIMIT, "k %zu out of range (1..%u)", kk, RANK_MAX_K);
+	if (q->k == 0 || q->k > RANK_MAX_K)
+		return err_set(e, ERR_LIMIT, "k %zu out of range (1..%u)", q->k, RANK_MAX_K);
 	if (t->dim != l->dim)
 		return err_set(e, ERR_FORMAT, "table dimension %zu does not match layout dimension %zu",
 			       t->dim, l->dim);
-	if (index && index->d != l->dim)
-		return err_set(e, ERR_FORMAT, "index dimension %zu does not match layout dimension %zu",
-			       index->d, l->dim);
 	for (size_t c = 0; c < l->dim; c++)
 		if (!isfinite(q->vec[c]))
 			return err_set(e, ERR_FORMAT, "query component %zu is not finite", c);
-	rc = rank_weights(l, q, w, e);
+	int rc = rank_weights(l, q, w, e);
 	if (rc)
 		return rc;
-
 	const double *bs = t->block_scale;
 	if (!bs && t->n >= 2) {
 		rc = rank_calibrate(t, l, 0, RANK_CALIBRATION_SEED, scale_buf, NULL, e);
@@ -423,6 +434,57 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 		bs = scale_buf;
 	}
 	res->scale = bs ? rank_scale(l, w, bs) : 0;
+	return 0;
+}
+
+/* Fill hits from the finished heap rows hr[0..n_out): parts, score, order. */
+static void emit(const struct ref_table *t, const struct rank_layout *l,
+		 const float *w, const struct rank_query *q, const int64_t *hr,
+		 size_t n_out, struct rank_hit *hits, struct rank_result *res)
+{
+	for (size_t i = 0; i < n_out; i++) {
+		struct rank_hit *h = &hits[i];
+		size_t r = (size_t)hr[i];
+		memset(h, 0, sizeof(*h));
+		h->row = r;
+		h->id = t->ids[r];
+		/* parts recomputed per block; dist is their sum so they match */
+		h->dist = rank_distance(l, w, q->vec, t->vecs + r * t->dim, h->part);
+		h->score = rank_score(h->dist, res->scale);
+	}
+	/*
+	 * The scan summed the whole vector at once; the reported distance is
+	 * the sum of the parts.  They can differ in the last bit, so order
+	 * by what is reported (insertion sort: k is small and nearly sorted).
+	 */
+	for (size_t i = 1; i < n_out; i++) {
+		struct rank_hit h = hits[i];
+		size_t j = i;
+		while (j > 0 && (hits[j - 1].dist > h.dist ||
+				 (hits[j - 1].dist == h.dist && hits[j - 1].row > h.row))) {
+			hits[j] = hits[j - 1];
+			j--;
+		}
+		hits[j] = h;
+	}
+	res->n_hits = n_out;
+}
+
+int rank_search(const struct ref_table *t, const struct rank_layout *l,
+		const struct knn *index, const struct rank_query *q,
+		struct rank_hit *hits, struct rank_result *res, struct err *e)
+{
+	float w[RANK_MAX_BLOCKS];
+	float *wd = NULL, *hd = NULL;
+	int64_t *hr = NULL;
+	unsigned char *pass = NULL;
+	size_t kk = q->k, n_out = 0;
+	int rc = prepare(t, l, q, w, res, e);
+	if (rc)
+		return rc;
+	if (index && index->d != l->dim)
+		return err_set(e, ERR_FORMAT, "index dimension %zu does not match layout dimension %zu",
+			       index->d, l->dim);
 
 	wd = alloc_array(l->dim, sizeof(*wd));
 	hd = alloc_array(kk, sizeof(*hd));
@@ -461,35 +523,42 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 		if (rc)
 			goto out;
 	}
-
-	for (size_t i = 0; i < n_out; i++) {
-		struct rank_hit *h = &hits[i];
-		size_t r = (size_t)hr[i];
-		memset(h, 0, sizeof(*h));
-		h->row = r;
-		h->id = t->ids[r];
-		/* parts recomputed per block; dist is their sum so they match */
-		h->dist = rank_distance(l, w, q->vec, t->vecs + r * t->dim, h->part);
-		h->score = rank_score(h->dist, res->scale);
-	}
-	/*
-	 * The scan summed the whole vector at once; the reported distance is
-	 * the sum of the parts.  They can differ in the last bit, so order
-	 * by what is reported (insertion sort: k is small and nearly sorted).
-	 */
-	for (size_t i = 1; i < n_out; i++) {
-		struct rank_hit h = hits[i];
-		size_t j = i;
-		while (j > 0 && (hits[j - 1].dist > h.dist ||
-				 (hits[j - 1].dist == h.dist && hits[j - 1].row > h.row))) {
-			hits[j] = hits[j - 1];
-			j--;
-		}
-		hits[j] = h;
-	}
-	res->n_hits = n_out;
+	emit(t, l, w, q, hr, n_out, hits, res);
 out:
 	xfree(pass);
+	xfree(hr);
+	xfree(hd);
+	xfree(wd);
+	return rc;
+}
+
+int rank_candidates(const struct ref_table *t, const struct rank_layout *l,
+		    const struct rank_query *q, const int64_t *cand,
+		    size_t n_cand, struct rank_hit *hits,
+		    struct rank_result *res, struct err *e)
+{
+	float w[RANK_MAX_BLOCKS];
+	float *wd = NULL, *hd = NULL;
+	int64_t *hr = NULL;
+	size_t kk = q->k, size = 0, seen = 0;
+	int rc = prepare(t, l, q, w, res, e);
+	if (rc)
+		return rc;
+	wd = alloc_array(l->dim, sizeof(*wd));
+	hd = alloc_array(kk, sizeof(*hd));
+	hr = alloc_array(kk, sizeof(*hr));
+	if (!wd || !hd || !hr) {
+		rc = err_set(e, ERR_NOMEM, "out of memory for %zu hits", kk);
+		goto out;
+	}
+	expand_weights(l, w, wd);
+	rc = rerank(t, q, wd, cand, n_cand, kk, hd, hr, &size, &seen, res, e);
+	if (rc)
+		goto out;
+	res->n_fetched = n_cand;
+	knn_heap_finish(hd, hr, size, kk);
+	emit(t, l, w, q, hr, size, hits, res);
+out:
 	xfree(hr);
 	xfree(hd);
 	xfree(wd);

@@ -200,4 +200,18 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 		const struct knn *index, const struct rank_query *q,
 		struct rank_hit *hits, struct rank_result *res, struct err *e);
 
+/*
+ * Re-rank given candidate ids (e.g. one row of a batched knn_search(),
+ * -1 padding allowed) for one query: filters, exact weighted distances,
+ * the best q->k with parts and scores, exactly as rank_search() does on
+ * its ANN path, but without fetching more or falling back to a scan:
+ * res->n_hits < q->k tells the caller to fetch more or call
+ * rank_search().  Ids must be in the table (else ERR_CORRUPT).  Returns
+ * as rank_search().
+ */
+int rank_candidates(const struct ref_table *t, const struct rank_layout *l,
+		    const struct rank_query *q, const int64_t *cand,
+		    size_t n_cand, struct rank_hit *hits,
+		    struct rank_result *res, struct err *e);
+
 #endif

@@ -250,8 +250,20 @@ static double pct(double *t, size_t n, double p)
 }
 
 /* Emit one measurement: human line or JSON object. */
+/* Every record, for the one JSON object written to --json-file. */
+static json_t *all_records;
+
+/* Figures the query issue sets targets on, gathered while running. */
+struct targets {
+	double p50_100k, p50_1m; /* ANN single-query p50 in ms, -1 if not run */
+	double recall_min;       /* lowest ANN recall@10 seen, 2 if none */
+};
+static struct targets tgt = { -1, -1, 2 };
+
 static void report(const struct opts *o, json_t *obj, const char *human)
 {
+	if (all_records)
+		json_array_append(all_records, obj);
 	if (o->json) {
 		char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		if (s) {
@@ -276,13 +288,28 @@ static void die_err(const struct err *e, const char *what)
  * Single-query latency over nq queries: OUT lat (seconds per query),
  * dist/ids (nq * K).  exact != 0 uses the own scan over base.
  */
+static double thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of the calling thread per query, from the last single_queries() */
+static double *last_cpu;
+
 static void single_queries(const struct knn *kn, int via_faiss, const float *base,
 			   size_t n, size_t d, const int64_t *ids, const float *q,
 			   size_t nq, float *dist, int64_t *lab, double *lat)
 {
 	struct err e;
 	err_init(&e);
+	xfree(last_cpu);
+	last_cpu = alloc_array(nq ? nq : 1, sizeof(double));
+	if (!last_cpu)
+		exit(70);
 	for (size_t j = 0; j < nq; j++) {
+		double c0 = thread_cpu();
 		double t0 = now();
 		int rc = !kn ? knn_exact_search(base, n, d, ids, 1, q + j * d, K,
 						dist + j * K, lab + j * K, &e)
@@ -290,6 +317,7 @@ static void single_queries(const struct knn *kn, int via_faiss, const float *bas
 							lab + j * K, &e)
 			 : knn_search(kn, 1, q + j * d, K, dist + j * K, lab + j * K, &e);
 		lat[j] = now() - t0;
+		last_cpu[j] = thread_cpu() - c0;
 		if (rc)
 			die_err(&e, "search");
 	}
@@ -354,7 +382,7 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
 		t.block_mean = modes[m].mean ? mean : NULL;
 		double hits = 0, fetched = 0;
-		int fell_back = 0;
+		size_t n_exact = 0;
 		for (size_t j = 0; j < nr; j++) {
 			struct rank_hit ha[K], he[K];
 			struct rank_result ra, re;
@@ -375,20 +403,22 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 				for (size_t x = 0; x < re.n_hits; x++)
 					hits += ha[a].id == he[x].id;
 			fetched += (double)ra.n_fetched;
-			fell_back |= ra.exact;
+			n_exact += ra.exact != 0;
 		}
 		double rec = hits / (double)(nr * K);
 		double p50 = pct(lat, nr, 0.5) * 1e3, p95 = pct(lat, nr, 0.95) * 1e3;
 		double e50 = pct(lat_e, nr, 0.5) * 1e3;
 		snprintf(line, sizeof(line),
 			 "d=%-4zu n=%-8zu rank   %-17s p50 %.3f ms  p95 %.3f ms  recall@10 %.4f  "
-			 "fetch %.0f%s | exact weighted scan p50 %.3f ms (calibration %.3f s)",
+			 "fetch %.0f, exact path %zu/%zu | exact weighted scan p50 %.3f ms "
+			 "(calibration %.3f s)",
 			 d, n, modes[m].name, p50, p95, rec, fetched / (double)nr,
-			 fell_back ? " (some exact)" : "", e50, t_cal);
-		report(o, json_pack("{s:s,s:i,s:i,s:s,s:f,s:f,s:f,s:f,s:f}", "bench", "rank",
-				    "d", (json_int_t)d, "n", (json_int_t)n, "mode", modes[m].name,
-				    "p50_ms", p50, "p95_ms", p95, "recall10", rec,
-				    "fetch", fetched / (double)nr, "exact_p50_ms", e50),
+			 n_exact, nr, e50, t_cal);
+		report(o, json_pack("{s:s,s:i,s:i,s:s,s:f,s:f,s:f,s:f,s:i,s:f,s:f}", "bench",
+				    "rank", "d", (json_int_t)d, "n", (json_int_t)n, "mode",
+				    modes[m].name, "p50_ms", p50, "p95_ms", p95, "recall10", rec,
+				    "fetch", fetched / (double)nr, "exact_path", (json_int_t)n_exact,
+				    "exact_p50_ms", e50, "calibration_s", t_cal),
 		       line);
 	}
 	xfree(lat_e);
@@ -491,18 +521,30 @@ static void run(const struct opts *o, size_t d, size_t n)
 	single_queries(&kn, 0, NULL, 0, d, NULL, q, nq, ad, ai, lat);
 	double recall = knn_recall(nq, K, gi, gd, ai, ad);
 	double p50 = pct(lat, nq, 0.5) * 1e3, p95 = pct(lat, nq, 0.95) * 1e3;
+	/*
+	 * CPU time of the querying thread: the work itself, which the load of
+	 * other processes does not inflate (an IVF query runs on one thread).
+	 */
+	double cpu50 = pct(last_cpu, nq, 0.5) * 1e3;
 	t0 = now();
 	if (knn_search(&kn, nq, q, K, ad, ai, &e))
 		die_err(&e, "batched search");
 	double t_batch = (now() - t0) / (double)nq * 1e3;
 	double recall_b = knn_recall(nq, K, gi, gd, ai, ad);
+	if (d == o->dims[0] && n == 100000)
+		tgt.p50_100k = p50;
+	if (d == o->dims[0] && n == 1000000)
+		tgt.p50_1m = p50;
+	if (recall < tgt.recall_min)
+		tgt.recall_min = recall;
 	snprintf(line, sizeof(line),
-		 "d=%-4zu n=%-8zu query  %-5s single p50 %.3f ms  p95 %.3f ms  recall@10 %.4f | "
-		 "batched(%zu) %.3f ms/query recall@10 %.4f",
-		 d, n, knn_kind_name(kn.kind), p50, p95, recall, nq, t_batch, recall_b);
-	report(o, json_pack("{s:s,s:i,s:i,s:s,s:f,s:f,s:f,s:i,s:f,s:f}",
+		 "d=%-4zu n=%-8zu query  %-5s single p50 %.3f ms  p95 %.3f ms  (thread cpu p50 %.3f ms)  "
+		 "recall@10 %.4f | batched(%zu) %.3f ms/query recall@10 %.4f",
+		 d, n, knn_kind_name(kn.kind), p50, p95, cpu50, recall, nq, t_batch, recall_b);
+	report(o, json_pack("{s:s,s:i,s:i,s:s,s:f,s:f,s:f,s:f,s:i,s:f,s:f}",
 			    "bench", "query", "d", (json_int_t)d, "n", (json_int_t)n,
 			    "kind", knn_kind_name(kn.kind), "p50_ms", p50, "p95_ms", p95,
+			    "thread_cpu_p50_ms", cpu50,
 			    "recall10", recall, "batch", (json_int_t)nq,
 			    "batch_ms_per_query", t_batch, "batch_recall10", recall_b),
 	       line);
@@ -547,6 +589,7 @@ static void run(const struct opts *o, size_t d, size_t n)
 		size_t np = nq < 50 ? nq : 50;
 		single_queries(NULL, 0, base, n, d, ids, q, np, ad, ai, lat);
 		double own50 = pct(lat, np, 0.5) * 1e3;
+		double owncpu = pct(last_cpu, np, 0.5) * 1e3;
 		/* peer 2: FAISS flat, one query per call and batched */
 		struct knn_opts fo;
 		knn_opts_init(&fo);
@@ -556,25 +599,28 @@ static void run(const struct opts *o, size_t d, size_t n)
 		size_t nf = nq < 20 ? nq : 20;
 		single_queries(&flat, 1, NULL, 0, d, NULL, q, nf, ad, ai, lat);
 		double flat50 = pct(lat, nf, 0.5) * 1e3;
+		double flatcpu = pct(last_cpu, nf, 0.5) * 1e3;
 		t0 = now();
 		if (knn_search_faiss(&flat, nq, q, K, ad, ai, &e))
 			die_err(&e, "flat batched");
 		double flatb = (now() - t0) / (double)nq * 1e3;
 		knn_release(&flat);
 		snprintf(line, sizeof(line),
-			 "d=%-4zu n=%-8zu peers  own-scan single %.3f ms batched %.3f ms | "
-			 "faiss-flat single %.3f ms batched %.3f ms | ann vs flat single x%.0f, "
+			 "d=%-4zu n=%-8zu peers  own-scan single %.3f ms (thread cpu %.3f) batched %.3f ms | "
+			 "faiss-flat single %.3f ms (thread cpu %.3f) batched %.3f ms | ann vs flat single x%.0f, "
 			 "own-scan vs flat single x%.1f, flat single/batched x%.0f",
-			 d, n, own50, t_exact_batch * 1e3, flat50, flatb,
+			 d, n, own50, owncpu, t_exact_batch * 1e3, flat50, flatcpu, flatb,
 			 flat50 / p50, flat50 / own50, flat50 / flatb);
-		report(o, json_pack("{s:s,s:i,s:i,s:f,s:f,s:f,s:f}", "bench", "peers",
+		report(o, json_pack("{s:s,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "bench", "peers",
 				    "d", (json_int_t)d, "n", (json_int_t)n,
-				    "own_single_ms", own50, "own_batch_ms", t_exact_batch * 1e3,
-				    "flat_single_ms", flat50, "flat_batch_ms", flatb),
+				    "own_single_ms", own50, "own_single_thread_cpu_ms", owncpu,
+				    "own_batch_ms", t_exact_batch * 1e3,
+				    "flat_single_ms", flat50, "flat_single_thread_cpu_ms", flatcpu,
+				    "flat_batch_ms", flatb),
 		       line);
 	}
 
-	if (!getenv("BENCH_KEEP")) unlink(path);
+	unlink(path); /* 1 GiB at 1 M: not kept between runs */
 	knn_release(&kn);
 	xfree(lat);
 	xfree(ai);
@@ -608,7 +654,7 @@ static void usage(FILE *fp)
 {
 	fputs("usage: bench_query [--dim D[,D..]] [--sizes N[,N..]] [--queries Q]\n"
 	      "                   [--factory STR] [--nlist L] [--no-peers] [--json]\n"
-	      "                   [--data DIR]\n", fp);
+	      "                   [--data DIR] [--json-file FILE]\n", fp);
 }
 
 int main(int argc, char **argv)
@@ -622,10 +668,16 @@ int main(int argc, char **argv)
 		{ "no-peers", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "data", required_argument, NULL, 'D' },
+		{ "json-file", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct opts o = { .n_queries = 200, .peers = 1, .data_dir = "build/bench-data" };
+	/* scripts/run-bench passes these; options win */
+	const char *json_path = getenv("REFSCAN_BENCH_JSON");
+	const char *data_env = getenv("REFSCAN_BENCH_DATA");
+	if (data_env && *data_env)
+		o.data_dir = data_env;
 	parse_list("256", o.dims, &o.n_dims);
 	parse_list("10000,100000,1000000", o.sizes, &o.n_sizes);
 	int c;
@@ -654,6 +706,7 @@ int main(int argc, char **argv)
 		case 'P': o.peers = 0; break;
 		case 'j': o.json = 1; break;
 		case 'D': o.data_dir = optarg; break;
+		case 'J': json_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: goto bad;
 		}
@@ -664,25 +717,57 @@ int main(int argc, char **argv)
 		if (o.dims[i] < 16 || o.dims[i] > 1024)
 			goto bad;
 	mkdir(o.data_dir, 0777);
+	if (json_path && *json_path)
+		all_records = json_array();
 	/* figures from a loaded machine are not comparable: say the load */
 	double la[3] = { -1, -1, -1 };
 	if (getloadavg(la, 3) < 0)
 		la[0] = -1;
-	if (!o.json)
-		printf("bench_query: %d threads, %zu queries, k=%d, faiss %s, load %.2f\n",
-		       omp_get_max_threads(), o.n_queries, K, FAISS_VERSION_STR, la[0]);
-	else
-		report(&o, json_pack("{s:s,s:i,s:i,s:i,s:s,s:f}", "bench", "env",
-				     "threads", (json_int_t)omp_get_max_threads(),
-				     "queries", (json_int_t)o.n_queries, "k", (json_int_t)K,
-				     "faiss", FAISS_VERSION_STR, "load", la[0]),
-		       "");
+	char head[256];
+	snprintf(head, sizeof(head), "bench_query: %d threads, %zu queries, k=%d, faiss %s, load %.2f",
+		 omp_get_max_threads(), o.n_queries, K, FAISS_VERSION_STR, la[0]);
+	report(&o, json_pack("{s:s,s:i,s:i,s:i,s:s,s:f}", "bench", "env",
+			     "threads", (json_int_t)omp_get_max_threads(),
+			     "queries", (json_int_t)o.n_queries, "k", (json_int_t)K,
+			     "faiss", FAISS_VERSION_STR, "load", la[0]),
+	       head);
 	double t0 = now();
 	for (size_t i = 0; i < o.n_dims; i++)
 		for (size_t j = 0; j < o.n_sizes; j++)
 			run(&o, o.dims[i], o.sizes[j]);
+	xfree(last_cpu);
 	if (getloadavg(la, 3) < 0)
 		la[0] = -1;
+
+	/* targets of the query issue, on the first dimension run */
+	char line[512];
+	int ok100 = tgt.p50_100k >= 0 && tgt.p50_100k < 20.0;
+	int ok1m = tgt.p50_1m >= 0 && tgt.p50_1m < 50.0;
+	int okrec = tgt.recall_min <= 1.0 && tgt.recall_min >= 0.99;
+	snprintf(line, sizeof(line),
+		 "targets (d=%zu): p50@100k %.3f ms < 20: %s | p50@1M %.3f ms < 50: %s | "
+		 "min recall@10 %.4f >= 0.99: %s",
+		 o.dims[0], tgt.p50_100k, tgt.p50_100k < 0 ? "not run" : ok100 ? "met" : "MISSED",
+		 tgt.p50_1m, tgt.p50_1m < 0 ? "not run" : ok1m ? "met" : "MISSED",
+		 tgt.recall_min > 1 ? -1.0 : tgt.recall_min,
+		 tgt.recall_min > 1 ? "not run" : okrec ? "met" : "MISSED");
+	report(&o, json_pack("{s:s,s:i,s:f,s:b,s:f,s:b,s:f,s:b,s:f}", "bench", "targets",
+			     "d", (json_int_t)o.dims[0], "p50_100k_ms", tgt.p50_100k,
+			     "p50_100k_met", ok100, "p50_1m_ms", tgt.p50_1m, "p50_1m_met", ok1m,
+			     "recall10_min", tgt.recall_min > 1 ? -1.0 : tgt.recall_min,
+			     "recall10_met", okrec, "load_end", la[0]),
+	       line);
+	if (all_records) {
+		json_t *doc = json_pack("{s:s,s:f,s:o}", "bench", "query", "seconds",
+					now() - t0, "records", all_records);
+		all_records = NULL;
+		if (!doc || json_dump_file(doc, json_path, JSON_INDENT(1) | JSON_PRESERVE_ORDER)) {
+			fprintf(stderr, "bench_query: cannot write '%s'\n", json_path);
+			json_decref(doc);
+			return 74;
+		}
+		json_decref(doc);
+	}
 	if (!o.json)
 		printf("bench_query: total %.1f s, peak rss %.0f MiB, load %.2f\n", now() - t0,
 		       rss_mib("VmHWM"), la[0]);

@@ -384,6 +384,38 @@ static void test_knn_hnsw_factory_roundtrip(void **state)
 	free(base);
 }
 
+/* An id-mapped IVF from a factory string is tuned on nprobe too. */
+static void test_knn_idmap_ivf_factory(void **state)
+{
+	(void)state;
+	const size_t n = 4000, d = 16, nq = 40, kk = 10;
+	float *base = clustered(n + nq, d, 40, 14);
+	const float *q = base + n * d;
+	int64_t *ids = malloc(n * sizeof(*ids));
+	assert_non_null(ids);
+	for (size_t i = 0; i < n; i++)
+		ids[i] = (int64_t)(n - i) * 2;
+	struct knn_opts o;
+	knn_opts_init(&o);
+	o.factory = "IDMap2,IVF32,Flat";
+	struct knn k;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(knn_build(&k, d, n, base, ids, &o, &e), 0);
+	assert_int_equal(k.kind, KNN_IVF);
+	assert_int_equal(k.nlist, 32);
+	assert_true(k.tuned_recall >= KNN_TUNE_RECALL);
+	assert_int_equal(faiss_Index_ntotal(k.index), (idx_t)n);
+	float ad[40 * 10], ed[40 * 10];
+	int64_t ai[40 * 10], ei[40 * 10];
+	assert_int_equal(knn_search(&k, nq, q, kk, ad, ai, &e), 0);
+	assert_int_equal(knn_exact_search(base, n, d, ids, nq, q, kk, ed, ei, &e), 0);
+	assert_true(knn_recall(nq, kk, ei, ed, ai, ad) >= 0.99);
+	knn_release(&k);
+	free(ids);
+	free(base);
+}
+
 /* FAISS's own message reaches struct err, with ERR_FAISS. */
 static void test_faiss_errors_carry_faiss_message(void **state)
 {
@@ -561,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_exact_scan_deterministic_and_ties),
 		cmocka_unit_test(test_knn_ivf_tuned_and_roundtrip),
 		cmocka_unit_test(test_knn_hnsw_factory_roundtrip),
+		cmocka_unit_test(test_knn_idmap_ivf_factory),
 		cmocka_unit_test(test_faiss_errors_carry_faiss_message),
 		cmocka_unit_test(test_knn_build_rejects_bad_input),
 		cmocka_unit_test(test_knn_build_survives_allocation_failures),

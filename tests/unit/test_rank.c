@@ -368,6 +368,37 @@ static void test_rank_filters(void **state)
 	assert_int_equal(r.n_hits, 0);
 }
 
+/* Re-ranking given candidates: padding, filters, unknown ids. */
+static void test_rank_candidates(void **state)
+{
+	(void)state;
+	struct ref_table t;
+	struct rank_query q;
+	struct rank_hit h[4];
+	struct rank_result r;
+	struct err e;
+	table4(&t);
+	rank_query_init(&q, origin, 2);
+	const int64_t cand[5] = { 40, 10, 20, -1, 30 }; /* 30 is past the padding */
+	err_init(&e);
+	assert_int_equal(rank_candidates(&t, &layout8, &q, cand, 5, h, &r, &e), 0);
+	assert_ids(h, &r, (const int64_t[]){ 10, 20 }, 2);
+	assert_int_equal(r.n_candidates, 3);
+	assert_near(h[1].dist, 1.44);
+	assert_near(h[1].part[COLOUR], 1.44);
+
+	struct rank_filter skin = { "material", "skin" };
+	q.filters = &skin;
+	q.n_filters = 1;
+	assert_int_equal(rank_candidates(&t, &layout8, &q, cand, 5, h, &r, &e), 0);
+	assert_ids(h, &r, (const int64_t[]){ 10 }, 1); /* fewer than k: caller's call */
+	assert_int_equal(r.n_filtered, 2);
+
+	const int64_t stale[2] = { 10, 99 };
+	assert_int_equal(rank_candidates(&t, &layout8, &q, stale, 2, h, &r, &e), ERR_CORRUPT);
+	assert_string_equal(e.msg, "index id 99 is not in the archive");
+}
+
 static void test_rank_rejects_bad_queries(void **state)
 {
 	(void)state;
@@ -559,6 +590,32 @@ static void test_rank_ann_path_matches_exact_scan(void **state)
 	assert_true(sum_w / (double)nq >= 0.98);
 }
 
+/* A batched knn_search() re-ranked row by row equals rank_search(). */
+static void test_rank_batched_candidates_match_search(void **state)
+{
+	struct gen *g = *state;
+	const size_t nq = 20, kk = 10;
+	float dist[20 * 10];
+	int64_t ids[20 * 10];
+	struct err e;
+	err_init(&e);
+	const float *qs = g->vecs + GN * GD;
+	assert_int_equal(knn_search(&g->index, nq, qs, kk, dist, ids, &e), 0);
+	for (size_t j = 0; j < nq; j++) {
+		struct rank_query q;
+		struct rank_hit ha[10], hb[10];
+		struct rank_result ra, rb;
+		rank_query_init(&q, qs + j * GD, kk);
+		assert_int_equal(rank_candidates(&g->t, &glayout, &q, ids + j * kk, kk, ha, &ra, &e), 0);
+		assert_int_equal(rank_search(&g->t, &glayout, &g->index, &q, hb, &rb, &e), 0);
+		assert_int_equal(ra.n_hits, kk);
+		for (size_t i = 0; i < kk; i++) {
+			assert_int_equal(ha[i].id, hb[i].id);
+			assert_true(ha[i].score == hb[i].score);
+		}
+	}
+}
+
 /* A filter too selective for the ANN candidates falls back to the scan. */
 static void test_rank_selective_filter_falls_back_to_scan(void **state)
 {
@@ -693,10 +750,12 @@ int main(void)
 		cmocka_unit_test(test_rank_score_monotonic),
 		cmocka_unit_test(test_rank_calibrate_by_hand),
 		cmocka_unit_test(test_rank_filters),
+		cmocka_unit_test(test_rank_candidates),
 		cmocka_unit_test(test_rank_rejects_bad_queries),
 	};
 	const struct CMUnitTest generated[] = {
 		cmocka_unit_test(test_rank_ann_path_matches_exact_scan),
+		cmocka_unit_test(test_rank_batched_candidates_match_search),
 		cmocka_unit_test(test_rank_selective_filter_falls_back_to_scan),
 		cmocka_unit_test(test_rank_scan_thread_independent),
 		cmocka_unit_test(test_rank_stale_index_is_corrupt),

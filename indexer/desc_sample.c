@@ -263,30 +263,6 @@ static void prepare_cloud_moments(const struct scan *s, const double ref[3],
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/*
- * Sampling resolution of a mesh: the area-weighted median over the
- * triangles of sqrt(2 a), the area per vertex of a regular mesh made of
- * such triangles (normalised units).
- */
-static double mesh_spacing(const struct desc_src *src)
-{
-	enum { N = 2048 };
-	double v[N];
-	for (size_t i = 0; i < N; i++) {
-		double t = ((double)i + 0.5) / N * src->area;
-		size_t j = cdf_find(src->cdf, src->n_tris, t);
-		double a = src->cdf[j] - (j ? src->cdf[j - 1] : 0);
-		v[i] = sqrt(2 * a);
-	}
-	qsort(v, N, sizeof(double), cmp_double);
-	return 0.5 * (v[N / 2 - 1] + v[N / 2]);
-}
 
 int desc_src_init(struct desc_src *src, const struct scan *s,
 		  const struct describe_opts *o, struct desc_info *info,
@@ -378,7 +354,12 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 			acc += dot(a, n) / 6;
 		}
 		src->orient = acc < -0.05 * src->area / 3 ? -1.0f : 1.0f;
-		src->spacing = mesh_spacing(src);
+		/*
+		 * Sampling resolution: the area per vertex, as for a cloud, so a
+		 * mesh and a cloud of its vertices agree (a median triangle size
+		 * would follow the big flat triangles of CAD-like meshes).
+		 */
+		src->spacing = sqrt(src->area / (double)(n_finite ? n_finite : 1));
 	} else {
 		src->n_pts = n_finite;
 		src->pt = alloc_array(n_finite, sizeof(uint32_t));

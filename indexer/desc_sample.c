@@ -425,22 +425,6 @@ void desc_src_release(struct desc_src *src)
 	memset(src, 0, sizeof(*src));
 }
 
-/* Unit face normal (oriented) of face f. */
-static void face_normal(const struct desc_src *src, uint32_t f, float out[3])
-{
-	double a[3], b[3], c[3], e1[3], e2[3], n[3];
-	tri_vertices(src, f, a, b, c);
-	for (int k = 0; k < 3; k++) {
-		e1[k] = b[k] - a[k];
-		e2[k] = c[k] - a[k];
-	}
-	cross(e1, e2, n);
-	double l = sqrt(dot(n, n));
-	double inv = l > 0 ? src->orient / l : 0;
-	for (int k = 0; k < 3; k++)
-		out[k] = (float)(n[k] * inv);
-}
-
 static void cloud_normal(const struct desc_src *src, uint32_t v, float out[3])
 {
 	out[0] = out[1] = out[2] = 0;
@@ -463,23 +447,42 @@ int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
 			return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
 		int nt = desc_threads(src);
 		double total = src->area;
-		#pragma omp parallel for num_threads(nt) schedule(static)
-		for (size_t i = 0; i < n; i++) {
-			uint64_t h = desc_hash(src->seed, stream, i);
-			double t = ((double)i + desc_u01(h)) / (double)n * total;
-			size_t j = cdf_find(src->cdf, src->n_tris, t);
-			uint32_t f = src->tri[j];
-			double u1 = desc_u01(desc_mix(h ^ 0x1234567ull));
-			double u2 = desc_u01(desc_mix(h ^ 0x89abcdefull));
-			double sq = sqrt(u1), b1 = sq * (1 - u2), b2 = sq * u2;
-			double a[3], b[3], c[3];
-			tri_vertices(src, f, a, b, c);
-			for (int k = 0; k < 3; k++)
-				out->pos[3 * i + k] = (float)(a[k] + b1 * (b[k] - a[k]) +
-							      b2 * (c[k] - a[k]));
-			face_normal(src, f, out->nrm + 3 * i);
-			if (colour && !desc_face_colour(src, f, b1, b2, out->lab + 3 * i))
-				out->lab[3 * i] = out->lab[3 * i + 1] = out->lab[3 * i + 2] = NAN;
+		/*
+		 * Stratified targets grow with i, so within a block of samples
+		 * the face is found by walking the CDF forward from the previous
+		 * one (the same face a binary search would find).
+		 */
+		const size_t blk = 4096;
+		size_t n_blk = (n + blk - 1) / blk;
+		#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+		for (size_t bi = 0; bi < n_blk; bi++) {
+			size_t lo = bi * blk, hi = lo + blk < n ? lo + blk : n, j = 0;
+			for (size_t i = lo; i < hi; i++) {
+				uint64_t h = desc_hash(src->seed, stream, i);
+				double t = ((double)i + desc_u01(h)) / (double)n * total;
+				if (i == lo)
+					j = cdf_find(src->cdf, src->n_tris, t);
+				while (j + 1 < src->n_tris && !(src->cdf[j] > t))
+					j++;
+				uint32_t f = src->tri[j];
+				double u1 = desc_u01(desc_mix(h ^ 0x1234567ull));
+				double u2 = desc_u01(desc_mix(h ^ 0x89abcdefull));
+				double sq = sqrt(u1), b1 = sq * (1 - u2), b2 = sq * u2;
+				double a[3], b[3], c[3], e1[3], e2[3], nn[3];
+				tri_vertices(src, f, a, b, c);
+				for (int k = 0; k < 3; k++) {
+					e1[k] = b[k] - a[k];
+					e2[k] = c[k] - a[k];
+					out->pos[3 * i + k] = (float)(a[k] + b1 * e1[k] + b2 * e2[k]);
+				}
+				cross(e1, e2, nn);
+				double l = sqrt(dot(nn, nn));
+				double inv = l > 0 ? src->orient / l : 0;
+				for (int k = 0; k < 3; k++)
+					out->nrm[3 * i + k] = (float)(nn[k] * inv);
+				if (colour && !desc_face_colour(src, f, b1, b2, out->lab + 3 * i))
+					out->lab[3 * i] = out->lab[3 * i + 1] = out->lab[3 * i + 2] = NAN;
+			}
 		}
 		return 0;
 	}

@@ -565,7 +565,7 @@ int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
 			nb->density = target / ball;
 			rc = desc_grid_tris(&nb->grid, src, 2 * r, (size_t)1 << 26, e);
 			if (rc != ERR_LIMIT)
-				return rc;
+				goto out;
 			/* too many grid entries: fall back to the largest global set */
 			nb->local = false;
 			want = (double)DESC_LEVEL_CAP;
@@ -576,16 +576,20 @@ int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
 			m = 64;
 		rc = desc_sample(src, m, stream, nb->colour, &nb->pts, e);
 		if (rc < 0)
-			return rc;
+			goto out;
 	} else {
 		size_t m = want >= (double)src->n_pts ? src->n_pts : (size_t)ceil(want);
 		if ((double)src->n_pts * ball / src->area < 0.5 * target)
 			nb->sparse = true;
 		rc = desc_sample(src, m, stream, nb->colour, &nb->pts, e);
 		if (rc < 0)
-			return rc;
+			goto out;
 	}
-	return desc_grid_points(&nb->grid, nb->pts.pos, nb->pts.n, r, src->threads, e);
+	rc = desc_grid_points(&nb->grid, nb->pts.pos, nb->pts.n, r, src->threads, e);
+out:
+	if (rc < 0)
+		desc_nbhd_release(nb);
+	return rc;
 }
 
 void desc_nbhd_release(struct desc_nbhd *nb)

@@ -1,7 +1,7 @@
 /*
  * desc_int.h - internals shared by the descriptor files (describe.c,
- * desc_sample.c, desc_grid.c, desc_fit.c, desc_shape.c, desc_relief.c,
- * desc_colour.c).  Not a public API: see describe.h.
+ * desc_sample.c, desc_grid.c, desc_orient.c, desc_fit.c, desc_shape.c,
+ * desc_relief.c, desc_colour.c).  Not a public API: see describe.h.
  *
  * Everything works in a normalised frame: x' = (x - centroid) / scale,
  * where centroid and scale (RMS distance to the centroid) come from the

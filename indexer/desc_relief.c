@@ -11,25 +11,28 @@
  * Near-flat points (C r < 2^-6) vote less and less for their shape
  * index, which rounding decides, and more for all of them evenly.
  *
- * Relief (ISO 25178-2 areal parameters on the residual field h, the
- * centres' heights above the surface smoothed at the scale, in units of
- * the radius r): Sa = mean|h|, Sq = sqrt(mean h^2), Ssk = mean h^3/Sq^3,
- * Sku = mean h^4/Sq^4, Sdr = mean(sqrt(1 + |grad h|^2) - 1), plus the
- * anisotropy harmonics a2, a4, the robust/RMS ratio 1.4826 med|h| / Sq
- * and a 16-bin histogram of h / Sq over [-3, 3] (Hellinger).  The eight
- * statistics are mapped to about [-1, 1]:
- *   [log10(Sq/r) + 2.5] / 1.5, (Sa/Sq - 0.75) / 0.15, tanh(Ssk / 2),
- *   tanh(ln(Sku / 3)), [log10(Sdr) + 3] / 2, (a2 - 0.3) / 0.2,
- *   (a4 - 0.3) / 0.2, (robust - 0.8) / 0.3, each clamped to [-2, 2].
- * Per scale the statistics carry 0.6 and the histogram 0.4 of the
- * squared norm; a flat residual (Sq below 1e-6 r) gives the neutral
- * values of a Gaussian field of zero amplitude, not an error.
+ * Relief (ISO 25178-2 areal parameters of the scale-limited surface: h
+ * is the band height of each centre, the S-filtered residual above the L
+ * form, in units of the L radius): Sa = mean|h|, Sq = sqrt(mean h^2),
+ * Ssk = mean h^3/Sq^3, Sku = mean h^4/Sq^4, Sdr = mean(sqrt(1 +
+ * |grad h|^2) - 1), the robust sigma 1.4826 median|h|, the energy-
+ * weighted ridge-ness of the band's Hessian, the 4-fold variogram
+ * harmonic, and a 16-bin histogram of h / Sq over [-3, 3] (Hellinger).
+ * Balls cut by the surface's edge are left out.  The eight statistics are
+ * mapped to about [-1, 1] and clamped to [-2, 2]:
+ *   [log10(sigma) + 2.5] / 1.5, (Sa/Sq - 0.75) / 0.15, tanh(Ssk / 2),
+ *   tanh(ln(Sku / 3)), [log10(Sdr) + 3] / 2, (ridge - 0.4) / 0.3,
+ *   (4-fold - 0.3) / 0.2, (sigma/Sq - 0.8) / 0.3.
+ * Per band the statistics carry 0.6 and the histogram 0.4 of the squared
+ * norm.  A band with no measurable relief (sigma below 1e-4) takes the
+ * values of a zero-amplitude Gaussian field; the shape statistics fade
+ * to those between sigma = 1e-3 and 1e-4, where the shape of the field
+ * is that of tessellation and rounding.
  */
 #include "desc_int.h"
 #include "../common/alloc.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

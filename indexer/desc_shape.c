@@ -363,12 +363,9 @@ int desc_shape_block(const struct desc_src *src, const struct desc_pts *C,
 	pca[0] = l1 > 0 ? (float)sqrt(l2 / l1) : 0;
 	pca[1] = l1 > 0 ? (float)sqrt(l3 / l1) : 0;
 	pca[2] = l2 > 0 ? (float)sqrt(l3 / l2) : 0;
-	double pn = sqrt((double)pca[0] * pca[0] + (double)pca[1] * pca[1] +
-			 (double)pca[2] * pca[2]);
 	/* PCA ratios are at most 1 each: scale to at most unit norm */
 	for (int k = 0; k < 3; k++)
 		pca[k] = (float)(pca[k] / sqrt(3.0));
-	(void)pn;
 	scale_sub(d2, DESC_D2_BINS, SUB_W_D2);
 	scale_sub(a3, DESC_A3_BINS, SUB_W_A3);
 	scale_sub(d1, DESC_D1_BINS, SUB_W_D1);

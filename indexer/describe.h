@@ -177,7 +177,7 @@ int describe_relief(const struct scan *s, const struct describe_opts *o,
 
 /*
  * Squared L2 distance between blocks `block` of a and b, divided by the
- * block's default weight: the block's own distance, in [0, 4].
+ * block's default weight: the block's own distance (at most about 4).
  */
 float describe_block_distance(const float *a, const float *b,
 			      enum desc_block_id block);

@@ -113,43 +113,34 @@ int desc_grid_tris(struct desc_grid *g, const struct desc_src *src, double h,
 	g->start = alloc_array_zero((size_t)nb + 2, sizeof(uint32_t));
 	g->items = alloc_array(total ? total : 1, sizeof(uint32_t));
 	g->keys = alloc_array(total ? total : 1, sizeof(uint64_t));
-	uint32_t *bucket = alloc_array(total ? total : 1, sizeof(uint32_t));
-	uint32_t *tri = alloc_array(total ? total : 1, sizeof(uint32_t));
-	uint64_t *keys = alloc_array(total ? total : 1, sizeof(uint64_t));
-	if (!g->start || !g->items || !g->keys || !bucket || !tri || !keys) {
-		xfree(bucket);
-		xfree(tri);
-		xfree(keys);
+	if (!g->start || !g->items || !g->keys) {
 		desc_grid_release(g);
 		return err_set(e, ERR_NOMEM, "out of memory gridding %zu triangles", nt);
 	}
-	size_t k = 0;
-	for (size_t i = 0; i < nt; i++) {
-		int32_t lo[3], hi[3];
-		uint32_t f = src->tri[i];
-		tri_cells(src, f, g->inv_h, lo, hi);
-		for (int32_t x = lo[0]; x <= hi[0]; x++)
-		for (int32_t y = lo[1]; y <= hi[1]; y++)
-		for (int32_t z = lo[2]; z <= hi[2]; z++) {
-			uint64_t key = desc_cell_key(x, y, z);
-			keys[k] = key;
-			tri[k] = f;
-			bucket[k] = desc_bucket(g, key);
-			k++;
+	/* counting sort in two passes over the cells, so no scratch copy */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < nt; i++) {
+			int32_t lo[3], hi[3];
+			uint32_t f = src->tri[i];
+			tri_cells(src, f, g->inv_h, lo, hi);
+			for (int32_t x = lo[0]; x <= hi[0]; x++)
+			for (int32_t y = lo[1]; y <= hi[1]; y++)
+			for (int32_t z = lo[2]; z <= hi[2]; z++) {
+				uint64_t key = desc_cell_key(x, y, z);
+				uint32_t b = desc_bucket(g, key);
+				if (pass == 0) {
+					g->start[b + 2]++;
+					continue;
+				}
+				uint32_t slot = g->start[b + 1]++;
+				g->items[slot] = f;
+				g->keys[slot] = key;
+			}
 		}
-	}
-	for (size_t i = 0; i < total; i++)
-		g->start[bucket[i] + 2]++;
-	for (uint32_t b = 2; b < nb + 2; b++)
-		g->start[b] += g->start[b - 1];
-	for (size_t i = 0; i < total; i++) {
-		uint32_t slot = g->start[bucket[i] + 1]++;
-		g->items[slot] = tri[i];
-		g->keys[slot] = keys[i];
+		if (pass == 0)
+			for (uint32_t b = 2; b < nb + 2; b++)
+				g->start[b] += g->start[b - 1];
 	}
 	g->n_items = total;
-	xfree(bucket);
-	xfree(tri);
-	xfree(keys);
 	return 0;
 }

@@ -275,6 +275,14 @@ struct desc_nbhd {
 
 int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
 		   double target, uint64_t stream, bool colour, struct err *e);
+
+/*
+ * Test hook: 0 lets desc_nbhd_init choose the cheaper sampler (default);
+ * 1 forces global sample sets, 2 forces sampling near each centre for
+ * meshes.  Not for production use; not thread-safe to change while
+ * describing.  Returns the previous setting.
+ */
+int desc_test_force_sampler(int mode);
 void desc_nbhd_release(struct desc_nbhd *nb);
 
 /*

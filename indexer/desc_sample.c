@@ -541,6 +541,15 @@ void desc_gather_release(struct desc_gather *g)
 	memset(g, 0, sizeof(*g));
 }
 
+static int force_sampler;
+
+int desc_test_force_sampler(int mode)
+{
+	int old = force_sampler;
+	force_sampler = mode;
+	return old;
+}
+
 int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
 		   double target, uint64_t stream, bool colour, struct err *e)
 {
@@ -560,10 +569,16 @@ int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
 		 */
 		double tris = (double)src->n_tris * ball / src->area;
 		double local = (double)DESC_N_FIT * (10 * tris + 2 * target);
-		if (want > (double)DESC_LEVEL_CAP || local < want) {
+		bool near = want > (double)DESC_LEVEL_CAP || local < want;
+		if (force_sampler)
+			near = force_sampler == 2;
+		if (near) {
 			nb->local = true;
 			nb->density = target / ball;
-			rc = desc_grid_tris(&nb->grid, src, 2 * r, (size_t)1 << 26, e);
+			/* at most 12 bytes per entry: about 8 cells per triangle */
+			size_t cap = 8 * src->n_tris + 65536;
+			rc = desc_grid_tris(&nb->grid, src, 2 * r,
+					    cap < ((size_t)1 << 23) ? cap : (size_t)1 << 23, e);
 			if (rc != ERR_LIMIT)
 				goto out;
 			/* too many grid entries: fall back to the largest global set */

@@ -21,6 +21,7 @@
 #include "common/err.h"
 #include "formats/image.h"
 #include "formats/scan.h"
+#include "indexer/desc_int.h"
 #include "indexer/describe.h"
 #include "tests/lib/gen.h"
 
@@ -506,6 +507,34 @@ static void test_point_cloud_describes_like_its_mesh(void **state)
 	xfree(c);
 }
 
+/*
+ * Points drawn near each centre (fine radii on large meshes) and a global
+ * sample set of the same density describe a surface alike: both are
+ * area-uniform.
+ */
+static void test_both_samplers_agree(void **state)
+{
+	(void)state;
+	struct scan s, t;
+	struct desc_info info;
+	float *a = vec(), *b = vec(), *c = vec();
+	gen(GEN_FORM_TORUS, GEN_MAT_KNIT, 40000, 6, GEN_COLOR_VERTEX, &s, NULL);
+	gen(GEN_FORM_TORUS, GEN_MAT_STONE, 40000, 6, GEN_COLOR_VERTEX, &t, NULL);
+	int old = desc_test_force_sampler(1);
+	describe_ok(&s, NULL, a, &info);
+	describe_ok(&t, NULL, c, &info);
+	desc_test_force_sampler(2);
+	describe_ok(&s, NULL, b, &info);
+	desc_test_force_sampler(old);
+	print_message("near-centre vs global %.5f, other material %.5f\n", l2(a, b), l2(a, c));
+	assert_true(l2(a, b) < 0.1 * l2(a, c));
+	scan_release(&s);
+	scan_release(&t);
+	xfree(a);
+	xfree(b);
+	xfree(c);
+}
+
 static void test_distance_helpers_match_plain_l2(void **state)
 {
 	(void)state;
@@ -592,6 +621,7 @@ int main(void)
 		cmocka_unit_test(test_describe_rejects_degenerate_inputs),
 		cmocka_unit_test(test_describe_skips_nonfinite_vertices),
 		cmocka_unit_test(test_point_cloud_describes_like_its_mesh),
+		cmocka_unit_test(test_both_samplers_agree),
 		cmocka_unit_test(test_distance_helpers_match_plain_l2),
 		cmocka_unit_test(test_query_weights_leave_out_what_the_query_lacks),
 		cmocka_unit_test(test_describe_fails_cleanly_out_of_memory),

@@ -88,6 +88,8 @@ static bool block_present(const float *v, const struct desc_block *b)
 static json_t *band_json(const struct desc_band *b)
 {
 	json_t *o = json_pack("{s:f, s:f, s:b}", "s", b->s, "l", b->l, "resolved", b->resolved);
+	if (!b->resolved)
+		json_object_set_new(o, "why", json_string(b->coarse ? "coarse" : "fine"));
 	if (b->resolved) {
 		json_object_set_new(o, "width", json_real(b->width));
 		json_object_set_new(o, "sa", json_real(b->sa));
@@ -152,7 +154,9 @@ static json_t *describe_json(const char *path, const struct scan *s, const float
 static void print_band(const char *unit, const struct desc_band *b)
 {
 	if (!b->resolved) {
-		printf("    %8.3g-%-8.3g %-3s not resolved at this sampling\n", b->s, b->l, unit);
+		printf("    %8.3g-%-8.3g %-3s %s\n", b->s, b->l, unit,
+		       b->coarse ? "not measured: as large as the form" :
+				   "not resolved at this sampling");
 		return;
 	}
 	printf("    %8.3g-%-8.3g %-3s Sa %-9.3g Sq %-9.3g Ssk %6.2f Sku %6.2f Sdr %-9.3g"

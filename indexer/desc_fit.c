@@ -203,21 +203,19 @@ static bool solve_spd(double *A, double *b, int n)
 static const int8_t poly_a[POLY_MAX] = { 0, 1, 0, 2, 1, 0, 3, 2, 1, 0, 4, 3, 2, 1, 0 };
 static const int8_t poly_b[POLY_MAX] = { 0, 0, 1, 0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4 };
 
-/*
- * Weighted least squares of z on the first n basis functions (3 plane,
- * 6 quadric, 10 cubic, 15 quartic).  The normal matrix entries are the
- * weighted moments sum w u^i v^j with i + j <= 2 deg, so those are
- * accumulated once per point (45 for a quartic instead of 120 products).
- */
-static bool fit_poly(const double *u, const double *v, const double *z,
-		     const double *w, size_t m, int n, double coef[POLY_MAX])
+/* Weighted moments sum w u^i v^j (i + j <= 2 deg) and sum w z u^i v^j. */
+struct moments {
+	int deg;
+	double M[2 * POLY_DEG + 1][2 * POLY_DEG + 1];
+	double R[POLY_DEG + 1][POLY_DEG + 1];
+};
+
+static void moments_acc(struct moments *mo, int deg, const double *u, const double *v,
+			const double *z, const double *w, size_t m)
 {
-	int deg = n <= 1 ? 0 : n <= 3 ? 1 : n <= 6 ? 2 : n <= 10 ? 3 : 4;
 	int d2 = 2 * deg;
-	double M[2 * POLY_DEG + 1][2 * POLY_DEG + 1], R[POLY_DEG + 1][POLY_DEG + 1];
-	double A[POLY_MAX * POLY_MAX], b[POLY_MAX];
-	memset(M, 0, sizeof(M));
-	memset(R, 0, sizeof(R));
+	memset(mo, 0, sizeof(*mo));
+	mo->deg = deg;
 	for (size_t j = 0; j < m; j++) {
 		if (w[j] <= 0)
 			continue;
@@ -230,21 +228,45 @@ static bool fit_poly(const double *u, const double *v, const double *z,
 		}
 		for (int a = 0; a <= d2; a++)
 			for (int c = 0; a + c <= d2; c++)
-				M[a][c] += pu[a] * pv[c];
+				mo->M[a][c] += pu[a] * pv[c];
 		for (int a = 0; a <= deg; a++)
 			for (int c = 0; a + c <= deg; c++)
-				R[a][c] += pu[a] * pv[c] * z[j];
+				mo->R[a][c] += pu[a] * pv[c] * z[j];
 	}
+}
+
+/*
+ * Weighted least squares of z on the first n basis functions (3 plane,
+ * 6 quadric, 10 cubic, 15 quartic; n may not exceed what mo was built
+ * for) from the moments: the normal matrix entries are the moments, so
+ * one accumulation serves every order (45 sums for a quartic instead of
+ * 120 products per point).
+ */
+static bool moments_solve(const struct moments *mo, int n, double coef[POLY_MAX])
+{
+	double A[POLY_MAX * POLY_MAX], b[POLY_MAX];
+	int deg = n <= 1 ? 0 : n <= 3 ? 1 : n <= 6 ? 2 : n <= 10 ? 3 : 4;
+	if (deg > mo->deg)
+		return false;
 	for (int p = 0; p < n; p++) {
-		b[p] = R[poly_a[p]][poly_b[p]];
+		b[p] = mo->R[poly_a[p]][poly_b[p]];
 		for (int q = 0; q < n; q++)
-			A[p * n + q] = M[poly_a[p] + poly_a[q]][poly_b[p] + poly_b[q]];
+			A[p * n + q] = mo->M[poly_a[p] + poly_a[q]][poly_b[p] + poly_b[q]];
 	}
 	if (!solve_spd(A, b, n))
 		return false;
 	for (int p = 0; p < POLY_MAX; p++)
 		coef[p] = p < n ? b[p] : 0;
 	return true;
+}
+
+static bool fit_poly(const double *u, const double *v, const double *z,
+		     const double *w, size_t m, int n, double coef[POLY_MAX])
+{
+	struct moments mo;
+	int deg = n <= 1 ? 0 : n <= 3 ? 1 : n <= 6 ? 2 : n <= 10 ? 3 : 4;
+	moments_acc(&mo, deg, u, v, z, w, m);
+	return moments_solve(&mo, n, coef);
 }
 
 /* Value of the polynomial with coefficients c (fit_poly order) at (u, v). */
@@ -476,15 +498,20 @@ static void fit_centre(const struct desc_nbhd *nbl, const struct desc_nbhd *nbs,
 	 * The L filter is a quartic: a quadric leaves the form's fourth-order
 	 * terms in the band (a cylinder of radius 17 mm leaks 0.02 mm RMS into
 	 * a 2-8 mm band), which is the whole amplitude of a fine relief.
-	 * Curvature comes from its second-order terms all the same.
 	 */
-	double q[POLY_MAX];
-	if (!fit_poly(S->u, S->v, S->z, S->w, m, 15, q) &&
-	    !fit_poly(S->u, S->v, S->z, S->w, m, 6, q) &&
-	    !fit_poly(S->u, S->v, S->z, S->w, m, 3, q))
+	double q[POLY_MAX], qd[POLY_MAX];
+	struct moments mo;
+	moments_acc(&mo, POLY_DEG, S->u, S->v, S->z, S->w, m);
+	if (!moments_solve(&mo, 15, q) && !moments_solve(&mo, 6, q) && !moments_solve(&mo, 3, q))
 		return;
-	/* q = [f, d, e, a, b, c]: z = f + d u + e v + a u^2 + b uv + c v^2 */
-	double f = q[0], d = q[1], ee = q[2], A = q[3], B = q[4], Cq = q[5];
+	/*
+	 * Curvature is the form's at this radius: from the quadric fit of the
+	 * same points, which averages noise that the quartic would follow.
+	 */
+	if (!moments_solve(&mo, 6, qd))
+		memcpy(qd, q, sizeof(qd));
+	/* qd = [f, d, e, a, b, c]: z = f + d u + e v + a u^2 + b uv + c v^2 */
+	double f = q[0], d = qd[1], ee = qd[2], A = qd[3], B = qd[4], Cq = qd[5];
 	double E = 1 + d * d, F = d * ee, G = 1 + ee * ee;
 	double nn = sqrt(1 + d * d + ee * ee);
 	double L = 2 * A / nn, M = B / nn, N = 2 * Cq / nn;

@@ -64,6 +64,7 @@ struct image;
 #define DESC_MIN_POINTS 16    /* fewer finite points: ERR_FORMAT */
 #define DESC_LEVEL_CAP ((size_t)1 << 21) /* largest global sample set */
 #define DESC_RES_FACTOR 3.0   /* S-filter radius >= this x sampling spacing */
+#define DESC_BAND_MAX 0.3     /* L-filter radius <= this (normalised): beyond is form */
 
 /*
  * Radii: relief bands between an S-filter radius and an L-filter radius,

@@ -263,30 +263,6 @@ static void prepare_cloud_moments(const struct scan *s, const double ref[3],
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/*
- * Sampling resolution of a mesh: the area-weighted median over the
- * triangles of sqrt(2 a), the area per vertex of a regular mesh made of
- * such triangles (normalised units).
- */
-static double mesh_spacing(const struct desc_src *src)
-{
-	enum { N = 2048 };
-	double v[N];
-	for (size_t i = 0; i < N; i++) {
-		double t = ((double)i + 0.5) / N * src->area;
-		size_t j = cdf_find(src->cdf, src->n_tris, t);
-		double a = src->cdf[j] - (j ? src->cdf[j - 1] : 0);
-		v[i] = sqrt(2 * a);
-	}
-	qsort(v, N, sizeof(double), cmp_double);
-	return 0.5 * (v[N / 2 - 1] + v[N / 2]);
-}
 
 int desc_src_init(struct desc_src *src, const struct scan *s,
 		  const struct describe_opts *o, struct desc_info *info,
@@ -378,7 +354,12 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 			acc += dot(a, n) / 6;
 		}
 		src->orient = acc < -0.05 * src->area / 3 ? -1.0f : 1.0f;
-		src->spacing = mesh_spacing(src);
+		/*
+		 * Sampling resolution: the area per vertex, as for a cloud, so a
+		 * mesh and a cloud of its vertices agree (a median triangle size
+		 * would follow the big flat triangles of CAD-like meshes).
+		 */
+		src->spacing = sqrt(src->area / (double)(n_finite ? n_finite : 1));
 	} else {
 		src->n_pts = n_finite;
 		src->pt = alloc_array(n_finite, sizeof(uint32_t));
@@ -444,22 +425,6 @@ void desc_src_release(struct desc_src *src)
 	memset(src, 0, sizeof(*src));
 }
 
-/* Unit face normal (oriented) of face f. */
-static void face_normal(const struct desc_src *src, uint32_t f, float out[3])
-{
-	double a[3], b[3], c[3], e1[3], e2[3], n[3];
-	tri_vertices(src, f, a, b, c);
-	for (int k = 0; k < 3; k++) {
-		e1[k] = b[k] - a[k];
-		e2[k] = c[k] - a[k];
-	}
-	cross(e1, e2, n);
-	double l = sqrt(dot(n, n));
-	double inv = l > 0 ? src->orient / l : 0;
-	for (int k = 0; k < 3; k++)
-		out[k] = (float)(n[k] * inv);
-}
-
 static void cloud_normal(const struct desc_src *src, uint32_t v, float out[3])
 {
 	out[0] = out[1] = out[2] = 0;
@@ -482,23 +447,42 @@ int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
 			return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
 		int nt = desc_threads(src);
 		double total = src->area;
-		#pragma omp parallel for num_threads(nt) schedule(static)
-		for (size_t i = 0; i < n; i++) {
-			uint64_t h = desc_hash(src->seed, stream, i);
-			double t = ((double)i + desc_u01(h)) / (double)n * total;
-			size_t j = cdf_find(src->cdf, src->n_tris, t);
-			uint32_t f = src->tri[j];
-			double u1 = desc_u01(desc_mix(h ^ 0x1234567ull));
-			double u2 = desc_u01(desc_mix(h ^ 0x89abcdefull));
-			double sq = sqrt(u1), b1 = sq * (1 - u2), b2 = sq * u2;
-			double a[3], b[3], c[3];
-			tri_vertices(src, f, a, b, c);
-			for (int k = 0; k < 3; k++)
-				out->pos[3 * i + k] = (float)(a[k] + b1 * (b[k] - a[k]) +
-							      b2 * (c[k] - a[k]));
-			face_normal(src, f, out->nrm + 3 * i);
-			if (colour && !desc_face_colour(src, f, b1, b2, out->lab + 3 * i))
-				out->lab[3 * i] = out->lab[3 * i + 1] = out->lab[3 * i + 2] = NAN;
+		/*
+		 * Stratified targets grow with i, so within a block of samples
+		 * the face is found by walking the CDF forward from the previous
+		 * one (the same face a binary search would find).
+		 */
+		const size_t blk = 4096;
+		size_t n_blk = (n + blk - 1) / blk;
+		#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+		for (size_t bi = 0; bi < n_blk; bi++) {
+			size_t lo = bi * blk, hi = lo + blk < n ? lo + blk : n, j = 0;
+			for (size_t i = lo; i < hi; i++) {
+				uint64_t h = desc_hash(src->seed, stream, i);
+				double t = ((double)i + desc_u01(h)) / (double)n * total;
+				if (i == lo)
+					j = cdf_find(src->cdf, src->n_tris, t);
+				while (j + 1 < src->n_tris && !(src->cdf[j] > t))
+					j++;
+				uint32_t f = src->tri[j];
+				double u1 = desc_u01(desc_mix(h ^ 0x1234567ull));
+				double u2 = desc_u01(desc_mix(h ^ 0x89abcdefull));
+				double sq = sqrt(u1), b1 = sq * (1 - u2), b2 = sq * u2;
+				double a[3], b[3], c[3], e1[3], e2[3], nn[3];
+				tri_vertices(src, f, a, b, c);
+				for (int k = 0; k < 3; k++) {
+					e1[k] = b[k] - a[k];
+					e2[k] = c[k] - a[k];
+					out->pos[3 * i + k] = (float)(a[k] + b1 * e1[k] + b2 * e2[k]);
+				}
+				cross(e1, e2, nn);
+				double l = sqrt(dot(nn, nn));
+				double inv = l > 0 ? src->orient / l : 0;
+				for (int k = 0; k < 3; k++)
+					out->nrm[3 * i + k] = (float)(nn[k] * inv);
+				if (colour && !desc_face_colour(src, f, b1, b2, out->lab + 3 * i))
+					out->lab[3 * i] = out->lab[3 * i + 1] = out->lab[3 * i + 2] = NAN;
+			}
 		}
 		return 0;
 	}

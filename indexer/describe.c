@@ -66,6 +66,19 @@ void describe_default_weights(float *w)
 		w[b] = blocks[b].weight;
 }
 
+void describe_preset_weights(enum desc_preset p, float *w)
+{
+	describe_default_weights(w);
+	if (p == DESC_PRESET_SURFACE) {
+		w[DESC_SHAPE] = 0;
+		w[DESC_LOCAL] = 0;
+		w[DESC_RELIEF] = 1;
+		w[DESC_RELIEF_MM] = 1;
+		w[DESC_COLOUR] = 0.5f;
+		w[DESC_SIZE] = 0;
+	}
+}
+
 void describe_query_weights(const struct desc_info *q, const float *base, float *w)
 {
 	for (int b = 0; b < DESC_N_BLOCKS; b++)
@@ -272,18 +285,21 @@ static void cache_release(struct nb_cache *c)
  * the S radius max(s[k], DESC_RES_FACTOR x spacing) (in units of `unit`);
  * when that reaches l[k] the band is below the sampling resolution and
  * only its L fit runs, if bit k of keep_l or colour asks for it (fits[k]
- * then has no S pass, width[k] = 0; otherwise fits[k] is NULL).
+ * then has no S pass, width[k] = 0; otherwise fits[k] is NULL).  A band
+ * whose L radius exceeds max_l (normalised; 0 = no limit) would measure
+ * the form and is not measured either.
  */
 struct bands {
 	struct desc_bfit *fit[DESC_RELIEF_SCALES];
+	bool coarse[DESC_RELIEF_SCALES];  /* L beyond DESC_BAND_MAX */
 	double rl[DESC_RELIEF_SCALES], rs[DESC_RELIEF_SCALES]; /* normalised */
 	double width[DESC_RELIEF_SCALES]; /* band kept, 0..1 of its nominal width */
 };
 
 static int run_bands(struct bands *B, struct nb_cache *cache, const struct desc_src *src,
 		     const struct desc_pts *C, const double *l, const double *s, double unit,
-		     int n_colour, unsigned keep_l, uint64_t stream, struct desc_info *info,
-		     struct err *e)
+		     int n_colour, unsigned keep_l, double max_l, uint64_t stream,
+		     struct desc_info *info, struct err *e)
 {
 	double res = DESC_RES_FACTOR * src->spacing;
 	for (int k = 0; k < DESC_RELIEF_SCALES; k++) {
@@ -292,10 +308,13 @@ static int run_bands(struct bands *B, struct nb_cache *cache, const struct desc_
 		bool sparse = false, colour = k < n_colour;
 		int rc;
 		B->rl[k] = rl;
-		B->rs[k] = rs < rl ? rs : 0;
-		B->width[k] = rs < rl ? fmin(1.0, (rl - rs) / (rl - rs0)) : 0;
+		B->coarse[k] = max_l > 0 && rl > max_l;
+		B->rs[k] = rs < rl && !B->coarse[k] ? rs : 0;
+		B->width[k] = B->rs[k] > 0 ? fmin(1.0, (rl - rs) / (rl - rs0)) : 0;
 		if (rs >= rl)
 			info->flags |= DESC_UNDERSAMPLED;
+		if (B->coarse[k] && !(keep_l & (1u << k)))
+			continue;
 		/* an unresolved band needs its L fit only for curvature or colour */
 		if (rs >= rl && !colour && !(keep_l & (1u << k)))
 			continue;
@@ -325,6 +344,36 @@ static void bands_release(struct bands *B)
 }
 
 /*
+ * Local geometry of radius r measured at the wider radius reff the
+ * sampling allows; curvedness stays in units of r.
+ */
+static int local_coarse(const struct desc_src *src, const struct desc_pts *F,
+			struct nb_cache *cache, double r, double reff, float *h,
+			struct desc_info *info, struct err *e)
+{
+	const struct desc_nbhd *nb;
+	bool sparse = false;
+	struct desc_bfit *fit = alloc_array(F->n ? F->n : 1, sizeof(*fit));
+	if (!fit)
+		return err_set(e, ERR_NOMEM, "out of memory describing %zu points", F->n);
+	int rc = cache_get(cache, src, reff, DESC_N_L, false, DS_LEVEL, &nb, e);
+	if (!rc)
+		rc = desc_fit_band(src, F, nb, reff, NULL, 0, false, fit, &sparse, e);
+	if (!rc) {
+		for (size_t i = 0; i < F->n; i++) {
+			fit[i].k1 *= (float)(r / reff);
+			fit[i].k2 *= (float)(r / reff);
+		}
+		desc_local_hist(fit, F->n, h);
+		info->flags |= DESC_UNDERSAMPLED;
+		if (sparse)
+			info->flags |= DESC_UNDERSAMPLED;
+	}
+	xfree(fit);
+	return rc;
+}
+
+/*
  * The relief block from band passes; the band statistics go to bands[]
  * in physical units (unit: length of one normalised unit).
  */
@@ -342,6 +391,8 @@ static void relief_from_bands(const struct bands *B, size_t n, double unit, floa
 		if (!(B->rs[k] > 0)) {
 			memcpy(o, neutral, sizeof(neutral));
 			bd->resolved = false;
+			bd->coarse = B->coarse[k];
+			bd->fine = !B->coarse[k];
 		} else {
 			struct desc_band_raw raw;
 			desc_band_measure(B->fit[k], n, B->rl[k], &raw);
@@ -424,13 +475,25 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	bool colour = info->flags & DESC_HAS_COLOUR;
 	float *lbp = out + OFF_COLOUR + DESC_LAB_LEN;
 	rc = run_bands(&rel, &cache, &src, &F, desc_relief_l, desc_relief_s, 1.0,
-		       colour ? DESC_LBP_SCALES : 0, 6u, DS_LEVEL, info, e);
+		       colour ? DESC_LBP_SCALES : 0, 6u, DESC_BAND_MAX, DS_LEVEL, info, e);
 	if (rc < 0)
 		goto out;
-	/* the local-geometry radii are the L radii of the two coarser bands */
+	/*
+	 * The local-geometry radii are the L radii of the two coarser bands,
+	 * unless the sampling is too coarse for them: a curvature needs about
+	 * twenty samples of the surface in its ball, so the radius is at
+	 * least 2.5 spacings, for a mesh as for a cloud of its vertices.
+	 */
 	for (int k = 0; k < DESC_LOCAL_SCALES; k++) {
 		float *h = out + OFF_LOCAL + k * DESC_SI_BINS * DESC_CV_BINS;
-		desc_local_hist(rel.fit[k + 1], F.n, h);
+		double r = desc_local_radii[k], reff = fmax(r, 2.5 * src.spacing);
+		if (reff == r) {
+			desc_local_hist(rel.fit[k + 1], F.n, h);
+		} else {
+			rc = local_coarse(&src, &F, &cache, r, reff, h, info, e);
+			if (rc < 0)
+				goto out;
+		}
 		for (int j = 0; j < DESC_SI_BINS * DESC_CV_BINS; j++)
 			h[j] *= (float)sqrt(1.0 / DESC_LOCAL_SCALES);
 	}
@@ -465,7 +528,7 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 		for (int k = 0; k < DESC_RELIEF_SCALES; k++)
 			info->relief_mm[k].s = desc_relief_s_mm[k];
 		rc = run_bands(&mm, &cache, &src, &F, desc_relief_l_mm, desc_relief_s_mm, unit,
-			       0, 0, DS_LEVEL, info, e);
+			       0, 0, DESC_BAND_MAX, DS_LEVEL, info, e);
 		if (rc < 0)
 			goto out;
 		relief_from_bands(&mm, F.n, unit, out + OFF_RELIEF_MM, info->relief_mm);
@@ -528,7 +591,7 @@ int describe_relief(const struct scan *s, const struct describe_opts *o,
 	double l[DESC_RELIEF_SCALES] = { l_radius, l_radius, l_radius };
 	double sm[DESC_RELIEF_SCALES] = { s_radius, s_radius, s_radius };
 	/* one band is enough: the three are the same */
-	rc = run_bands(&B, &cache, &src, &F, l, sm, unit, 0, 0, DS_LEVEL, &info, e);
+	rc = run_bands(&B, &cache, &src, &F, l, sm, unit, 0, 0, 0, DS_LEVEL, &info, e);
 	if (rc < 0)
 		goto out;
 	float tmp[DESC_RELIEF_LEN];

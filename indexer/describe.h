@@ -94,7 +94,10 @@ struct describe_opts {
  */
 struct desc_band {
 	double s, l;          /* S- and L-filter radii */
-	bool resolved;        /* false: s reached l at this sampling density */
+	bool resolved;        /* measured; see fine and coarse when not */
+	bool fine;            /* not measured: s reached l at this sampling density */
+	bool coarse;          /* not measured: l is beyond 0.3 of the RMS radius,
+				 where the band would hold the form */
 	double width;         /* share of the nominal band kept, 0..1 */
 	double sa, sq;        /* mean |h|, RMS h */
 	double ssk, sku;      /* skewness, kurtosis (3 for a Gaussian field) */
@@ -194,6 +197,15 @@ void describe_reweight(float *v, const float *weights);
 
 /* Default weights into w[DESC_N_BLOCKS]. */
 void describe_default_weights(float *w);
+
+/*
+ * Weight presets for the two questions a search can ask:
+ *   DESC_PRESET_OBJECT   "this object": the defaults, form and relief
+ *   DESC_PRESET_SURFACE  "this surface texture, on any form": relief and
+ *                        colour only, the global form left out
+ */
+enum desc_preset { DESC_PRESET_OBJECT, DESC_PRESET_SURFACE };
+void describe_preset_weights(enum desc_preset p, float *w);
 
 /*
  * Weights for searching with a query described as q: base (NULL for the

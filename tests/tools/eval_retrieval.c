@@ -73,12 +73,14 @@ static const char eval_usage[] =
 	"  --dump FILE         write the vectors as text lines: \"ref NAME CLASS GROUP\n"
 	"                      v...\" and \"query PERTURBATION REF v...\"\n"
 	"  --json              one JSON object per line\n"
+	"  --name NAME         the task name in JSON rows (default references or\n"
+	"                      generated; classes get NAME-classes or NAME-material)\n"
 	"  -h, --help          show this help\n";
 
 enum {
 	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
 	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
-	OPT_VERBOSE, OPT_JSON, OPT_DUMP,
+	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME,
 };
 
 static const struct option eval_options[] = {
@@ -97,6 +99,7 @@ static const struct option eval_options[] = {
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "dump", required_argument, NULL, OPT_DUMP },
+	{ "name", required_argument, NULL, OPT_NAME },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -112,6 +115,7 @@ struct ref {
 	struct image *tex;   /* aligned with s.textures, or NULL */
 	size_t n_tex;
 	float *v;            /* descriptor */
+	struct desc_info info;
 	int cls;             /* class index, -1 none */
 	int group;           /* same-object group, own index when none */
 };
@@ -344,29 +348,28 @@ static int read_cla(const char *path, struct refs *R, bool groups, char ***names
 		left--;
 		if (sscanf(line, "%255s", a) != 1)
 			continue;
-		size_t hit = R->n;
-		for (size_t i = 0; i < R->n && hit == R->n; i++)
-			if (!strcmp(R->r[i].name, a))
-				hit = i;
-		if (hit == R->n) {
-			long v = strtol(a, &end, 10);
-			if (*end == 0 && v >= 0 && (size_t)v < R->n)
-				hit = (size_t)v;
-		}
-		if (hit == R->n)
-			continue;
-		if (groups) {
-			/* the group of a class is its first member found */
-			int first = -1;
-			for (size_t i = 0; i < R->n; i++)
-				if (R->r[i].cls == -100 - cls) {
-					first = (int)i;
-					break;
-				}
-			R->r[hit].group = first >= 0 ? R->r[first].group : (int)hit;
-			R->r[hit].cls = -100 - cls;
-		} else {
-			R->r[hit].cls = cls;
+		/* every reference with that stem (a scan in several formats) */
+		bool found = false;
+		for (size_t i = 0; i < R->n; i++) {
+			bool match = !strcmp(R->r[i].name, a);
+			if (!match && !found) {
+				long v = strtol(a, &end, 10);
+				match = *end == 0 && v >= 0 && (size_t)v == i;
+			}
+			if (!match)
+				continue;
+			found = true;
+			if (groups) {
+				/* the group of a class is its first member found */
+				int first = -1;
+				for (size_t k = 0; k < R->n && first < 0; k++)
+					if (R->r[k].cls == -100 - cls)
+						first = (int)k;
+				R->r[i].group = first >= 0 ? R->r[first].group : (int)i;
+				R->r[i].cls = -100 - cls;
+			} else {
+				R->r[i].cls = cls;
+			}
 		}
 	}
 	fclose(fp);
@@ -508,11 +511,12 @@ static void rank_all(const float *q, const struct refs *R, size_t off, size_t le
  * lacks (describe_query_weights): a query without units or colour is
  * compared on what it has, as the query command does.
  */
-static void rank_query(const float *q, const struct desc_info *qi, const struct refs *R,
-		       struct hit *h)
+static void rank_preset(const float *q, const struct desc_info *qi, enum desc_preset p,
+			const struct refs *R, struct hit *h)
 {
-	float w[DESC_N_BLOCKS];
-	describe_query_weights(qi, NULL, w);
+	float w[DESC_N_BLOCKS], base[DESC_N_BLOCKS];
+	describe_preset_weights(p, base);
+	describe_query_weights(qi, base, w);
 	for (size_t i = 0; i < R->n; i++) {
 		h[i].d = describe_distance(q, R->r[i].v, w);
 		h[i].i = (uint32_t)i;
@@ -594,9 +598,13 @@ static void print_row(bool json, const char *task, const char *what, const struc
 		       b->top1 / n, b->top5 / n, b->map / n, ms);
 }
 
-/* Class retrieval: every reference queries the others. */
+/*
+ * Class retrieval: every reference queries the others, ranked with the
+ * weights of preset (blocks the query lacks left out); per-class rows
+ * when per_class.
+ */
 static void class_eval(const struct refs *R, int n_cls, char **cls_names, bool json,
-		       const char *task)
+		       const char *task, enum desc_preset preset, bool per_class)
 {
 	struct hit *h = alloc_array(R->n, sizeof(*h));
 	bool *rel = alloc_array_zero(R->n, sizeof(bool));
@@ -618,7 +626,7 @@ static void class_eval(const struct refs *R, int n_cls, char **cls_names, bool j
 		/* the query itself is left out: it sorts first, so drop rank 0 */
 		for (int pass = 0; pass < 2; pass++) {
 			if (pass == 0)
-				rank_all(R->r[q].v, R, 0, dim, h);
+				rank_preset(R->r[q].v, &R->r[q].info, preset, R, h);
 			else
 				rank_all(R->r[q].v, R, bl[DESC_SHAPE].offset, 32, h);
 			size_t k = 0;
@@ -630,13 +638,14 @@ static void class_eval(const struct refs *R, int n_cls, char **cls_names, bool j
 		}
 	}
 	char label[64];
-	for (int c = 0; c < n_cls && per && perd2; c++) {
+	for (int c = 0; per_class && c < n_cls && per && perd2; c++) {
 		if (!per[c].n)
 			continue;
 		snprintf(label, sizeof(label), "  %s", cls_names ? cls_names[c] : "?");
 		print_row(json, task, label + (json ? 2 : 0), &per[c], &perd2[c], true, 0);
 	}
-	print_row(json, task, "all classes", &all, &alld2, true, 0);
+	print_row(json, task, preset == DESC_PRESET_SURFACE ? "all (surface)" : "all (object)",
+		  &all, &alld2, true, 0);
 	xfree(h);
 	xfree(rel);
 	xfree(per);
@@ -678,7 +687,7 @@ int main(int argc, char **argv)
 	bool on[N_PERT];
 	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
 	long queries = 1;
-	const char *cla = NULL, *same = NULL, *dump = NULL;
+	const char *cla = NULL, *same = NULL, *dump = NULL, *name = NULL;
 	int c;
 	for (int p = 0; p < N_PERT; p++)
 		on[p] = true;
@@ -700,6 +709,7 @@ int main(int argc, char **argv)
 		case OPT_VERBOSE: verbose = true; break;
 		case OPT_JSON: json = true; break;
 		case OPT_DUMP: dump = optarg; break;
+		case OPT_NAME: name = optarg; break;
 		case 'h': fputs(eval_usage, stdout); return out_finish(EXIT_OK);
 		default: fputs(eval_usage, stderr); return EXIT_USAGE;
 		}
@@ -744,8 +754,8 @@ int main(int argc, char **argv)
 		R.r[i].v = alloc_array(dim, sizeof(float));
 	#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
 	for (size_t i = 0; i < R.n; i++) {
-		struct desc_info info;
-		if (describe_one(&R.r[i].s, R.r[i].tex, R.r[i].n_tex, R.r[i].v, &info, 1) < 0) {
+		if (describe_one(&R.r[i].s, R.r[i].tex, R.r[i].n_tex, R.r[i].v, &R.r[i].info,
+				 1) < 0) {
 			#pragma omp atomic
 			fail++;
 		}
@@ -776,7 +786,10 @@ int main(int argc, char **argv)
 		printf("%zu references, %s, dimension %zu, described in %.1f s\n", R.n,
 		       DESC_SCHEMA, dim, t_ref);
 
-	const char *task = gen ? "generated" : "references";
+	const char *task = name ? name : gen ? "generated" : "references";
+	char cls_task[128];
+	snprintf(cls_task, sizeof(cls_task), "%s%s%s", name ? name : "", name ? "-" : "",
+		 gen ? "material" : "classes");
 	if (!json)
 		printf("\nperturbation   queries  descriptor                     | D2 baseline\n");
 	for (int p = 0; p < N_PERT; p++) {
@@ -820,7 +833,7 @@ int main(int argc, char **argv)
 					rel[j] = R.r[j].group == R.r[i].group;
 					n_rel += rel[j];
 				}
-				rank_query(v, &info, &R, h);
+				rank_preset(v, &info, DESC_PRESET_OBJECT, &R, h);
 				top[qi] = (int)h[0].i;
 				score_ranking(h, R.n, rel, n_rel, &sa[qi], false);
 				rank_all(v, &R, bl[DESC_SHAPE].offset, 32, h);
@@ -870,7 +883,11 @@ int main(int argc, char **argv)
 	if (n_cls > 0) {
 		if (!json)
 			printf("\nclass retrieval (%s)\n", gen ? "material across forms" : cla);
-		class_eval(&R, n_cls, cls_names, json, gen ? "material" : "classes");
+		/* materials are the surface question; object classes the object one */
+		class_eval(&R, n_cls, cls_names, json, cls_task,
+			   gen ? DESC_PRESET_SURFACE : DESC_PRESET_OBJECT, true);
+		class_eval(&R, n_cls, cls_names, json, cls_task,
+			   gen ? DESC_PRESET_OBJECT : DESC_PRESET_SURFACE, false);
 	}
 	xfree(qv);
 	for (int i = 0; i < n_cls && cls_names; i++)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The retrieval evaluation on a small generated corpus (scripts/eval-retrieval
+# --quick): the table has every perturbation with the D2 baseline beside
+# it, rigid copies are always found, and the descriptor beats D2 on crops.
+# The full table (CGAL meshes, 63-scan corpus) runs under make bench.
+. "$(dirname "$0")/lib.sh"
+
+E=${REFSCAN_BUILD:?run through make test}/eval_retrieval
+if [ ! -x "$E" ]; then
+	not_ok "eval_retrieval is not built ($E)"
+	finish
+	exit 1
+fi
+if ! command -v jq >/dev/null; then
+	not_ok "jq is needed to read the JSON output"
+	finish
+	exit 1
+fi
+
+run "$E" --json --gen --forms 3 --materials 3 --triangles 6000 --perturb rigid,crop,points
+expect_rc 0 "quick evaluation runs"
+row() { jq -r "select(.task == \"generated\" and .case == \"$1\") | .$2" "$out"; }
+expect_eq "$(row rigid queries)" 9 "one rigid query per reference"
+expect_eq "$(row rigid top1)" 1 "every rigid and scaled copy is found first"
+for p in rigid crop points; do
+	expect_grep "$out" "\"case\":\"$p\".*\"d2_top1\"" "$p has the D2 baseline beside it"
+done
+crop=$(row crop top1) d2=$(row crop d2_top1)
+if awk -v a="$crop" -v b="$d2" 'BEGIN { exit !(a >= b + 0.2) }'; then
+	ok "crops: descriptor $crop vs D2 $d2"
+else
+	not_ok "crops: descriptor $crop is not 0.2 above D2 $d2"
+fi
+expect_grep "$out" '"task":"material","case":"all \(surface\)"' "material retrieval row"
+
+run "$E" --gen --forms 2 --materials 2 --triangles 4000 --perturb rigid
+expect_rc 0 "text table"
+expect_grep "$out" '^rigid +4 +top1 1\.000 .*\| D2: top1 ' "text row with the D2 column"
+run "$E" --perturb bogus --gen
+expect_rc 64 "unknown perturbation is a usage error"
+run "$E"
+expect_rc 64 "no references is a usage error"
+run "$E" "$T/nothing-here"
+expect_rc 66 "a folder without scans"
+
+finish

@@ -51,7 +51,7 @@ struct manifest_file {
 /*
  * Descriptor data for an entry, written by the describe step of
  * `refscan index` (indexer/index.h, struct index_hooks).  schema names
- * the layout of the blob's bytes ("refscan-desc-1", ...); NULL when the
+ * the layout of the blob's bytes ("refscan-desc-2", ...); NULL when the
  * entry has no descriptors yet.
  */
 struct manifest_desc {

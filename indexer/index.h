@@ -36,7 +36,7 @@ struct manifest_entry;
  */
 struct index_hooks {
 	/*
-	 * Schema id of what describe() writes ("refscan-desc-1").  Entries
+	 * Schema id of what describe() writes ("refscan-desc-2").  Entries
 	 * whose descriptors carry another schema (or none) are read again
 	 * so that every entry of the new version is described the same way.
 	 */

@@ -27,7 +27,7 @@ run "$R" index --archive "$A" --json "$L"
 expect_rc 0 "index the library"
 expect_eq "$(jq -c '[.version, .added, (.failed|length)]' "$out")" '[1,12,0]' "12 scans in version 1"
 M1=$A/versions/00000001.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-1")] | length' "$M1")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-2")] | length' "$M1")" 12 \
 	"every entry has a descriptor of the current schema"
 expect_eq "$(jq -r '.index.file + " " + .index.schema' "$M1")" "00000001.index refscan-index-1" \
 	"the version names its search index"
@@ -232,7 +232,7 @@ expect_rc 0 "reindex after a schema change"
 expect_eq "$(jq -c '[.version, .committed, .described, .failed]' "$out")" '[3,true,12,0]' \
 	"every scan described again into version 3"
 M3=$A/versions/00000003.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-1")] | length' "$M3")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-2")] | length' "$M3")" 12 \
 	"version 3 holds current descriptors"
 expect_eq "$(jq -c '[.entries[] | [.path, .blob]]' "$M3")" "$(jq -c '[.entries[] | [.path, .blob]]' "$H")" \
 	"the scans are unchanged"

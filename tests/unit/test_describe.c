@@ -164,7 +164,7 @@ static void test_describe_layout_is_contiguous(void **state)
 	(void)state;
 	const struct desc_block *b = describe_blocks();
 	size_t off = 0;
-	assert_string_equal(DESC_SCHEMA, "refscan-desc-1");
+	assert_string_equal(DESC_SCHEMA, "refscan-desc-2");
 	for (int i = 0; i < DESC_N_BLOCKS; i++) {
 		assert_int_equal(b[i].offset, off);
 		assert_true(b[i].length > 0);

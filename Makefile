@@ -171,7 +171,7 @@ install: $(B)/refscan
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(B)/refscan $(DESTDIR)$(BINDIR)/refscan
 	install -m 644 docs/refscan.1 $(DESTDIR)$(MANDIR)/man1/refscan.1
-	install -m 755 scripts/refscan-nightly $(DESTDIR)$(BINDIR)/refscan-nightly 2>/dev/null || true
+	install -m 755 scripts/refscan-nightly $(DESTDIR)$(BINDIR)/refscan-nightly
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/refscan $(DESTDIR)$(BINDIR)/refscan-nightly $(DESTDIR)$(MANDIR)/man1/refscan.1

@@ -266,8 +266,11 @@ static int cache_get(struct nb_cache *c, const struct desc_src *src, double r, d
 	/* the stream follows the radius, so equal radii draw equal points */
 	int rc = desc_nbhd_init(&c->nb[c->n], src, r, target,
 				stream + (uint64_t)llround(r * 1e6 + target), colour, e);
-	if (rc < 0)
+	if (rc < 0) {
+		/* not counted in c->n, so cache_release would not free it */
+		desc_nbhd_release(&c->nb[c->n]);
 		return rc;
+	}
 	c->r[c->n] = r;
 	*out = &c->nb[c->n++];
 	return 0;

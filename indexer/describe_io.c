@@ -17,6 +17,10 @@
 /* True when some material of s uses texture t. */
 static bool texture_used(const struct scan *s, size_t t)
 {
+	/* a PLY `comment TextureFile` has no material: its first texture is
+	 * the one desc_face_texture() samples */
+	if (!s->n_materials)
+		return t == 0;
 	for (size_t m = 0; m < s->n_materials; m++)
 		if (s->materials[m].texture == (int32_t)t)
 			return true;

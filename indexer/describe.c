@@ -55,6 +55,24 @@ const struct desc_block *describe_blocks(void)
 	return blocks;
 }
 
+/* Each block on its own, the local block's two radii apart (describe.h). */
+static const struct desc_cue cues[] = {
+	{ "shape", DESC_SHAPE, OFF_SHAPE, DESC_SHAPE_LEN },
+	{ "local-fine", DESC_LOCAL, OFF_LOCAL, DESC_SI_BINS * DESC_CV_BINS },
+	{ "local-coarse", DESC_LOCAL, OFF_LOCAL + DESC_SI_BINS * DESC_CV_BINS,
+	  DESC_LOCAL_LEN - DESC_SI_BINS * DESC_CV_BINS },
+	{ "relief", DESC_RELIEF, OFF_RELIEF, DESC_RELIEF_LEN },
+	{ "relief_mm", DESC_RELIEF_MM, OFF_RELIEF_MM, DESC_RELIEF_LEN },
+	{ "colour", DESC_COLOUR, OFF_COLOUR, DESC_COLOUR_LEN },
+	{ "size", DESC_SIZE, OFF_SIZE, DESC_SIZE_LEN },
+};
+
+const struct desc_cue *describe_cues(size_t *n)
+{
+	*n = sizeof(cues) / sizeof(cues[0]);
+	return cues;
+}
+
 size_t describe_dim(void)
 {
 	return DIM;

@@ -59,6 +59,21 @@ struct desc_block {
 /* The block table, DESC_N_BLOCKS entries in vector order.  Static. */
 const struct desc_block *describe_blocks(void);
 
+/*
+ * Cues of the robust ranking (query/rank.h): the parts of the vector a
+ * search weighs on their own and then keeps the better half of, so that a
+ * perturbation that spoils one part (a crop: the global shape; noise or
+ * decimation: the relief) does not decide the match.  Every block is one
+ * cue, except the local block whose two radii are two.  Static; *n gets
+ * the count.
+ */
+struct desc_cue {
+	const char *name;
+	enum desc_block_id block;
+	size_t offset, length; /* floats of the vector, inside the block */
+};
+const struct desc_cue *describe_cues(size_t *n);
+
 /* Floats in a descriptor (the sum of the block lengths). */
 size_t describe_dim(void);
 

@@ -376,7 +376,7 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 		int len = (int)strlen(material_tags(vindex_entry(vx, sc->hits[i].row), mt, sizeof(mt)));
 		mw = len > mw ? len : mw;
 	}
-	printf("  %4s  %5s  %9s  %8s  %-*s  %s\n", "rank", "score", "distance", "size mm", mw,
+	printf("  %4s  %5s  %9s  %8s  %-*s  %s\n", "rank", "score", "match", "size mm", mw,
 	       "material [tags]", "path");
 	for (size_t i = 0; i < sc->res.n_hits; i++) {
 		const struct rank_hit *h = &sc->hits[i];
@@ -388,7 +388,7 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 		else
 			snprintf(size, sizeof(size), "%.1f", (double)mm);
 		printf("  %4zu  %5.1f  %9.5f  %8s  %-*s  %s\n", i + 1, (double)h->score,
-		       (double)h->dist, size, mw, material_tags(en, mt, sizeof(mt)), vindex_rel_path(en));
+		       (double)h->match, size, mw, material_tags(en, mt, sizeof(mt)), vindex_rel_path(en));
 		if (!qo->explain)
 			continue;
 		printf("        ");
@@ -415,10 +415,11 @@ static json_t *hit_json(struct vindex *vx, const struct qopts *qo,
 	const struct manifest_entry *en = vindex_entry(vx, h->row);
 	float mm = vx->size_mm[h->row];
 	json_t *meta = en->meta ? json_incref(en->meta) : json_object();
-	json_t *o = json_pack("{s:I, s:s, s:s, s:I, s:f, s:f, s:o, s:s, s:o}",
+	json_t *o = json_pack("{s:I, s:s, s:s, s:I, s:f, s:f, s:f, s:o, s:s, s:o}",
 			      "rank", (json_int_t)(i + 1), "path", vindex_rel_path(en),
 			      "archive_path", en->path, "id", (json_int_t)h->id,
-			      "score", (double)h->score, "distance", (double)h->dist,
+			      "score", (double)h->score, "match", (double)h->match,
+			      "distance", (double)h->dist,
 			      "size_mm", isnan(mm) ? json_null() : json_real((double)mm),
 			      "format", en->format ? en->format : "",
 			      "meta", meta);

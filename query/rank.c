@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -60,6 +61,19 @@ int rank_layout_check(const struct rank_layout *l, struct err *e)
 	}
 	if (off != l->dim)
 		return err_set(e, ERR_FORMAT, "layout blocks cover %zu of %zu components", off, l->dim);
+	if (l->n_cues > RANK_MAX_CUES || (l->n_cues && !l->cues))
+		return err_set(e, ERR_FORMAT, "layout has %zu cues (0..%d)", l->n_cues, RANK_MAX_CUES);
+	for (size_t c = 0; c < l->n_cues; c++) {
+		const struct rank_cue *k = &l->cues[c];
+		if (k->block >= l->n_blocks)
+			return err_set(e, ERR_FORMAT, "layout cue %zu names block %zu of %zu",
+				       c, k->block, l->n_blocks);
+		const struct rank_block *b = &l->blocks[k->block];
+		if (k->len == 0 || k->offset < b->offset || k->offset - b->offset > b->len ||
+		    k->len > b->len - (k->offset - b->offset))
+			return err_set(e, ERR_FORMAT, "layout cue %zu (%zu+%zu) is not inside block '%s'",
+				       c, k->offset, k->len, b->name);
+	}
 	return 0;
 }
 
@@ -116,6 +130,87 @@ static float weighted_l2(const float *a, const float *b, const float *w, size_t 
 		s += w[i] * t * t;
 	}
 	return s;
+}
+
+/*
+ * The robust order's state for one query (rank.h): the cues in use, each
+ * with its factor sqrt(w_b / median), and how many of the smallest are
+ * kept.  n == 0: order by the weighted distance.
+ */
+struct fuse {
+	size_t n, keep;
+	size_t off[RANK_MAX_CUES], len[RANK_MAX_CUES];
+	float f[RANK_MAX_CUES];
+};
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * Medians of every weighted cue over an even sample of the table (all
+ * rows up to RANK_FUSE_SAMPLE), for query vector qv.  Leaves F->n = 0 when
+ * the layout has no cues or none varies.
+ */
+static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
+			const float *w, const float *qv, struct fuse *F, struct err *e)
+{
+	memset(F, 0, sizeof(*F));
+	if (!l->n_cues || !t->n)
+		return 0;
+	size_t m = t->n < RANK_FUSE_SAMPLE ? t->n : RANK_FUSE_SAMPLE;
+	float *d = alloc_array(m, sizeof(*d));
+	if (!d)
+		return err_set(e, ERR_NOMEM, "out of memory for %zu cue distances", m);
+	for (size_t c = 0; c < l->n_cues && c < RANK_MAX_CUES; c++) {
+		const struct rank_cue *k = &l->cues[c];
+		if (!(w[k->block] > 0))
+			continue;
+		for (size_t i = 0; i < m; i++) {
+			/* rows i * n / m: even, deterministic, all rows when m == n */
+			size_t r = i * t->n / m; /* i < 4096: no overflow */
+			d[i] = knn_l2sqr(qv + k->offset, t->vecs + r * t->dim + k->offset, k->len);
+		}
+		qsort(d, m, sizeof(*d), cmp_float);
+		float med = m % 2 ? d[m / 2] : 0.5f * (d[m / 2 - 1] + d[m / 2]);
+		if (!(med > 1e-12f) || !isfinite(med))
+			continue; /* the cue does not vary across the archive */
+		F->off[F->n] = k->offset;
+		F->len[F->n] = k->len;
+		F->f[F->n] = (float)sqrt((double)w[k->block] / (double)med);
+		F->n++;
+	}
+	F->keep = F->n / 2 ? F->n / 2 : 1;
+	xfree(d);
+	return 0;
+}
+
+/* The robust match of row vector r: mean of the keep smallest x_c. */
+static float fuse_match(const struct fuse *F, const float *qv, const float *r)
+{
+	float x[RANK_MAX_CUES];
+	for (size_t c = 0; c < F->n; c++) {
+		float v = F->f[c] * sqrtf(knn_l2sqr(qv + F->off[c], r + F->off[c], F->len[c]));
+		size_t j = c;
+		while (j > 0 && x[j - 1] > v) { /* insertion: x stays sorted */
+			x[j] = x[j - 1];
+			j--;
+		}
+		x[j] = v;
+	}
+	float s = 0.0f;
+	for (size_t c = 0; c < F->keep; c++)
+		s += x[c];
+	return s / (float)F->keep;
+}
+
+/* What orders the rows: the robust match, or the weighted distance. */
+static float row_order(const struct fuse *F, const float *qv, const float *r,
+		       const float *wd, size_t dim)
+{
+	return F->n ? fuse_match(F, qv, r) : weighted_l2(qv, r, wd, dim);
 }
 
 float rank_distance(const struct rank_layout *l, const float *w,
@@ -246,7 +341,7 @@ static size_t row_of(const struct ref_table *t, int64_t id)
  * distance, kk best.  OUT: hd/hr (kk each, rows as int64), *n_out.
  */
 static int scan_exact(const struct ref_table *t, const float *qv, const float *wd,
-		      const unsigned char *pass, size_t kk, float *hd, int64_t *hr,
+		      const struct fuse *F, const unsigned char *pass, size_t kk, float *hd, int64_t *hr,
 		      size_t *n_out, struct err *e)
 {
 	int nt = omp_get_max_threads();
@@ -277,7 +372,7 @@ static int scan_exact(const struct ref_table *t, const float *qv, const float *w
 			for (size_t r = r0; r < r1; r++) {
 				if (pass && !pass[r])
 					continue;
-				float d = weighted_l2(qv, t->vecs + r * t->dim, wd, t->dim);
+				float d = row_order(F, qv, t->vecs + r * t->dim, wd, t->dim);
 				knn_heap_push(md, mi, &ts[me], kk, d, (int64_t)r);
 			}
 		}
@@ -302,7 +397,7 @@ out:
  * filtered ones.  An id the table lacks is ERR_CORRUPT.
  */
 static int rerank(const struct ref_table *t, const struct rank_query *q,
-		  const float *wd, const int64_t *cand, size_t n_cand, size_t kk,
+		  const float *wd, const struct fuse *F, const int64_t *cand, size_t n_cand, size_t kk,
 		  float *hd, int64_t *hr, size_t *size, size_t *seen,
 		  struct rank_result *res, struct err *e)
 {
@@ -324,7 +419,7 @@ static int rerank(const struct ref_table *t, const struct rank_query *q,
 			continue;
 		}
 		res->n_candidates++;
-		float d = weighted_l2(q->vec, t->vecs + r * t->dim, wd, t->dim);
+		float d = row_order(F, q->vec, t->vecs + r * t->dim, wd, t->dim);
 		knn_heap_push(hd, hr, size, kk, d, (int64_t)r);
 	}
 	return 0;
@@ -336,13 +431,14 @@ static int rerank(const struct ref_table *t, const struct rank_query *q,
  */
 static int ann_rank(const struct ref_table *t, const struct rank_layout *l,
 		    const struct knn *index, const struct rank_query *q,
-		    const float *w, const float *wd, size_t kk, float *hd,
+		    const float *w, const float *wd, const struct fuse *F, size_t kk, float *hd,
 		    int64_t *hr, size_t *n_out, struct rank_result *res,
 		    int *done, struct err *e)
 {
 	int reweighted = 0, filtered = q->n_filters || has_size_filter(q);
 	for (size_t b = 0; b < l->n_blocks; b++)
 		reweighted |= w[b] != 1.0f;
+	reweighted |= F->n > 0; /* the index orders by distance, not by match */
 	size_t fetch = rank_fetch(kk, reweighted, filtered);
 	float *qa = NULL, *cd = NULL;
 	int64_t *ci = NULL;
@@ -380,7 +476,7 @@ static int ann_rank(const struct ref_table *t, const struct rank_layout *l,
 			goto out;
 		res->n_fetched = fetch;
 		size_t size = 0, seen = 0;
-		rc = rerank(t, q, wd, ci, fetch, kk, hd, hr, &size, &seen, res, e);
+		rc = rerank(t, q, wd, F, ci, fetch, kk, hd, hr, &size, &seen, res, e);
 		if (rc)
 			goto out;
 		/*
@@ -439,18 +535,26 @@ static int prepare(const struct ref_table *t, const struct rank_layout *l,
 
 /* Fill hits from the finished heap rows hr[0..n_out): parts, score, order. */
 static void emit(const struct ref_table *t, const struct rank_layout *l,
-		 const float *w, const struct rank_query *q, const int64_t *hr,
-		 size_t n_out, struct rank_hit *hits, struct rank_result *res)
+		 const float *w, const struct fuse *F, const struct rank_query *q,
+		 const int64_t *hr, size_t n_out, struct rank_hit *hits,
+		 struct rank_result *res)
 {
 	for (size_t i = 0; i < n_out; i++) {
 		struct rank_hit *h = &hits[i];
 		size_t r = (size_t)hr[i];
+		const float *v = t->vecs + r * t->dim;
 		memset(h, 0, sizeof(*h));
 		h->row = r;
 		h->id = t->ids[r];
 		/* parts recomputed per block; dist is their sum so they match */
-		h->dist = rank_distance(l, w, q->vec, t->vecs + r * t->dim, h->part);
-		h->score = rank_score(h->dist, res->scale);
+		h->dist = rank_distance(l, w, q->vec, v, h->part);
+		if (F->n) {
+			h->match = fuse_match(F, q->vec, v);
+			h->score = (float)(100.0 * exp(-RANK_FUSE_K * (double)h->match));
+		} else {
+			h->match = h->dist;
+			h->score = rank_score(h->dist, res->scale);
+		}
 	}
 	/*
 	 * The scan summed the whole vector at once; the reported distance is
@@ -460,14 +564,15 @@ static void emit(const struct ref_table *t, const struct rank_layout *l,
 	for (size_t i = 1; i < n_out; i++) {
 		struct rank_hit h = hits[i];
 		size_t j = i;
-		while (j > 0 && (hits[j - 1].dist > h.dist ||
-				 (hits[j - 1].dist == h.dist && hits[j - 1].row > h.row))) {
+		while (j > 0 && (hits[j - 1].match > h.match ||
+				 (hits[j - 1].match == h.match && hits[j - 1].row > h.row))) {
 			hits[j] = hits[j - 1];
 			j--;
 		}
 		hits[j] = h;
 	}
 	res->n_hits = n_out;
+	res->n_cues = F->n;
 }
 
 int rank_search(const struct ref_table *t, const struct rank_layout *l,
@@ -478,6 +583,7 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 	float *wd = NULL, *hd = NULL;
 	int64_t *hr = NULL;
 	unsigned char *pass = NULL;
+	struct fuse F;
 	size_t kk = q->k, n_out = 0;
 	int rc = prepare(t, l, q, w, res, e);
 	if (rc)
@@ -494,10 +600,12 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 		goto out;
 	}
 	expand_weights(l, w, wd);
+	if ((rc = fuse_prepare(t, l, w, q->vec, &F, e)) < 0)
+		goto out;
 
 	int done = 0;
 	if (index && index->kind != KNN_EXACT && !(q->flags & RANK_EXACT) && t->n) {
-		rc = ann_rank(t, l, index, q, w, wd, kk, hd, hr, &n_out, res, &done, e);
+		rc = ann_rank(t, l, index, q, w, wd, &F, kk, hd, hr, &n_out, res, &done, e);
 		if (rc)
 			goto out;
 	}
@@ -519,11 +627,11 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 			}
 			res->n_candidates = t->n - res->n_filtered;
 		}
-		rc = scan_exact(t, q->vec, wd, pass, kk, hd, hr, &n_out, e);
+		rc = scan_exact(t, q->vec, wd, &F, pass, kk, hd, hr, &n_out, e);
 		if (rc)
 			goto out;
 	}
-	emit(t, l, w, q, hr, n_out, hits, res);
+	emit(t, l, w, &F, q, hr, n_out, hits, res);
 out:
 	xfree(pass);
 	xfree(hr);
@@ -541,6 +649,7 @@ int rank_candidates(const struct ref_table *t, const struct rank_layout *l,
 	float *wd = NULL, *hd = NULL;
 	int64_t *hr = NULL;
 	size_t kk = q->k, size = 0, seen = 0;
+	struct fuse F;
 	int rc = prepare(t, l, q, w, res, e);
 	if (rc)
 		return rc;
@@ -552,12 +661,14 @@ int rank_candidates(const struct ref_table *t, const struct rank_layout *l,
 		goto out;
 	}
 	expand_weights(l, w, wd);
-	rc = rerank(t, q, wd, cand, n_cand, kk, hd, hr, &size, &seen, res, e);
+	if ((rc = fuse_prepare(t, l, w, q->vec, &F, e)) < 0)
+		goto out;
+	rc = rerank(t, q, wd, &F, cand, n_cand, kk, hd, hr, &size, &seen, res, e);
 	if (rc)
 		goto out;
 	res->n_fetched = n_cand;
 	knn_heap_finish(hd, hr, size, kk);
-	emit(t, l, w, q, hr, size, hits, res);
+	emit(t, l, w, &F, q, hr, size, hits, res);
 out:
 	xfree(hr);
 	xfree(hd);

@@ -31,6 +31,25 @@
  * that count); if filters leave fewer than k, the fetch doubles
  * up to RANK_FETCH_MAX and then falls back to the exact scan, so a filter
  * never silently shortens a result list.
+ *
+ * Robust order (a layout with cues): a perturbed copy of a scan keeps
+ * some of its descriptor and loses the rest (a crop changes the global
+ * shape but not the local geometry; noise or decimation change the relief
+ * but not the form), and a sum over every block lets the lost part decide.
+ * So when the layout lists cues (parts of blocks compared on their own),
+ * each cue's distance is put on the archive's scale,
+ *
+ *     x_c = sqrt(w_b) * || q_c - r_c || / sqrt(median over references of || q_c - r_c ||^2)
+ *
+ * (the median over an even sample of at most RANK_FUSE_SAMPLE rows; a cue
+ * whose weight is 0, or whose median is 0 because it does not vary, is
+ * left out), and the match is the mean of the smaller half of the x_c
+ * (at least one): the references that agree with the query on most of
+ * what it has come first, whatever the rest says.  Results are ordered
+ * by that match value m (hit.match) and scored 100 * exp(-RANK_FUSE_K * m):
+ * 100 is identical, a reference at the archive's median distance on
+ * every kept cue scores about 5.  dist and part stay the weighted squared
+ * distance and its blocks, for --explain.
  */
 #ifndef REFSCAN_RANK_H
 #define REFSCAN_RANK_H
@@ -51,6 +70,11 @@ struct knn;
 #define RANK_FETCH_MAX 20000u
 /* Random pairs rank_calibrate() averages over by default. */
 #define RANK_CALIBRATION_PAIRS 4096u
+/* Cues of a robust layout at most; rows the cue medians are taken over. */
+#define RANK_MAX_CUES 32
+#define RANK_FUSE_SAMPLE 4096u
+/* Robust score 100 * exp(-K * m): m = 1 (median on every kept cue) ~5. */
+#define RANK_FUSE_K 3.0
 
 struct rank_block {
 	const char *name; /* "shape", "local", "relief", "colour", "size" */
@@ -58,12 +82,24 @@ struct rank_block {
 	size_t len;       /* components */
 };
 
-/* Blocks tile [0, dim) in order, without gaps or overlap. */
+/* A part of one block compared on its own in the robust order. */
+struct rank_cue {
+	size_t block;  /* the block it belongs to (its weight applies) */
+	size_t offset; /* first component, inside the block */
+	size_t len;    /* components, inside the block */
+};
+
+/*
+ * Blocks tile [0, dim) in order, without gaps or overlap.  Cues (may be
+ * none: plain weighted distance order) lie inside their blocks.
+ */
 struct rank_layout {
 	uint32_t schema_id; /* descriptor schema the layout belongs to */
 	size_t dim;         /* components per vector */
 	size_t n_blocks;
 	const struct rank_block *blocks;
+	size_t n_cues;      /* 0: order by dist */
+	const struct rank_cue *cues;
 };
 
 /*
@@ -113,6 +149,7 @@ struct rank_hit {
 	int64_t id;
 	size_t row;                   /* row in the ref_table */
 	float dist;                   /* weighted squared distance */
+	float match;                  /* what orders hits: dist, or the robust match */
 	float score;                  /* 0..100, see the top of this file */
 	float part[RANK_MAX_BLOCKS];  /* per block w_b * ||q_b - r_b||^2 */
 };
@@ -124,6 +161,7 @@ struct rank_result {
 	size_t n_fetched;    /* ANN candidates asked for, 0 on the exact path */
 	int exact;           /* 1 when the exact scan produced the hits */
 	double scale;        /* S used for the score */
+	size_t n_cues;       /* cues the robust order used (0: ordered by dist) */
 };
 
 /* Set q to: no weights (all 1), k hits, no flags, no filters, open range. */

@@ -282,6 +282,15 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 	vx->layout.dim = dim;
 	vx->layout.n_blocks = DESC_N_BLOCKS;
 	vx->layout.blocks = vx->blocks;
+	size_t n_cues;
+	const struct desc_cue *cue = describe_cues(&n_cues);
+	for (size_t i = 0; i < n_cues && i < RANK_MAX_CUES; i++) {
+		vx->cues[i].block = (size_t)cue[i].block;
+		vx->cues[i].offset = cue[i].offset;
+		vx->cues[i].len = cue[i].length;
+	}
+	vx->layout.n_cues = n_cues < RANK_MAX_CUES ? n_cues : RANK_MAX_CUES;
+	vx->layout.cues = vx->cues;
 	vx->refs.n = n;
 	vx->refs.dim = dim;
 	vx->refs.ids = vx->t.ids;

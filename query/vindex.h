@@ -54,6 +54,7 @@ struct vindex {
 	double scale[RANK_MAX_BLOCKS]; /* rank_calibrate() */
 	float *mean;                /* dim, rank_calibrate() */
 	struct rank_block blocks[DESC_N_BLOCKS];
+	struct rank_cue cues[RANK_MAX_CUES]; /* the robust order's (describe_cues) */
 	struct rank_layout layout;
 	struct ref_table refs;      /* over t, with the meta callback below */
 	size_t n_skipped;           /* entries without a current descriptor */

@@ -343,7 +343,15 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 		rb[i].offset = b.off[i];
 		rb[i].len = b.len[i];
 	}
-	struct rank_layout l = { 1, d, 5, rb };
+	struct rank_layout l = { 1, d, 5, rb, 0, NULL };
+	/* the robust order refscan query uses: every block a cue */
+	struct rank_cue rc[5];
+	for (size_t i = 0; i < 5; i++) {
+		rc[i].block = i;
+		rc[i].offset = b.off[i];
+		rc[i].len = b.len[i];
+	}
+	struct rank_layout lr = { 1, d, 5, rb, 5, rc };
 	struct ref_table t;
 	memset(&t, 0, sizeof(t));
 	t.n = n;
@@ -368,11 +376,13 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 		unsigned flags;
 		const float *w;
 		int mean;
+		const struct rank_layout *l;
 	} modes[] = {
-		{ "as-indexed", 0, NULL, 1 },
-		{ "no-colour", RANK_NO_COLOUR, NULL, 1 },
-		{ "no-colour,no-mean", RANK_NO_COLOUR, NULL, 0 },
-		{ "shape-x2", 0, w_shape, 1 },
+		{ "as-indexed", 0, NULL, 1, &l },
+		{ "no-colour", RANK_NO_COLOUR, NULL, 1, &l },
+		{ "no-colour,no-mean", RANK_NO_COLOUR, NULL, 0, &l },
+		{ "shape-x2", 0, w_shape, 1, &l },
+		{ "robust", 0, NULL, 1, &lr },
 	};
 	size_t nr = nq < 50 ? nq : 50;
 	double *lat = alloc_array(nr, sizeof(double)), *lat_e = alloc_array(nr, sizeof(double));
@@ -391,12 +401,12 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 			rq.flags = modes[m].flags;
 			rq.weights = modes[m].w;
 			t0 = now();
-			if (rank_search(&t, &l, kn, &rq, ha, &ra, &e))
+			if (rank_search(&t, modes[m].l, kn, &rq, ha, &ra, &e))
 				die_err(&e, "rank");
 			lat[j] = now() - t0;
 			rq.flags |= RANK_EXACT;
 			t0 = now();
-			if (rank_search(&t, &l, kn, &rq, he, &re, &e))
+			if (rank_search(&t, modes[m].l, kn, &rq, he, &re, &e))
 				die_err(&e, "rank exact");
 			lat_e[j] = now() - t0;
 			for (size_t a = 0; a < ra.n_hits; a++)

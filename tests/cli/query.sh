@@ -55,13 +55,15 @@ expect_eq "$(jq -s 'length' "$out")" 6 "one JSON line per sculpt"
 expect_eq "$(jq -sc '[.[0] | keys_unsorted[]]' "$out")" \
 	'["query","version","references","exact","colour","candidates","notes","results"]' "sculpt keys"
 expect_eq "$(jq -sc '[.[0].results[0] | keys_unsorted[]]' "$out")" \
-	'["rank","path","archive_path","id","score","distance","size_mm","format","meta"]' "result keys"
+	'["rank","path","archive_path","id","score","match","distance","size_mm","format","meta"]' "result keys"
 expect_eq "$(jq -s '[.[] | .results | length == 3 and (map(.rank) == [1,2,3])] | all' "$out")" true \
 	"k results ranked 1..k"
 expect_eq "$(jq -s '[.[].results[] | (.score >= 0 and .score <= 100) and .distance >= 0 and (.id | type) == "number"] | all' "$out")" \
 	true "scores in 0..100, distances >= 0, numeric ids"
-expect_eq "$(jq -s '[.[] | .results | (.[0].distance <= .[1].distance and .[1].distance <= .[2].distance)] | all' "$out")" \
-	true "results sorted by distance"
+expect_eq "$(jq -s '[.[] | .results | (.[0].match <= .[1].match and .[1].match <= .[2].match)] | all' "$out")" \
+	true "results sorted by match"
+expect_eq "$(jq -s '[.[] | .results | (.[0].score >= .[1].score and .[1].score >= .[2].score)] | all' "$out")" \
+	true "scores fall down the list"
 expect_eq "$(jq -s '[.[] | .version] | unique' "$out" | jq -c .)" '[1]' "version reported"
 expect_eq "$(jq -s -r '.[1].colour, (.[1].notes | length)' "$out" | tr '\n' ' ')" "false 1 " \
 	"a sculpt without colour: colour false and a note"
@@ -69,7 +71,7 @@ run "$R" query --archive "$A" -k 1 "$S/knit-rigid.obj"
 expect_grep "$errf" "knit-rigid.obj: no colour in the sculpt; ranking without the colour block" \
 	"colourless sculpt noted on stderr"
 expect_grep "$out" "^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +knit \[textile,panel,textured\] +008-knit-panel.ply$" \
-	"table row: rank, score, distance, size, material [tags], path"
+	"table row: rank, score, match, size, material [tags], path"
 
 # ---- --explain -----------------------------------------------------------
 run "$R" query --archive "$A" --json --explain -k 2 "$S/blob-noisy.ply"

@@ -46,6 +46,9 @@
 #include "formats/formats.h"
 #include "formats/image.h"
 #include "indexer/describe.h"
+#include "query/rank.h"
+#include "common/err.h"
+#include "common/alloc.h"
 
 #include "common/banned.h"
 
@@ -507,21 +510,68 @@ static void rank_all(const float *q, const struct refs *R, size_t off, size_t le
 }
 
 /*
- * Rank by the weighted block distance, leaving out the blocks the query
- * lacks (describe_query_weights): a query without units or colour is
- * compared on what it has, as the query command does.
+ * Rank as `refscan query` does: rank_search() over every reference with
+ * the descriptor's cues (the robust order of query/rank.h) and the
+ * weights of preset, leaving out the blocks the query lacks
+ * (describe_query_weights): a query without units or colour is compared
+ * on what it has.
  */
 static void rank_preset(const float *q, const struct desc_info *qi, enum desc_preset p,
 			const struct refs *R, struct hit *h)
 {
-	float w[DESC_N_BLOCKS], base[DESC_N_BLOCKS];
+	float w[DESC_N_BLOCKS], base[DESC_N_BLOCKS], def[DESC_N_BLOCKS];
+	struct rank_block rb[DESC_N_BLOCKS];
+	struct rank_cue rc[RANK_MAX_CUES];
+	const struct desc_block *bl = describe_blocks();
+	size_t n_cues;
+	const struct desc_cue *cue = describe_cues(&n_cues);
 	describe_preset_weights(p, base);
 	describe_query_weights(qi, base, w);
-	for (size_t i = 0; i < R->n; i++) {
-		h[i].d = describe_distance(q, R->r[i].v, w);
-		h[i].i = (uint32_t)i;
+	describe_default_weights(def);
+	for (size_t b = 0; b < DESC_N_BLOCKS; b++) {
+		rb[b].name = bl[b].name;
+		rb[b].offset = bl[b].offset;
+		rb[b].len = bl[b].length;
+		w[b] = def[b] > 0 ? w[b] / def[b] : 0; /* multipliers of the stored weighting */
 	}
-	qsort(h, R->n, sizeof(*h), cmp_hit);
+	for (size_t c = 0; c < n_cues; c++) {
+		rc[c].block = (size_t)cue[c].block;
+		rc[c].offset = cue[c].offset;
+		rc[c].len = cue[c].length;
+	}
+	struct rank_layout L = { .schema_id = 1, .dim = dim, .n_blocks = DESC_N_BLOCKS,
+				 .blocks = rb, .n_cues = n_cues, .cues = rc };
+	int64_t *ids = alloc_array(R->n, sizeof(*ids));
+	float *vecs = alloc_array(R->n, dim * sizeof(float));
+	struct rank_hit *hits = alloc_array(R->n, sizeof(*hits));
+	struct rank_result res;
+	struct rank_query rq;
+	struct err e;
+	err_init(&e);
+	if (!ids || !vecs || !hits) {
+		fprintf(stderr, "eval_retrieval: out of memory\n");
+		exit(EXIT_SOFTWARE);
+	}
+	for (size_t i = 0; i < R->n; i++) {
+		ids[i] = (int64_t)i;
+		memcpy(vecs + i * dim, R->r[i].v, dim * sizeof(float));
+	}
+	struct ref_table T = { .n = R->n, .dim = dim, .ids = ids, .vecs = vecs };
+	rank_query_init(&rq, q, R->n);
+	rq.weights = w;
+	rq.flags = RANK_EXACT;
+	if (rank_search(&T, &L, NULL, &rq, hits, &res, &e) < 0 || res.n_hits != R->n) {
+		char buf[ERR_PATH_MAX + 300];
+		fprintf(stderr, "eval_retrieval: ranking failed: %s\n", err_format(&e, buf, sizeof(buf)));
+		exit(EXIT_SOFTWARE);
+	}
+	for (size_t i = 0; i < R->n; i++) {
+		h[i].d = hits[i].match;
+		h[i].i = (uint32_t)hits[i].row;
+	}
+	xfree(hits);
+	xfree(vecs);
+	xfree(ids);
 }
 
 struct score {

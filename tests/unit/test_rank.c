@@ -29,7 +29,7 @@ static const struct rank_block blocks8[] = {
 	{ "shape", 0, 2 }, { "local", 2, 2 }, { "relief", 4, 1 },
 	{ "colour", 5, 2 }, { "size", 7, 1 },
 };
-static const struct rank_layout layout8 = { 1, 8, 5, blocks8 };
+static const struct rank_layout layout8 = { 1, 8, 5, blocks8, 0, NULL };
 enum { SHAPE, LOCAL, RELIEF, COLOUR, SIZE };
 
 /*
@@ -112,7 +112,7 @@ static void test_rank_layout_and_table_checks(void **state)
 	err_init(&e);
 	assert_int_equal(rank_layout_check(&layout8, &e), 0);
 	struct rank_block gap[] = { { "shape", 0, 2 }, { "colour", 3, 5 } };
-	struct rank_layout l = { 1, 8, 2, gap };
+	struct rank_layout l = { 1, 8, 2, gap, 0, NULL };
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout block 'colour' starts at 3, expected 2");
 	struct rank_block dup[] = { { "shape", 0, 4 }, { "shape", 4, 4 } };
@@ -131,6 +131,127 @@ static void test_rank_layout_and_table_checks(void **state)
 	t.ids = bad;
 	assert_int_equal(rank_table_check(&t, &layout8, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "row 2: id 30 not above previous id 30");
+}
+
+/*
+ * The robust order (rank.h) by hand.  Four one-component blocks, each a
+ * cue; the query is the origin.  P agrees on three cues and is far on the
+ * fourth (a crop spoils one part); U is moderately off everywhere and wins
+ * the plain sum (4 < 25).  Cue medians of the squared distances over the
+ * five rows: a, b, c: 4; d: 9.  Match = mean of the 2 smallest
+ * |q_c - r_c| / sqrt(median_c):
+ *   P (0,0,0,5): 0, 0          -> 0
+ *   U (1,1,1,1): 1/3, 1/2      -> 5/12
+ *   3 (2,2,2,2): 2/3, 1        -> 5/6
+ *   5 (2,3,2,3): 1, 1          -> 1
+ *   4 (3,3,3,3): 1, 3/2        -> 5/4
+ */
+static const struct rank_block blocks4[] = {
+	{ "shape", 0, 1 }, { "local", 1, 1 }, { "relief", 2, 1 }, { "size", 3, 1 },
+};
+static const struct rank_cue cues4[] = { { 0, 0, 1 }, { 1, 1, 1 }, { 2, 2, 1 }, { 3, 3, 1 } };
+static const float vecs5[5 * 4] = {
+	0, 0, 0, 5,
+	1, 1, 1, 1,
+	2, 2, 2, 2,
+	3, 3, 3, 3,
+	2, 3, 2, 3,
+};
+static const int64_t ids5[5] = { 1, 2, 3, 4, 5 };
+
+static void test_rank_robust_order_by_hand(void **state)
+{
+	(void)state;
+	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4 };
+	struct ref_table t = { .n = 5, .dim = 4, .ids = ids5, .vecs = vecs5 };
+	struct rank_hit hits[5];
+	struct rank_result res;
+	struct rank_query q;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(rank_layout_check(&l, &e), 0);
+	rank_query_init(&q, origin, 5);
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	const int64_t want[5] = { 1, 2, 3, 5, 4 };
+	const double match[5] = { 0, 5.0 / 12, 5.0 / 6, 1, 1.25 };
+	assert_ids(hits, &res, want, 5);
+	assert_int_equal(res.n_cues, 4);
+	for (size_t i = 0; i < 5; i++) {
+		assert_near(hits[i].match, match[i]);
+		assert_near(hits[i].score, 100.0 * exp(-RANK_FUSE_K * match[i]));
+	}
+	/* dist and its parts stay the plain weighted distance (--explain) */
+	assert_near(hits[0].dist, 25);
+	assert_near(hits[0].part[3], 25);
+	assert_near(hits[1].dist, 4);
+
+	/* without cues the same table orders by distance: U first */
+	struct rank_layout plain = { 1, 4, 4, blocks4, 0, NULL };
+	assert_int_equal(rank_search(&t, &plain, NULL, &q, hits, &res, &e), 0);
+	assert_int_equal(hits[0].id, 2);
+	assert_int_equal(res.n_cues, 0);
+
+	/* a cue of weight 0 is left out: 3 cues, keep 1 (the best) */
+	float w[4] = { 1, 1, 1, 0 };
+	q.weights = w;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_int_equal(res.n_cues, 3);
+	assert_int_equal(hits[0].id, 1);
+	assert_near(hits[1].match, 0.5);
+	/* a weight scales its cue by its square root */
+	float w4[4] = { 4, 4, 4, 4 };
+	q.weights = w4;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(hits[1].match, 2 * 5.0 / 12);
+
+	/* candidates re-ranked the same way */
+	q.weights = NULL;
+	assert_int_equal(rank_candidates(&t, &l, &q, ids5, 5, hits, &res, &e), 0);
+	assert_ids(hits, &res, want, 5);
+	assert_near(hits[1].match, 5.0 / 12);
+}
+
+/* A cue that does not vary (median 0) cannot tell references apart: dropped. */
+static void test_rank_robust_skips_constant_cue(void **state)
+{
+	(void)state;
+	static const float v[3 * 4] = {
+		0, 1, 0, 0,
+		0, 0, 2, 0,
+		0, 3, 3, 0,
+	};
+	static const int64_t ids[3] = { 7, 8, 9 };
+	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4 };
+	struct ref_table t = { .n = 3, .dim = 4, .ids = ids, .vecs = v };
+	struct rank_hit hits[3];
+	struct rank_result res;
+	struct rank_query q;
+	struct err e;
+	err_init(&e);
+	rank_query_init(&q, origin, 3);
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	/* cues b (median 1) and c (median 4) remain: keep 1 */
+	assert_int_equal(res.n_cues, 2);
+	const int64_t want[3] = { 7, 8, 9 };
+	assert_ids(hits, &res, want, 3);
+	assert_near(hits[0].match, 0);   /* c: 0 */
+	assert_near(hits[1].match, 0);   /* b: 0 */
+	assert_near(hits[2].match, 1.5); /* b 3/1, c 3/2: the smaller */
+}
+
+static void test_rank_robust_layout_checks(void **state)
+{
+	(void)state;
+	struct err e;
+	err_init(&e);
+	struct rank_cue out_of_block[] = { { 0, 0, 2 } };
+	struct rank_layout l = { 1, 4, 4, blocks4, 1, out_of_block };
+	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
+	assert_string_equal(e.msg, "layout cue 0 (0+2) is not inside block 'shape'");
+	struct rank_cue no_block[] = { { 4, 0, 1 } };
+	l.cues = no_block;
+	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
+	assert_string_equal(e.msg, "layout cue 0 names block 4 of 4");
 }
 
 /* Distances by hand; weights move references past each other. */
@@ -435,7 +556,7 @@ static const struct rank_block gblocks[] = {
 	{ "shape", 0, 8 }, { "local", 8, 8 }, { "relief", 16, 6 },
 	{ "colour", 22, 8 }, { "size", 30, 2 },
 };
-static const struct rank_layout glayout = { 2, GD, 5, gblocks };
+static const struct rank_layout glayout = { 2, GD, 5, gblocks, 0, NULL };
 
 struct gen {
 	float *vecs;
@@ -744,6 +865,9 @@ int main(void)
 {
 	const struct CMUnitTest small[] = {
 		cmocka_unit_test(test_rank_layout_and_table_checks),
+		cmocka_unit_test(test_rank_robust_order_by_hand),
+		cmocka_unit_test(test_rank_robust_skips_constant_cue),
+		cmocka_unit_test(test_rank_robust_layout_checks),
 		cmocka_unit_test(test_rank_weights_change_order),
 		cmocka_unit_test(test_rank_no_colour_drops_colour_block),
 		cmocka_unit_test(test_rank_explain_parts_sum_to_distance),

@@ -97,6 +97,11 @@ void describe_preset_weights(enum desc_preset p, float *w)
 	}
 }
 
+double describe_preset_keep(enum desc_preset p)
+{
+	return p == DESC_PRESET_SURFACE ? 1.0 : 0.5;
+}
+
 void describe_query_weights(const struct desc_info *q, const float *base, float *w)
 {
 	for (int b = 0; b < DESC_N_BLOCKS; b++)

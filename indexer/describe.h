@@ -223,6 +223,15 @@ enum desc_preset { DESC_PRESET_OBJECT, DESC_PRESET_SURFACE };
 void describe_preset_weights(enum desc_preset p, float *w);
 
 /*
+ * Share of the cues (describe_cues) the robust ranking keeps for a preset
+ * (rank_query.keep): 0.5 for an object, whose perturbed copies lose some
+ * cues (a crop the form, noise the relief); 1 for a surface, whose few
+ * cues (relief relative and in mm, colour) are views of the same texture,
+ * none to be thrown away.
+ */
+double describe_preset_keep(enum desc_preset p);
+
+/*
  * Weights for searching with a query described as q: base (NULL for the
  * defaults) with the blocks the query lacks set to 0 (colour without
  * DESC_HAS_COLOUR; relief_mm and size without DESC_HAS_UNITS), so that

@@ -43,8 +43,9 @@
 #define MAX_FILTERS 32u
 
 static const char query_usage[] =
-	"usage: refscan query [--archive DIR] [--version V] [-k K] [--weights W]\n"
-	"                     [--where KEY=VALUE]... [--size-mm MIN:MAX] [--exact]\n"
+	"usage: refscan query [--archive DIR] [--version V] [-k K] [--surface]\n"
+	"                     [--weights W] [--where KEY=VALUE]... [--size-mm MIN:MAX]\n"
+	"                     [--exact]\n"
 	"                     [--units U] [--explain] [--json] [--extract DIR] SCULPT...\n"
 	"\n"
 	"Find the archived scans closest to each SCULPT (any scan format refscan\n"
@@ -55,6 +56,9 @@ static const char query_usage[] =
 	"                      else $XDG_DATA_HOME/refscan/archive)\n"
 	"  -V, --version V     version to search: N, HEAD or HEAD~K (default HEAD)\n"
 	"  -k K                results per sculpt (default 5, at most 10000)\n"
+	"  -s, --surface       the surface texture on any form: relief (and colour)\n"
+	"                      only, the form left out (default: this object,\n"
+	"                      however scanned)\n"
 	"  -w, --weights W     block weights as multipliers of the indexed ones,\n"
 	"                      e.g. shape=2,colour=0 (blocks: shape local relief\n"
 	"                      relief_mm colour size; relief sets relief_mm too)\n"
@@ -83,6 +87,7 @@ static const struct option query_options[] = {
 	{ "archive", required_argument, NULL, 'a' },
 	{ "version", required_argument, NULL, 'V' },
 	{ "weights", required_argument, NULL, 'w' },
+	{ "surface", no_argument, NULL, 's' },
 	{ "where", required_argument, NULL, 'W' },
 	{ "size-mm", required_argument, NULL, OPT_SIZE },
 	{ "exact", no_argument, NULL, OPT_EXACT },
@@ -111,6 +116,7 @@ struct qopts {
 	size_t k;
 	float weights[RANK_MAX_BLOCKS];
 	bool reweighted;
+	enum desc_preset preset;     /* --surface */
 	struct rank_filter filters[MAX_FILTERS];
 	size_t n_filters;
 	double size_min, size_max;
@@ -124,7 +130,7 @@ struct qopts {
 static int parse_weights(char *s, float *w, bool *changed)
 {
 	for (size_t b = 0; b < DESC_N_BLOCKS; b++)
-		w[b] = 1.0f;
+		w[b] = NAN; /* not named: the preset's */
 	for (char *tok = s, *next; tok && *tok; tok = next) {
 		next = strchr(tok, ',');
 		if (next)
@@ -224,6 +230,7 @@ static void query_init(struct rank_query *q, const struct qopts *qo,
 	q->n_filters = qo->n_filters;
 	q->size_min_mm = qo->size_min;
 	q->size_max_mm = qo->size_max;
+	q->keep = describe_preset_keep(qo->preset);
 	if (!(sc->info.flags & DESC_HAS_COLOUR))
 		q->flags |= RANK_NO_COLOUR;
 	if (qo->exact)
@@ -362,8 +369,9 @@ static size_t closest_block(const struct vindex *vx, const struct rank_hit *h,
 static void print_text(struct vindex *vx, const struct qopts *qo,
 		       const struct sculpt *sc, size_t n_sc)
 {
-	printf("%s: version %" PRIu64 ", %zu references, %s%s\n", sc->path, vx->version,
+	printf("%s: version %" PRIu64 ", %zu references, %s%s%s\n", sc->path, vx->version,
 	       vx->refs.n, sc->res.exact ? "exact scan" : "ANN + exact re-rank",
+	       qo->preset == DESC_PRESET_SURFACE ? ", surface texture on any form" : "",
 	       sc->info.flags & DESC_HAS_COLOUR ? "" : ", colour ignored (sculpt has none)");
 	(void)n_sc;
 	if (!sc->res.n_hits) {
@@ -446,9 +454,10 @@ static int print_json(struct vindex *vx, const struct qopts *qo,
 	json_t *notes = json_array();
 	if (notes && !(sc->info.flags & DESC_HAS_COLOUR))
 		json_array_append_new(notes, json_string("the sculpt has no colour: colour block dropped"));
-	json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:b, s:I, s:o, s:o}",
+	json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:b, s:b, s:I, s:o, s:o}",
 			      "query", sc->path, "version", (json_int_t)vx->version,
 			      "references", (json_int_t)vx->refs.n,
+			      "search", qo->preset == DESC_PRESET_SURFACE ? "surface" : "object",
 			      "exact", sc->res.exact != 0,
 			      "colour", (sc->info.flags & DESC_HAS_COLOUR) != 0,
 			      "candidates", (json_int_t)sc->res.n_candidates,
@@ -613,9 +622,10 @@ int cmd_query(int argc, char **argv)
 	qo.k = DEFAULT_K;
 	qo.size_min = qo.size_max = NAN;
 	for (size_t b = 0; b < RANK_MAX_BLOCKS; b++)
-		qo.weights[b] = 1.0f;
+		qo.weights[b] = NAN;
+	qo.preset = DESC_PRESET_OBJECT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "a:V:k:w:W:ex:h", query_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "a:V:k:sw:W:ex:h", query_options, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			aopt = optarg;
@@ -633,6 +643,9 @@ int cmd_query(int argc, char **argv)
 			qo.k = (size_t)v;
 			break;
 		}
+		case 's':
+			qo.preset = DESC_PRESET_SURFACE;
+			break;
 		case 'w':
 			if (parse_weights(optarg, qo.weights, &qo.reweighted) < 0)
 				return EXIT_USAGE;
@@ -681,6 +694,16 @@ int cmd_query(int argc, char **argv)
 			fputs(query_usage, stderr);
 			return EXIT_USAGE;
 		}
+	}
+	{
+		/* the preset's multipliers of the indexed weights, then --weights */
+		float pw[DESC_N_BLOCKS], dw[DESC_N_BLOCKS];
+		describe_preset_weights(qo.preset, pw);
+		describe_default_weights(dw);
+		for (size_t b = 0; b < DESC_N_BLOCKS; b++)
+			if (isnan(qo.weights[b]))
+				qo.weights[b] = dw[b] > 0 ? pw[b] / dw[b] : 0;
+		qo.reweighted |= qo.preset != DESC_PRESET_OBJECT;
 	}
 	if (optind >= argc) {
 		out_error("no sculpt given");

@@ -36,6 +36,7 @@ void rank_query_init(struct rank_query *q, const float *vec, size_t k)
 	q->k = k;
 	q->size_min_mm = NAN;
 	q->size_max_mm = NAN;
+	q->keep = 0;
 }
 
 int rank_layout_check(const struct rank_layout *l, struct err *e)
@@ -155,7 +156,8 @@ static int cmp_float(const void *a, const void *b)
  * the layout has no cues or none varies.
  */
 static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
-			const float *w, const float *qv, struct fuse *F, struct err *e)
+			const float *w, const float *qv, double keep, struct fuse *F,
+			struct err *e)
 {
 	memset(F, 0, sizeof(*F));
 	if (!l->n_cues || !t->n)
@@ -182,7 +184,13 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 		F->f[F->n] = (float)sqrt((double)w[k->block] / (double)med);
 		F->n++;
 	}
-	F->keep = F->n / 2 ? F->n / 2 : 1;
+	if (!(keep > 0))
+		keep = RANK_FUSE_KEEP;
+	F->keep = (size_t)((double)F->n * keep + 1e-9);
+	if (F->keep < 1)
+		F->keep = 1;
+	if (F->keep > F->n)
+		F->keep = F->n;
 	xfree(d);
 	return 0;
 }
@@ -519,6 +527,8 @@ static int prepare(const struct ref_table *t, const struct rank_layout *l,
 	for (size_t c = 0; c < l->dim; c++)
 		if (!isfinite(q->vec[c]))
 			return err_set(e, ERR_FORMAT, "query component %zu is not finite", c);
+	if (!(q->keep >= 0 && q->keep <= 1))
+		return err_set(e, ERR_FORMAT, "share of cues kept %g is not in (0, 1]", q->keep);
 	int rc = rank_weights(l, q, w, e);
 	if (rc)
 		return rc;
@@ -600,7 +610,7 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 		goto out;
 	}
 	expand_weights(l, w, wd);
-	if ((rc = fuse_prepare(t, l, w, q->vec, &F, e)) < 0)
+	if ((rc = fuse_prepare(t, l, w, q->vec, q->keep, &F, e)) < 0)
 		goto out;
 
 	int done = 0;
@@ -661,7 +671,7 @@ int rank_candidates(const struct ref_table *t, const struct rank_layout *l,
 		goto out;
 	}
 	expand_weights(l, w, wd);
-	if ((rc = fuse_prepare(t, l, w, q->vec, &F, e)) < 0)
+	if ((rc = fuse_prepare(t, l, w, q->vec, q->keep, &F, e)) < 0)
 		goto out;
 	rc = rerank(t, q, wd, &F, cand, n_cand, kk, hd, hr, &size, &seen, res, e);
 	if (rc)

@@ -44,8 +44,9 @@
  * (the median over an even sample of at most RANK_FUSE_SAMPLE rows; a cue
  * whose weight is 0, or whose median is 0 because it does not vary, is
  * left out), and the match is the mean of the smaller half of the x_c
- * (at least one): the references that agree with the query on most of
- * what it has come first, whatever the rest says.  Results are ordered
+ * (at least one; rank_query.keep sets another share, 1 = every cue):
+ * the references that agree with the query on most of what it has come
+ * first, whatever the rest says.  Results are ordered
  * by that match value m (hit.match) and scored 100 * exp(-RANK_FUSE_K * m):
  * 100 is identical, a reference at the archive's median distance on
  * every kept cue scores about 5.  dist and part stay the weighted squared
@@ -73,6 +74,8 @@ struct knn;
 /* Cues of a robust layout at most; rows the cue medians are taken over. */
 #define RANK_MAX_CUES 32
 #define RANK_FUSE_SAMPLE 4096u
+/* Share of the cues the robust match keeps by default (at least one). */
+#define RANK_FUSE_KEEP 0.5
 /* Robust score 100 * exp(-K * m): m = 1 (median on every kept cue) ~5. */
 #define RANK_FUSE_K 3.0
 
@@ -143,6 +146,8 @@ struct rank_query {
 	size_t n_filters;
 	double size_min_mm;    /* inclusive; NAN = no lower bound */
 	double size_max_mm;    /* inclusive; NAN = no upper bound */
+	double keep;           /* robust order: share of the cues kept, (0, 1];
+				  0 = RANK_FUSE_KEEP */
 };
 
 struct rank_hit {

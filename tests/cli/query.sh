@@ -53,7 +53,7 @@ expect_eq "$(jq -s '[.[] | .results[0].score > .results[1].score] | all' "$out")
 # ---- JSON shape ----------------------------------------------------------
 expect_eq "$(jq -s 'length' "$out")" 6 "one JSON line per sculpt"
 expect_eq "$(jq -sc '[.[0] | keys_unsorted[]]' "$out")" \
-	'["query","version","references","exact","colour","candidates","notes","results"]' "sculpt keys"
+	'["query","version","references","search","exact","colour","candidates","notes","results"]' "sculpt keys"
 expect_eq "$(jq -sc '[.[0].results[0] | keys_unsorted[]]' "$out")" \
 	'["rank","path","archive_path","id","score","match","distance","size_mm","format","meta"]' "result keys"
 expect_eq "$(jq -s '[.[] | .results | length == 3 and (map(.rank) == [1,2,3])] | all' "$out")" true \
@@ -131,6 +131,32 @@ expect_rc 64 "every weight 0 is a usage error"
 run "$R" query --archive "$W/archive" --weights bogus=1 "$W/tile-knit.ply"
 expect_rc 64 "an unknown block is a usage error"
 expect_grep "$errf" "unknown block 'bogus'" "and names it"
+
+# ---- --surface: the same relief on another form ---------------------------
+# four materials on two forms each; a panel of each material must find its
+# material first when the form is left out
+AS=$T/surface-archive
+mkdir -p "$T/surf" "$T/surfq"
+for m in knit hammered bark stone; do
+	for f in tile blob; do
+		"$G" -q --form $f --material $m --size-mm 80 --triangles 60000 --seed 5 \
+			-o "$T/surf/$m-$f.ply" || not_ok "scangen $m $f"
+	done
+	"$G" -q --form panel --material $m --size-mm 70 --triangles 60000 --seed 9 \
+		-o "$T/surfq/$m-panel.ply" || not_ok "scangen $m panel"
+done
+run "$R" index --archive "$AS" "$T/surf"
+expect_rc 0 "index eight surfaces"
+run "$R" query --archive "$AS" --surface --json -k 2 "$T/surfq/knit-panel.ply" \
+	"$T/surfq/hammered-panel.ply" "$T/surfq/bark-panel.ply" "$T/surfq/stone-panel.ply"
+expect_rc 0 "four surface sculpts answered"
+expect_eq "$(jq -r '.results[0].path | split("-")[0]' "$out" | tr '\n' ' ')" "knit hammered bark stone " \
+	"--surface: each panel finds its material on another form first"
+expect_eq "$(jq -r '.search' "$out" | sort -u)" "surface" "JSON says the search was for a surface"
+run "$R" query --archive "$AS" -k 1 --surface "$T/surfq/knit-panel.ply"
+expect_grep "$out" "surface texture on any form" "the header says the search was for a surface"
+run "$R" query --archive "$AS" --json -k 1 "$T/surfq/knit-panel.ply"
+expect_eq "$(jq -r '.search' "$out")" "object" "without --surface the search is for the object"
 
 # ---- --extract: byte-identical under DIR/<rank>-<name>/ -----------------
 run "$R" query --archive "$A" -k 2 --extract "$T/x" "$S/knit-rigid.obj"

@@ -560,6 +560,7 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 	rank_query_init(&rq, q, R->n);
 	rq.weights = w;
 	rq.flags = RANK_EXACT;
+	rq.keep = describe_preset_keep(p);
 	if (rank_search(&T, &L, NULL, &rq, hits, &res, &e) < 0 || res.n_hits != R->n) {
 		char buf[ERR_PATH_MAX + 300];
 		fprintf(stderr, "eval_retrieval: ranking failed: %s\n", err_format(&e, buf, sizeof(buf)));

@@ -204,8 +204,19 @@ static void test_rank_robust_order_by_hand(void **state)
 	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
 	assert_near(hits[1].match, 2 * 5.0 / 12);
 
-	/* candidates re-ranked the same way */
+	/* keep every cue: the mean of all four */
 	q.weights = NULL;
+	q.keep = 1.0;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_int_equal(hits[0].id, 1);
+	assert_near(hits[0].match, (5.0 / 3) / 4);
+	assert_near(hits[1].match, (1.5 + 1.0 / 3) / 4);
+	q.keep = 1.5;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), ERR_FORMAT);
+	assert_string_equal(e.msg, "share of cues kept 1.5 is not in (0, 1]");
+	q.keep = 0;
+
+	/* candidates re-ranked the same way */
 	assert_int_equal(rank_candidates(&t, &l, &q, ids5, 5, hits, &res, &e), 0);
 	assert_ids(hits, &res, want, 5);
 	assert_near(hits[1].match, 5.0 / 12);

@@ -36,6 +36,14 @@ expect_grep "$out" '"task":"material","case":"all \(surface\)"' "material retrie
 run "$E" --gen --forms 2 --materials 2 --triangles 4000 --perturb rigid
 expect_rc 0 "text table"
 expect_grep "$out" '^rigid +4 +top1 1\.000 .*\| D2: top1 ' "text row with the D2 column"
+# --spacing-mm sizes each scan from its surface: a coarse spacing stays at
+# the 20000-triangle floor, and the dump shows the references it made
+run "$E" --gen --forms 1 --materials 2 --spacing-mm 5 --triangles 40000 --perturb rigid \
+	--dump "$T/spacing.dump"
+expect_rc 0 "a corpus sampled at a given spacing"
+expect_eq "$(grep -c '^ref ' "$T/spacing.dump")" 2 "two references at that spacing"
+run "$E" --gen --spacing-mm 0 --perturb rigid
+expect_rc 64 "a spacing of 0 is a usage error"
 run "$E" --perturb bogus --gen
 expect_rc 64 "unknown perturbation is a usage error"
 run "$E"

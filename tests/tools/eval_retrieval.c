@@ -63,6 +63,9 @@ static const char eval_usage[] =
 	"  --forms N           --gen: first N forms (default all 7)\n"
 	"  --materials N       --gen: first N materials incl. none (default all 9)\n"
 	"  --triangles N       --gen: triangles per scan (default 60000)\n"
+	"  --spacing-mm S      --gen: instead, as many triangles as sample each\n"
+	"                      surface every S mm (a scanner's resolution), at\n"
+	"                      least 20000 and at most --triangles\n"
 	"  --colour            --gen: vary colour (vertex, texture); default none\n"
 	"  --min-faces N       skip references with fewer faces (default 200)\n"
 	"  --queries N         queries per reference and perturbation (default 1)\n"
@@ -83,7 +86,7 @@ static const char eval_usage[] =
 enum {
 	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
 	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
-	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME,
+	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING,
 };
 
 static const struct option eval_options[] = {
@@ -91,6 +94,7 @@ static const struct option eval_options[] = {
 	{ "forms", required_argument, NULL, OPT_FORMS },
 	{ "materials", required_argument, NULL, OPT_MATS },
 	{ "triangles", required_argument, NULL, OPT_TRIS },
+	{ "spacing-mm", required_argument, NULL, OPT_SPACING },
 	{ "colour", no_argument, NULL, OPT_COLOUR },
 	{ "min-faces", required_argument, NULL, OPT_MINF },
 	{ "queries", required_argument, NULL, OPT_QUERIES },
@@ -254,12 +258,59 @@ static int load_files(struct refs *R, char **files, size_t n, size_t min_faces)
 	return 0;
 }
 
+/* Surface area of a scan's triangles, in its units. */
+static double area_of(const struct scan *s)
+{
+	double a = 0;
+	for (size_t f = 0; f < s->n_faces; f++) {
+		const float *p0 = s->positions + 3 * (size_t)s->indices[3 * f];
+		const float *p1 = s->positions + 3 * (size_t)s->indices[3 * f + 1];
+		const float *p2 = s->positions + 3 * (size_t)s->indices[3 * f + 2];
+		double u[3], v[3];
+		for (int k = 0; k < 3; k++) {
+			u[k] = (double)p1[k] - p0[k];
+			v[k] = (double)p2[k] - p0[k];
+		}
+		double cx = u[1] * v[2] - u[2] * v[1], cy = u[2] * v[0] - u[0] * v[2];
+		double cz = u[0] * v[1] - u[1] * v[0];
+		a += 0.5 * sqrt(cx * cx + cy * cy + cz * cz);
+	}
+	return a;
+}
+
+/*
+ * Triangles that sample p's surface at spacing_mm (vertices ~ area /
+ * spacing^2, two triangles a vertex), measured on a coarse copy, within
+ * [20000, max_tris].  0 when the coarse copy cannot be made.
+ */
+static size_t tris_for_spacing(const struct gen_params *p0, double spacing, size_t max_tris)
+{
+	struct gen_params p = *p0;
+	struct scan s;
+	struct err e;
+	err_init(&e);
+	scan_init(&s);
+	p.triangles = 4000;
+	p.color = GEN_COLOR_NONE;
+	p.texture_name = NULL;
+	size_t t = 0;
+	if (gen_scan(&p, &s, NULL, &e) == 0) {
+		double want = 2.0 * area_of(&s) / (spacing * spacing);
+		t = want < 20000 ? 20000 : want > (double)max_tris ? max_tris : (size_t)want;
+	}
+	scan_release(&s);
+	return t;
+}
+
 /*
  * Generated corpus: every form x material pair once, with the library's
  * per-material sizes and amplitudes (gen_library_item: a fabric swatch is
- * small, a piece of bark large), tris triangles each.
+ * small, a piece of bark large), tris triangles each, or (spacing > 0)
+ * as many as sample each surface at that spacing in mm, as a scanner of
+ * that resolution would, up to max_tris.
  */
-static int load_gen(struct refs *R, int n_forms, int n_mats, size_t tris, bool colour)
+static int load_gen(struct refs *R, int n_forms, int n_mats, size_t tris, bool colour,
+		    double spacing, size_t max_tris)
 {
 	size_t n = (size_t)GEN_N_FORMS * GEN_N_MATERIALS;
 	struct ref *tmp = alloc_array_zero(n, sizeof(*tmp));
@@ -278,6 +329,15 @@ static int load_gen(struct refs *R, int n_forms, int n_mats, size_t tris, bool c
 			continue;
 		if (!colour)
 			p.color = GEN_COLOR_NONE;
+		if (spacing > 0 && !(p.triangles = tris_for_spacing(&p, spacing, max_tris))) {
+			#pragma omp critical
+			{
+				out_error("gen %s/%s: cannot size the scan", gen_form_name(p.form),
+					  gen_material_name(p.material));
+				rc = -1;
+			}
+			continue;
+		}
 		struct image *tex = NULL;
 		if (p.color == GEN_COLOR_TEXTURE) {
 			tex = alloc_array_zero(1, sizeof(*tex));
@@ -738,6 +798,7 @@ int main(int argc, char **argv)
 	bool on[N_PERT];
 	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
 	long queries = 1;
+	double spacing = 0;
 	const char *cla = NULL, *same = NULL, *dump = NULL, *name = NULL;
 	int c;
 	for (int p = 0; p < N_PERT; p++)
@@ -750,6 +811,12 @@ int main(int argc, char **argv)
 		case OPT_MATS: n_mats = parse_long(optarg, 1, GEN_N_MATERIALS, &ok); break;
 		case OPT_TRIS: tris = parse_long(optarg, 100, 50000000, &ok); break;
 		case OPT_COLOUR: colour = true; break;
+		case OPT_SPACING: {
+			char *end;
+			spacing = strtod(optarg, &end);
+			ok = ok && end != optarg && !*end && spacing >= 0.01 && spacing <= 100;
+			break;
+		}
 		case OPT_MINF: min_faces = parse_long(optarg, 0, LONG_MAX, &ok); break;
 		case OPT_QUERIES: queries = parse_long(optarg, 1, 1000, &ok); break;
 		case OPT_PERTURB: ok = ok && parse_perturb(optarg, on); break;
@@ -774,7 +841,8 @@ int main(int argc, char **argv)
 	char **files = NULL;
 	size_t nf = 0, fcap = 0;
 	if (gen) {
-		if (load_gen(&R, (int)n_forms, (int)n_mats, (size_t)tris, colour) < 0)
+		if (load_gen(&R, (int)n_forms, (int)n_mats, spacing > 0 ? 0 : (size_t)tris, colour,
+			     spacing, (size_t)tris) < 0)
 			return EXIT_SOFTWARE;
 	} else {
 		for (int i = optind; i < argc; i++)

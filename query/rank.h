@@ -73,7 +73,7 @@ struct knn;
 #define RANK_CALIBRATION_PAIRS 4096u
 /* Cues of a robust layout at most; rows the cue medians are taken over. */
 #define RANK_MAX_CUES 32
-#define RANK_FUSE_SAMPLE 4096u
+#define RANK_FUSE_SAMPLE 1024u
 /* Share of the cues the robust match keeps by default (at least one). */
 #define RANK_FUSE_KEEP 0.5
 /* Robust score 100 * exp(-K * m): m = 1 (median on every kept cue) ~5. */

@@ -1091,7 +1091,7 @@ static int cmp_mfail(const void *x, const void *y)
 
 static int code_of_name(const char *name)
 {
-	for (int c = ERR_NOMEM; c >= ERR_INTERNAL; c--)
+	for (int c = ERR_NOMEM; c >= ERR_LAST; c--)
 		if (!strcmp(err_code_name(c), name))
 			return c;
 	return ERR_INTERNAL;

@@ -118,6 +118,7 @@ const char *err_code_name(int code)
 	case ERR_NOTFOUND: return "notfound";
 	case ERR_BUSY: return "busy";
 	case ERR_CORRUPT: return "corrupt";
+	case ERR_UNDESCRIBABLE: return "undescribable";
 	default: return "internal";
 	}
 }
@@ -127,7 +128,8 @@ int err_exit_status(int code)
 	switch (code) {
 	case ERR_OK: return EXIT_OK;
 	case ERR_FORMAT: case ERR_LIMIT: case ERR_VERSION:
-	case ERR_UNSUPPORTED: case ERR_CORRUPT: return EXIT_DATAERR;
+	case ERR_UNSUPPORTED: case ERR_CORRUPT: case ERR_UNDESCRIBABLE:
+		return EXIT_DATAERR;
 	case ERR_NOTFOUND: return EXIT_NOINPUT;
 	case ERR_IO: return EXIT_IOERR;
 	case ERR_BUSY: return EXIT_TEMPFAIL;

@@ -26,8 +26,16 @@ enum errc {
 	ERR_NOTFOUND = -8,    /* a named file, version or entry does not exist */
 	ERR_BUSY = -9,        /* a lock is held by another process */
 	ERR_CORRUPT = -10,    /* stored data fails its checksum */
-	ERR_INTERNAL = -11    /* a broken invariant (a bug) */
+	ERR_INTERNAL = -11,   /* a broken invariant (a bug) */
+	/*
+	 * A scan that reads fine has too little geometry to describe (too
+	 * few usable points, no extent): it can be stored, not searched.
+	 */
+	ERR_UNDESCRIBABLE = -12
 };
+
+/* The most negative code, for loops over every code. */
+#define ERR_LAST ERR_UNDESCRIBABLE
 
 #define ERR_PATH_MAX 4096
 

@@ -116,9 +116,10 @@ static int get_path(json_t *o, const char *key, char **out, const char *ctx,
 
 /*
  * Check "format" == kind and "format_version" "MAJOR.MINOR" with a major
- * this code knows.
+ * this code knows; *minor (may be NULL) gets the minor version.
  */
-static int check_format(json_t *root, const char *kind, struct err *e)
+static int check_format(json_t *root, const char *kind, unsigned long *minor_out,
+			struct err *e)
 {
 	if (!json_is_object(root))
 		return err_set(e, ERR_FORMAT, "%s: not a JSON object", kind);
@@ -136,7 +137,7 @@ static int check_format(json_t *root, const char *kind, struct err *e)
 	if (end == s || *end != '.' || errno == ERANGE || !end[1])
 		return err_set(e, ERR_FORMAT, "%s: bad \"format_version\" '%s'", kind, s);
 	const char *minor = end + 1;
-	strtoul(minor, &end, 10);
+	unsigned long mv = strtoul(minor, &end, 10);
 	if (end == minor || *end != '\0' || errno == ERANGE)
 		return err_set(e, ERR_FORMAT, "%s: bad \"format_version\" '%s'", kind, s);
 	if (major > MANIFEST_FORMAT_MAJOR)
@@ -145,6 +146,8 @@ static int check_format(json_t *root, const char *kind, struct err *e)
 			       kind, s, MANIFEST_FORMAT_MAJOR);
 	if (major < 1)
 		return err_set(e, ERR_VERSION, "%s format %s is not supported", kind, s);
+	if (minor_out)
+		*minor_out = mv;
 	return 0;
 }
 
@@ -178,6 +181,8 @@ void manifest_entry_release(struct manifest_entry *en)
 	json_decref(en->meta);
 	json_decref(en->stats);
 	xfree(en->desc.schema);
+	xfree(en->undesc.schema);
+	xfree(en->undesc.reason);
 	memset(en, 0, sizeof(*en));
 }
 
@@ -227,12 +232,15 @@ int manifest_entry_copy(struct manifest_entry *dst,
 	dst->files = NULL;
 	dst->n_files = 0;
 	dst->desc.schema = NULL;
+	dst->undesc.schema = dst->undesc.reason = NULL;
 	dst->meta = src->meta ? json_incref(src->meta) : NULL;
 	dst->stats = src->stats ? json_incref(src->stats) : NULL;
 	if (dup_opt(&dst->path, src->path) || dup_opt(&dst->source, src->source) ||
 	    dup_opt(&dst->format, src->format) || dup_opt(&dst->units, src->units) ||
 	    dup_opt(&dst->units_source, src->units_source) ||
-	    dup_opt(&dst->desc.schema, src->desc.schema))
+	    dup_opt(&dst->desc.schema, src->desc.schema) ||
+	    dup_opt(&dst->undesc.schema, src->undesc.schema) ||
+	    dup_opt(&dst->undesc.reason, src->undesc.reason))
 		goto nomem;
 	if (src->n_files) {
 		dst->files = alloc_array_zero(src->n_files, sizeof(*dst->files));
@@ -371,6 +379,17 @@ static int parse_entry(json_t *o, struct manifest_entry *en, size_t idx,
 		    (rc = get_u64(d, "size", true, &en->desc.size, ctx, e)) < 0)
 			return rc;
 	}
+	json_t *u = field(o, "undescribable");
+	if (u) {
+		if (!json_is_object(u))
+			return err_set(e, ERR_FORMAT, "%s: \"undescribable\" is not an object", ctx);
+		if (d)
+			return err_set(e, ERR_FORMAT, "%s: has both \"descriptors\" and \"undescribable\"",
+				       ctx);
+		if ((rc = get_str(u, "schema", true, &en->undesc.schema, ctx, e)) < 0 ||
+		    (rc = get_str(u, "reason", true, &en->undesc.reason, ctx, e)) < 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -402,7 +421,7 @@ static int parse_manifest_root(json_t *root, struct manifest *m, struct err *e)
 	int rc;
 	const char *ctx = "manifest";
 
-	if ((rc = check_format(root, "refscan-manifest", e)) < 0)
+	if ((rc = check_format(root, "refscan-manifest", NULL, e)) < 0)
 		return rc;
 	if ((rc = get_u64(root, "version", true, &m->version, ctx, e)) < 0 ||
 	    (rc = get_u64(root, "parent", false, &m->parent, ctx, e)) < 0 ||
@@ -587,7 +606,7 @@ static int dump_root(json_t *root, char **out, size_t *len, struct err *e)
 	return 0;
 }
 
-static json_t *format_header(const char *kind, bool *bad)
+static json_t *format_header(const char *kind, int minor, bool *bad)
 {
 	char v[32];
 	json_t *o = json_object();
@@ -595,7 +614,7 @@ static json_t *format_header(const char *kind, bool *bad)
 		*bad = true;
 		return NULL;
 	}
-	snprintf(v, sizeof(v), "%d.%d", MANIFEST_FORMAT_MAJOR, MANIFEST_FORMAT_MINOR);
+	snprintf(v, sizeof(v), "%d.%d", MANIFEST_FORMAT_MAJOR, minor);
 	put(o, "format", json_string(kind), bad);
 	put(o, "format_version", json_string(v), bad);
 	return o;
@@ -653,6 +672,10 @@ static json_t *entry_json(const struct manifest_entry *en, bool *bad)
 						"size", (json_int_t)en->desc.size), bad);
 	else
 		put(o, "descriptors", json_null(), bad);
+	if (en->undesc.schema)
+		put(o, "undescribable", json_pack("{s:s, s:s}", "schema", en->undesc.schema,
+						  "reason", en->undesc.reason ? en->undesc.reason : ""),
+		    bad);
 	return o;
 }
 
@@ -688,7 +711,7 @@ int manifest_dump(const struct manifest *m, char **out, size_t *len,
 	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(when, sizeof(when), "unknown");
 
-	json_t *root = format_header("refscan-manifest", &bad);
+	json_t *root = format_header("refscan-manifest", MANIFEST_FORMAT_MINOR, &bad);
 	json_t *roots = json_array(), *entries = json_array(), *failed = json_array();
 	if (!root || !roots || !entries || !failed) {
 		json_decref(root);
@@ -760,8 +783,11 @@ int failures_parse(const char *buf, size_t len, struct manifest_failure **out,
 	*n_out = 0;
 	if ((rc = load_json(buf, len, &root, e)) < 0)
 		return rc;
-	if ((rc = check_format(root, "refscan-failures", e)) < 0)
+	unsigned long minor = 0;
+	if ((rc = check_format(root, "refscan-failures", &minor, e)) < 0)
 		goto out;
+	if (minor < FAILURES_FORMAT_MINOR)
+		goto out; /* see manifest.h: an older cache is dropped */
 	json_t *a = field(root, "failed");
 	if (!json_is_array(a)) {
 		rc = err_set(e, ERR_FORMAT, "failures: \"failed\" is not an array");
@@ -796,7 +822,7 @@ int failures_dump(const struct manifest_failure *f, size_t n, char **out,
 		  size_t *len, struct err *e)
 {
 	bool bad = false;
-	json_t *root = format_header("refscan-failures", &bad);
+	json_t *root = format_header("refscan-failures", FAILURES_FORMAT_MINOR, &bad);
 	json_t *a = json_array();
 	int rc;
 
@@ -910,7 +936,7 @@ int statcache_parse(const char *buf, size_t len, uint64_t *version,
 	*version = 0;
 	if ((rc = load_json(buf, len, &root, e)) < 0)
 		return rc;
-	if ((rc = check_format(root, "refscan-statcache", e)) < 0 ||
+	if ((rc = check_format(root, "refscan-statcache", NULL, e)) < 0 ||
 	    (rc = get_u64(root, "version", true, version, "statcache", e)) < 0)
 		goto out;
 	json_t *a = field(root, "entries");
@@ -945,7 +971,7 @@ int statcache_dump(const struct manifest *m, uint64_t version, char **out,
 		   size_t *len, struct err *e)
 {
 	bool bad = false;
-	json_t *root = format_header("refscan-statcache", &bad);
+	json_t *root = format_header("refscan-statcache", OTHER_FORMAT_MINOR, &bad);
 	json_t *a = json_array();
 	int rc;
 
@@ -958,6 +984,7 @@ int statcache_dump(const struct manifest *m, uint64_t version, char **out,
 	put(root, "version", ju64(version), &bad);
 	for (size_t i = 0; i < m->n_entries && !bad; i++) {
 		const struct manifest_entry *en = &m->entries[i];
+		const char *described_with = en->desc.schema ? en->desc.schema : en->undesc.schema;
 		json_t *files = json_array();
 		if (!files) {
 			bad = true;
@@ -974,7 +1001,7 @@ int statcache_dump(const struct manifest *m, uint64_t version, char **out,
 		}
 		push(a, json_pack("[s,I,I,I,o,o]", en->path, (json_int_t)en->size,
 				  (json_int_t)en->mtime_ns, (json_int_t)en->inode,
-				  en->desc.schema ? json_string(en->desc.schema) : json_null(), files), &bad);
+				  described_with ? json_string(described_with) : json_null(), files), &bad);
 	}
 	put(root, "entries", a, &bad);
 	rc = bad ? err_set(e, ERR_NOMEM, "out of memory writing the stat cache")
@@ -1106,7 +1133,7 @@ int head_parse(const char *buf, size_t len, struct head *h, struct err *e)
 	head_init(h);
 	if ((rc = load_json(buf, len, &root, e)) < 0)
 		return rc;
-	if ((rc = check_format(root, "refscan-head", e)) < 0 ||
+	if ((rc = check_format(root, "refscan-head", NULL, e)) < 0 ||
 	    (rc = get_u64(root, "version", true, &h->version, "HEAD", e)) < 0 ||
 	    (rc = get_u64(root, "next_volume", true, &h->next_volume, "HEAD", e)) < 0 ||
 	    (rc = get_ids(root, "versions", &h->versions, &h->n_versions, e)) < 0 ||
@@ -1129,7 +1156,7 @@ out:
 int head_dump(const struct head *h, char **out, size_t *len, struct err *e)
 {
 	bool bad = false;
-	json_t *root = format_header("refscan-head", &bad);
+	json_t *root = format_header("refscan-head", OTHER_FORMAT_MINOR, &bad);
 	json_t *vs = json_array(), *vols = json_array();
 	int rc;
 
@@ -1176,7 +1203,7 @@ int volidx_parse(const char *buf, size_t len, struct volidx *v, struct err *e)
 	if ((rc = load_json(buf, len, &root, e)) < 0)
 		return rc;
 	const char *ctx = "volume index";
-	if ((rc = check_format(root, "refscan-volume-index", e)) < 0 ||
+	if ((rc = check_format(root, "refscan-volume-index", NULL, e)) < 0 ||
 	    (rc = get_u64(root, "volume", true, &v->volume, ctx, e)) < 0 ||
 	    (rc = get_u64(root, "size", true, &v->size, ctx, e)) < 0 ||
 	    (rc = get_digest(root, "sha256", v->sha256, ctx, e)) < 0 ||
@@ -1220,7 +1247,7 @@ out:
 int volidx_dump(const struct volidx *v, char **out, size_t *len, struct err *e)
 {
 	bool bad = false;
-	json_t *root = format_header("refscan-volume-index", &bad);
+	json_t *root = format_header("refscan-volume-index", OTHER_FORMAT_MINOR, &bad);
 	json_t *blobs = json_array();
 	int rc;
 

@@ -28,7 +28,15 @@
 struct err;
 
 #define MANIFEST_FORMAT_MAJOR 1
-#define MANIFEST_FORMAT_MINOR 0
+/*
+ * Minor versions, by document: a 1.1 manifest may hold the entry key
+ * "undescribable"; a 1.1 failure cache never lists a scan that reads
+ * but cannot be described (failures_parse drops older caches).  HEAD,
+ * volume indexes and the stat cache are 1.0.
+ */
+#define MANIFEST_FORMAT_MINOR 1
+#define FAILURES_FORMAT_MINOR 1
+#define OTHER_FORMAT_MINOR 0
 
 /* A file stored with a scan: its MTL, a texture, or its sidecar. */
 enum manifest_role {
@@ -60,6 +68,19 @@ struct manifest_desc {
 	uint64_t size;
 };
 
+/*
+ * An entry whose scan reads fine but has too little geometry to
+ * describe (too few usable points, no extent): it is stored and
+ * restored like any other, has no descriptors and is left out of the
+ * search index.  schema is the descriptor schema that found it so (the
+ * scan is described again only when the scan or the schema changes);
+ * NULL for every other entry.
+ */
+struct manifest_undesc {
+	char *schema;
+	char *reason;      /* "3 usable points, a descriptor needs 16" */
+};
+
 struct manifest_entry {
 	char *path;        /* archive path of the scan, unique, sorted */
 	char *source;      /* absolute source path at index time */
@@ -76,7 +97,8 @@ struct manifest_entry {
 	char *units_source; /* "sidecar", "file" or "default" */
 	json_t *meta;      /* object: file comments + sidecar, owned reference */
 	json_t *stats;     /* object: counts, bbox, warnings, owned reference */
-	struct manifest_desc desc;
+	struct manifest_desc desc;     /* schema NULL: no descriptors */
+	struct manifest_undesc undesc; /* schema set: cannot be described */
 };
 
 /* A scan that could not be stored in this run. */
@@ -161,6 +183,8 @@ const char *manifest_role_name(enum manifest_role r);
  * so an unchanged broken file is not read again every night.  A cache,
  * not part of any version: losing it only means re-reading.
  * *out (n entries, sorted by path) is freed with failures_free().
+ * A cache older than 1.1 parses as empty: it may list scans that failed
+ * only because they could not be described, which are now stored.
  */
 int failures_parse(const char *buf, size_t len, struct manifest_failure **out,
 		   size_t *n, struct err *e);
@@ -174,7 +198,10 @@ void failures_free(struct manifest_failure *f, size_t n);
  * schema), so that an unchanged tree is recognised without parsing the
  * full manifest.  A cache: valid only when its "version" is HEAD's.
  * statcache_parse fills m->entries (blob digests zero, meta/stats NULL)
- * and *version; statcache_dump writes m's entries under version.
+ * and *version; statcache_dump writes m's entries under version.  The
+ * schema is the one the entry was last described with, whether that gave
+ * descriptors or found the scan undescribable: it is written from
+ * desc.schema, else undesc.schema, and read back into desc.schema.
  */
 int statcache_parse(const char *buf, size_t len, uint64_t *version,
 		    struct manifest *m, struct err *e);

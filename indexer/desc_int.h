@@ -61,7 +61,7 @@ struct image;
 #define DESC_N_S 64           /* expected points per S-filter ball (plane fit) */
 #define DESC_NB_CAP 640       /* points kept per ball (reservoir beyond) */
 #define DESC_MIN_NB 12        /* fewer: widen the ball, then give up */
-#define DESC_MIN_POINTS 16    /* fewer finite points: ERR_FORMAT */
+#define DESC_MIN_POINTS 16    /* fewer finite points: ERR_UNDESCRIBABLE */
 #define DESC_LEVEL_CAP ((size_t)1 << 21) /* largest global sample set */
 #define DESC_RES_FACTOR 3.0   /* S-filter radius >= this x sampling spacing */
 #define DESC_BAND_MAX 0.3     /* L-filter radius <= this (normalised): beyond is form */
@@ -168,8 +168,8 @@ struct desc_src {
 /*
  * Validate and prepare: finite vertices, faces with positive area,
  * centroid, covariance, normalisation, orientation, colour source.
- * info receives counts.  Returns 0, ERR_FORMAT (too few points / no
- * extent) or ERR_NOMEM.
+ * info receives counts.  Returns 0, ERR_UNDESCRIBABLE (too few points,
+ * no extent) or ERR_NOMEM.
  */
 int desc_src_init(struct desc_src *src, const struct scan *s,
 		  const struct describe_opts *o, struct desc_info *info,

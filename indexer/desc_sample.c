@@ -304,9 +304,9 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 		info->n_faces = src->n_tris;
 	} else {
 		if (n_finite < DESC_MIN_POINTS)
-			return err_set(e, ERR_FORMAT,
-				       "too few points to describe: %zu finite vertices (need %d)",
-				       n_finite, DESC_MIN_POINTS);
+			return err_set(e, ERR_UNDESCRIBABLE,
+				       "%zu usable point%s, a descriptor needs %d",
+				       n_finite, n_finite == 1 ? "" : "s", DESC_MIN_POINTS);
 		prepare_cloud_moments(s, ref, &tot, desc_threads(src));
 		info->flags |= DESC_POINT_CLOUD;
 	}
@@ -322,10 +322,10 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 	double var = cov[0] + cov[3] + cov[5];
 	double mag = fabs(ref[0]) + fabs(ref[1]) + fabs(ref[2]) + sqrt(fabs(var));
 	if (!isfinite(var) || !isfinite(mag))
-		return err_set(e, ERR_FORMAT, "coordinates too large to describe");
+		return err_set(e, ERR_UNDESCRIBABLE, "coordinates too large to describe");
 	/* float positions carry ~1e-7 relative precision: below that, no extent */
 	if (!(var > 0) || sqrt(var) <= 1e-6 * mag)
-		return err_set(e, ERR_FORMAT, "scan has no extent: all %zu points coincide",
+		return err_set(e, ERR_UNDESCRIBABLE, "no extent: all %zu points coincide",
 			       n_finite);
 	for (int k = 0; k < 3; k++)
 		src->centre[k] = ref[k] + mean[k];

@@ -145,8 +145,10 @@ void describe_opts_init(struct describe_opts *o);
  *
  * Non-finite vertices and the faces that use them are skipped.  A mesh
  * whose faces all have zero area is described as a point cloud.  Returns
- * 0, ERR_FORMAT when fewer than 16 finite points remain or they have no
- * extent (all identical), or ERR_NOMEM; on error out is zeroed.
+ * 0, ERR_UNDESCRIBABLE when fewer than 16 finite points remain or they
+ * have no extent (all identical): the scan is valid, there is just too
+ * little of it to describe (e->msg says why: "3 usable points, a
+ * descriptor needs 16"); ERR_LIMIT or ERR_NOMEM.  On error out is zeroed.
  * Thread-safe (may be called concurrently on different scans), does no
  * I/O; safe on untrusted input (any scan that passed scan_finalize).
  */
@@ -184,7 +186,8 @@ int describe_file(const char *path, const struct describe_opts *o,
  * the scan's units are known (or o->mm_per_unit is set), else in the
  * scan's own units.  The S radius is raised to the sampling resolution
  * like the descriptor's (out->s says what was used).  For inspection and
- * tests.  Returns 0, ERR_FORMAT as describe_scan() or for bad radii.
+ * tests.  Returns 0, ERR_FORMAT for bad radii, or an error as
+ * describe_scan().
  */
 int describe_relief(const struct scan *s, const struct describe_opts *o,
 		    double s_radius, double l_radius, struct desc_band *out,

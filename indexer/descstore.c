@@ -590,6 +590,21 @@ static json_t *info_json(const struct desc_info *in)
 			 "colour_fraction", in->colour_fraction);
 }
 
+/* Append the scan's warnings from w0 on (texture decoding) to en's stats. */
+static int add_warnings(struct manifest_entry *en, const struct scan *s, size_t w0)
+{
+	json_t *w = en->stats ? json_object_get(en->stats, "warnings") : NULL;
+	for (size_t i = w0; json_is_array(w) && i < s->n_warnings; i++) {
+		bool dup = false; /* described again by reindex */
+		for (size_t k = 0; k < json_array_size(w) && !dup; k++)
+			dup = json_is_string(json_array_get(w, k)) &&
+			      !strcmp(json_string_value(json_array_get(w, k)), s->warnings[i]);
+		if (!dup && json_array_append_new(w, json_string(s->warnings[i])) < 0)
+			return ERR_NOMEM;
+	}
+	return 0;
+}
+
 int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 		       unsigned char **out, size_t *len, struct err *e)
 {
@@ -622,7 +637,14 @@ int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 		rc = err_set(e, ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = describe_scan(s, &o, v, &info, e)) < 0) {
+	rc = describe_scan(s, &o, v, &info, e);
+	if (rc == ERR_UNDESCRIBABLE) {
+		/* no descriptor, but the texture warnings still belong to the scan */
+		if (add_warnings(en, s, w0) < 0)
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (rc < 0) {
 		char why[sizeof(e->msg)];
 		snprintf(why, sizeof(why), "%s", e->msg);
 		err_set(e, rc, "cannot describe: %s", why);
@@ -640,14 +662,9 @@ int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 	}
 	/* what describing found: texture warnings and the physical figures */
 	if (en->stats) {
-		json_t *w = json_object_get(en->stats, "warnings");
-		for (size_t i = w0; json_is_array(w) && i < s->n_warnings; i++) {
-			bool dup = false; /* described again by reindex */
-			for (size_t k = 0; k < json_array_size(w) && !dup; k++)
-				dup = json_is_string(json_array_get(w, k)) &&
-				      !strcmp(json_string_value(json_array_get(w, k)), s->warnings[i]);
-			if (!dup)
-				json_array_append_new(w, json_string(s->warnings[i]));
+		if (add_warnings(en, s, w0) < 0) {
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+			goto out;
 		}
 		json_t *dj = info_json(&info);
 		if (!dj) {

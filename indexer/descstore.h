@@ -154,8 +154,11 @@ bool descstore_cache_get(struct descstore_cache *c,
  * join the entry's stats), describes it in the entry's units, records
  * the description ("descriptor": flags, extents in mm, area, colour
  * fraction) in en->stats, puts the vector into the cache ctx (a struct
- * descstore_cache) and returns the blob.  A scan that cannot be
- * described fails with describe_scan()'s reason.  Thread-safe.
+ * descstore_cache) and returns the blob.  A scan too thin to describe
+ * returns ERR_UNDESCRIBABLE with describe_scan()'s reason as e->msg
+ * ("3 usable points, a descriptor needs 16") and no blob; its texture
+ * warnings still join en->stats.  Any other failure returns its code
+ * with "cannot describe: reason".  Thread-safe.
  */
 int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 		       unsigned char **out, size_t *len, struct err *e);

@@ -58,6 +58,12 @@ void index_result_release(struct index_result *r)
 		xfree(r->failed[i].archive_path);
 	}
 	xfree(r->failed);
+	for (size_t i = 0; i < r->n_warnings; i++) {
+		xfree(r->warnings[i].path);
+		xfree(r->warnings[i].archive_path);
+		xfree(r->warnings[i].message);
+	}
+	xfree(r->warnings);
 	for (size_t i = 0; i < r->n_notes; i++)
 		xfree(r->notes[i]);
 	xfree(r->notes);
@@ -178,6 +184,30 @@ static int add_failure(struct index_result *r, const char *shown,
 		return ERR_NOMEM;
 	}
 	r->n_failed++;
+	return 0;
+}
+
+static int add_warning(struct index_result *r, const char *shown,
+		       const char *apath, int code, const char *what, const char *why)
+{
+	struct index_warning *w = realloc_array(r->warnings, r->n_warnings + 1, sizeof(*w));
+	if (!w)
+		return ERR_NOMEM;
+	r->warnings = w;
+	w = &r->warnings[r->n_warnings];
+	size_t n = strlen(what) + strlen(why) + 3;
+	w->path = xstrdup(shown);
+	w->archive_path = xstrdup(apath);
+	w->code = code;
+	w->message = xmalloc(n);
+	if (!w->path || !w->archive_path || !w->message) {
+		xfree(w->path);
+		xfree(w->archive_path);
+		xfree(w->message);
+		return ERR_NOMEM;
+	}
+	snprintf(w->message, n, "%s: %s", what, why);
+	r->n_warnings++;
 	return 0;
 }
 
@@ -439,11 +469,16 @@ static bool files_unchanged(const struct item *it)
 	return same_sidecar(it, p);
 }
 
+/*
+ * The entry was not described with this run's schema: neither its
+ * descriptors nor its being undescribable are current.
+ */
 static bool needs_describe(const struct run *run, const struct manifest_entry *en)
 {
 	if (!run->h->describe || !run->h->desc_schema)
 		return false;
-	return !en->desc.schema || strcmp(en->desc.schema, run->h->desc_schema) != 0;
+	const char *with = en->desc.schema ? en->desc.schema : en->undesc.schema;
+	return !with || strcmp(with, run->h->desc_schema) != 0;
 }
 
 static void classify(const struct run *run, struct item *it)
@@ -819,13 +854,22 @@ static int read_full(const struct run *run, struct item *it,
 	if (run->h->describe) {
 		unsigned char *buf = NULL;
 		size_t len = 0;
-		if ((rc = run->h->describe(run->h->ctx, &s, en, &buf, &len, e)) < 0) {
+		rc = run->h->describe(run->h->ctx, &s, en, &buf, &len, e);
+		if (rc == ERR_UNDESCRIBABLE && run->h->desc_schema) {
+			/* a valid scan, too thin to describe: stored, not searchable */
+			xfree(buf);
+			if (!(en->undesc.schema = xstrdup(run->h->desc_schema)) ||
+			    !(en->undesc.reason = xstrdup(e->msg))) {
+				rc = err_set(e, ERR_NOMEM, "out of memory");
+				goto out;
+			}
+			err_init(e);
+		} else if (rc < 0) {
 			if (!e->path[0])
 				err_set_path(e, it->shown);
 			xfree(buf);
 			goto out;
-		}
-		if (buf && run->h->desc_schema) {
+		} else if (buf && run->h->desc_schema) {
 			if (!(en->desc.schema = xstrdup(run->h->desc_schema)) ||
 			    (rc = sha256_buffer(buf, len, en->desc.blob, e)) < 0) {
 				xfree(buf);
@@ -1091,7 +1135,7 @@ static int cmp_mfail(const void *x, const void *y)
 
 static int code_of_name(const char *name)
 {
-	for (int c = ERR_NOMEM; c >= ERR_INTERNAL; c--)
+	for (int c = ERR_NOMEM; c >= ERR_LAST; c--)
 		if (!strcmp(err_code_name(c), name))
 			return c;
 	return ERR_INTERNAL;
@@ -1158,6 +1202,10 @@ static int compose(struct run *run, struct manifest *m, struct err *e)
 			*dst = it->entry;
 			memset(&it->entry, 0, sizeof(it->entry));
 			m->n_entries++;
+			if (dst->undesc.schema &&
+			    add_warning(r, it->shown, it->path, ERR_UNDESCRIBABLE, "not searchable",
+					dst->undesc.reason) < 0)
+				return err_set(e, ERR_NOMEM, "out of memory");
 			if (!it->prev)
 				r->added++;
 			else if (it->redescribe && !memcmp(dst->blob, it->prev->blob, SHA256_LEN))
@@ -1614,7 +1662,9 @@ static const char index_usage[] =
 	"store new and changed scans with their MTL files, textures and\n"
 	"sidecars (<scan>.meta.json or <stem>.meta.json), and commit one new\n"
 	"version (none when nothing changed).  Broken scans are reported and\n"
-	"skipped; the archive keeps any earlier good copy.\n"
+	"skipped; the archive keeps any earlier good copy.  A scan too thin to\n"
+	"describe (fewer than 16 usable points) is stored without descriptors,\n"
+	"so it is never a query result, and named once in a warning.\n"
 	"\n"
 	"  -a, --archive DIR   archive directory (default: $REFSCAN_ARCHIVE,\n"
 	"                      else $XDG_DATA_HOME/refscan/archive)\n"
@@ -1665,6 +1715,12 @@ static json_t *failure_json(const struct index_failure *f)
 	return json_pack("{s:s, s:s?, s:o, s:b}", "path", f->path,
 			 "archive_path", f->archive_path,
 			 "error", out_json_error(&f->err), "known", f->known);
+}
+
+static json_t *warning_json(const struct index_warning *w)
+{
+	return json_pack("{s:s, s:s, s:s, s:s}", "path", w->path, "archive_path", w->archive_path,
+			 "code", err_code_name(w->code), "message", w->message);
 }
 
 static void print_summary(const struct index_result *r, bool dry_run)
@@ -1801,16 +1857,20 @@ int cmd_index(int argc, char **argv)
 			    r.n_cleaned == 1 ? "" : "s");
 	for (size_t i = 0; i < r.n_notes; i++)
 		fprintf(stderr, "refscan: %s\n", r.notes[i]);
+	for (size_t i = 0; i < r.n_warnings; i++)
+		fprintf(stderr, "refscan: %s: warning: %s\n", r.warnings[i].path, r.warnings[i].message);
 	for (size_t i = 0; i < r.n_failed; i++) {
 		char buf[ERR_PATH_MAX + 512];
 		fprintf(stderr, "refscan: %s%s\n", err_format(&r.failed[i].err, buf, sizeof(buf)),
 			r.failed[i].known ? " (unchanged since it failed)" : "");
 	}
 	if (json) {
-		json_t *failed = json_array();
+		json_t *failed = json_array(), *warnings = json_array();
 		for (size_t i = 0; i < r.n_failed; i++)
 			json_array_append_new(failed, failure_json(&r.failed[i]));
-		json_t *obj = json_pack("{s:o, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I}",
+		for (size_t i = 0; i < r.n_warnings; i++)
+			json_array_append_new(warnings, warning_json(&r.warnings[i]));
+		json_t *obj = json_pack("{s:o, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:o, s:I}",
 					"version", r.version ? json_integer((json_int_t)r.version) : json_null(),
 					"committed", r.committed, "dry_run", o.dry_run,
 					"added", (json_int_t)r.added,
@@ -1819,6 +1879,7 @@ int cmd_index(int argc, char **argv)
 					"unchanged", (json_int_t)r.unchanged,
 					"touched", (json_int_t)r.touched,
 					"failed", failed,
+					"warnings", warnings,
 					"new_blobs", (json_int_t)r.new_blobs,
 					"new_bytes", (json_int_t)r.new_bytes,
 					"volume", r.volume ? json_integer((json_int_t)r.volume) : json_null(),

@@ -14,7 +14,11 @@
  *   6. build the per-version index file (build_index hook)
  *   7. write the manifest, then switch HEAD
  * A scan that fails at 4 is reported and kept out of the version; if
- * the archive held an earlier good copy of it, that copy stays.
+ * the archive held an earlier good copy of it, that copy stays.  A scan
+ * that reads but is too thin to describe (the describe hook returns
+ * ERR_UNDESCRIBABLE) is no failure: it is stored without descriptors,
+ * marked in its entry (undesc) and reported once, as a warning, by the
+ * run that stores it.
  */
 #ifndef REFSCAN_INDEX_H
 #define REFSCAN_INDEX_H
@@ -48,8 +52,10 @@ struct index_hooks {
 	 * en->stats and warnings to s (decoding textures can warn).  Put a
 	 * buffer from xmalloc() in *out (*len bytes); it is stored as a blob.
 	 * Called from OpenMP workers, once per scan, concurrently: must be
-	 * thread-safe.  A negative return fails that scan, with e as the
-	 * reason.
+	 * thread-safe.  ERR_UNDESCRIBABLE stores the scan without
+	 * descriptors, e->msg being the reason ("3 usable points, a
+	 * descriptor needs 16"); any other negative return fails that scan,
+	 * with e as the reason.
 	 */
 	int (*describe)(void *ctx, struct scan *s, struct manifest_entry *en,
 			unsigned char **out, size_t *len, struct err *e);
@@ -92,12 +98,22 @@ struct index_failure {
 	bool known;         /* failed before, unchanged since: not re-read */
 };
 
+/* A scan stored with something to say: today, that it is not searchable. */
+struct index_warning {
+	char *path;         /* as the user names it: SRC/rel */
+	char *archive_path; /* label/rel */
+	int code;           /* enum errc: ERR_UNDESCRIBABLE */
+	char *message;      /* "not searchable: 3 usable points, a descriptor needs 16" */
+};
+
 struct index_result {
 	uint64_t version;   /* HEAD after the run (0: the archive is empty) */
 	bool committed;     /* a new version was written */
 	uint64_t added, changed, removed, unchanged, touched, redescribed;
 	size_t n_failed;
 	struct index_failure *failed; /* sorted by path */
+	size_t n_warnings;
+	struct index_warning *warnings; /* stored this run, not searchable; by path */
 	uint64_t new_blobs, new_bytes; /* stored by this run */
 	uint64_t volume;    /* volume written, 0 if none */
 	size_t n_cleaned;   /* leftover files of an interrupted run removed */

@@ -10,6 +10,10 @@
  * index` uses, and the new version differs from HEAD only in the
  * entries' "descriptors", their stats' "descriptor" and the index file.
  *
+ * A scan too thin to describe (ERR_UNDESCRIBABLE) is no failure: its
+ * entry loses any old descriptors, is marked undescribable with this
+ * schema, and a warning names it; it stays out of the search index.
+ *
  * Invariants: scans, files, metadata and "since" are carried over
  * unchanged; the commit follows the same protocol as index (new volume
  * of descriptor blobs published, index file, manifest, HEAD last), so a
@@ -50,7 +54,9 @@ static const char reindex_usage[] =
 	"and commit a new version with the new descriptors and search index;\n"
 	"its scans are unchanged.  Without --force only scans whose\n"
 	"descriptors use another schema than this refscan's (" DESC_SCHEMA ")\n"
-	"are described, and nothing is committed when there are none.\n"
+	"are described, and nothing is committed when there are none.  A scan\n"
+	"too thin to describe is kept without descriptors, out of the search\n"
+	"index, with a warning.\n"
 	"\n"
 	"  -a, --archive DIR   archive directory (default: $REFSCAN_ARCHIVE)\n"
 	"  -f, --force         describe every scan and commit a new version\n"
@@ -60,7 +66,7 @@ static const char reindex_usage[] =
 	"  -q, --quiet         no summary\n"
 	"  -h, --help          show this help\n"
 	"\n"
-	"exit status: 0 done (or nothing to do); 1 some scans could not be\n"
+	"exit status: 0 done (or nothing to do); 1 some scans failed to be\n"
 	"described and keep their old descriptors; 65 damaged archive; 66 no\n"
 	"archive or no version; 74 I/O error; 75 the archive is locked.\n";
 
@@ -156,8 +162,41 @@ struct reindex_result {
 	uint64_t version;      /* committed, or HEAD when nothing was done */
 	bool committed;
 	size_t described, changed, failed;
+	size_t undescribable;  /* described and found too thin: warned, not indexed */
+	json_t *warnings;      /* one {"path","code","message"} for each of those */
 	uint64_t new_blobs, new_bytes;
 };
+
+/*
+ * A restored scan too thin to describe: drop any old descriptors, mark
+ * the entry, warn on stderr and add the warning to *warnings (a JSON
+ * array).  Returns 1 when the entry changed, 0 when it was already so,
+ * ERR_NOMEM (in j->err).
+ */
+static int mark_undescribable(struct job *j, json_t *warnings)
+{
+	struct manifest_entry *en = j->en;
+	const char *why = j->err.msg;
+	bool same = !en->desc.schema && en->undesc.schema && !strcmp(en->undesc.schema, DESC_SCHEMA) &&
+		    en->undesc.reason && !strcmp(en->undesc.reason, why);
+
+	fprintf(stderr, "refscan: %s: warning: not searchable: %s\n", en->path, why);
+	if (json_array_append_new(warnings, json_pack("{s:s, s:s, s:s+}", "path", en->path, "code",
+						      err_code_name(ERR_UNDESCRIBABLE), "message",
+						      "not searchable: ", why)) < 0)
+		return err_set(&j->err, ERR_NOMEM, "out of memory");
+	if (same)
+		return 0;
+	xfree(en->desc.schema);
+	memset(&en->desc, 0, sizeof(en->desc));
+	xfree(en->undesc.schema);
+	xfree(en->undesc.reason);
+	en->undesc.schema = xstrdup(DESC_SCHEMA);
+	en->undesc.reason = xstrdup(why);
+	if (!en->undesc.schema || !en->undesc.reason)
+		return err_set(&j->err, ERR_NOMEM, "out of memory");
+	return 1;
+}
 
 static int reindex_run(struct archive_dir *a, bool force, int jobs, bool wait,
 		       struct reindex_result *res, struct err *e)
@@ -175,6 +214,8 @@ static int reindex_run(struct archive_dir *a, bool force, int jobs, bool wait,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	if (!(res->warnings = json_array()))
+		return err_set(e, ERR_NOMEM, "out of memory");
 	memset(&vo, 0, sizeof(vo));
 	vo.fd = -1;
 	manifest_init(&m);
@@ -198,16 +239,20 @@ static int reindex_run(struct archive_dir *a, bool force, int jobs, bool wait,
 		rc = err_set(e, ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	bool any_desc = false;
 	for (size_t i = 0; i < m.n_entries; i++) {
 		struct manifest_entry *en = &m.entries[i];
-		if (!force && en->desc.schema && !strcmp(en->desc.schema, DESC_SCHEMA))
+		const char *with = en->desc.schema ? en->desc.schema : en->undesc.schema;
+		any_desc |= en->desc.schema != NULL;
+		if (!force && with && !strcmp(with, DESC_SCHEMA))
 			continue;
 		job[n_job].en = en;
 		err_init(&job[n_job].err);
 		n_job++;
 	}
-	if (!n_job && !force && m.index.file)
-		goto out; /* current: nothing to do */
+	/* current: nothing to do (no index is right when nothing has descriptors) */
+	if (!n_job && !force && (m.index.file || !any_desc))
+		goto out;
 
 	/* restore the scans to describe, with their MTL files and textures */
 	const char *tdir = getenv("TMPDIR");
@@ -262,12 +307,25 @@ static int reindex_run(struct archive_dir *a, bool force, int jobs, bool wait,
 	for (size_t k = 0; k < n_job; k++) {
 		struct job *j = &job[k];
 		res->described++;
+		if (j->rc == ERR_UNDESCRIBABLE) {
+			if ((rc = mark_undescribable(j, res->warnings)) < 0) {
+				*e = j->err;
+				goto out;
+			}
+			res->undescribable++;
+			res->changed += rc;
+			rc = 0;
+			continue;
+		}
 		if (j->rc < 0) {
 			res->failed++;
 			out_err(&j->err);
 			continue;
 		}
 		struct manifest_entry *en = j->en;
+		xfree(en->undesc.schema);
+		xfree(en->undesc.reason);
+		en->undesc.schema = en->undesc.reason = NULL;
 		if (!en->desc.schema || strcmp(en->desc.schema, DESC_SCHEMA) != 0 ||
 		    memcmp(en->desc.blob, j->digest, SHA256_LEN) != 0)
 			res->changed++;
@@ -418,22 +476,28 @@ int cmd_reindex(int argc, char **argv)
 		out_err(&e);
 		if (json)
 			out_json_line(json_pack("{s:b, s:o}", "committed", 0, "error", out_json_error(&e)));
+		json_decref(r.warnings);
 		archive_dir_release(&a);
 		return err_exit_status(rc);
 	}
 	if (json)
-		out_json_line(json_pack("{s:I, s:b, s:s, s:I, s:I, s:I, s:I, s:I}",
+		out_json_line(json_pack("{s:I, s:b, s:s, s:I, s:I, s:I, s:O, s:I, s:I}",
 					"version", (json_int_t)r.version, "committed", r.committed,
 					"schema", DESC_SCHEMA, "described", (json_int_t)r.described,
 					"changed", (json_int_t)r.changed, "failed", (json_int_t)r.failed,
+					"warnings", r.warnings,
 					"new_blobs", (json_int_t)r.new_blobs,
 					"new_bytes", (json_int_t)r.new_bytes));
-	else if (!quiet && r.committed)
-		printf("version %" PRIu64 ": %zu scans described again (%s), %zu descriptors changed, %zu failed\n",
+	else if (!quiet && r.committed) {
+		printf("version %" PRIu64 ": %zu scans described again (%s), %zu descriptors changed, %zu failed",
 		       r.version, r.described, DESC_SCHEMA, r.changed, r.failed);
-	else if (!quiet)
+		if (r.undescribable)
+			printf(", %zu not searchable", r.undescribable);
+		putchar('\n');
+	} else if (!quiet)
 		printf("descriptors are current (%s); version %" PRIu64 " is unchanged\n", DESC_SCHEMA,
 		       r.version);
+	json_decref(r.warnings);
 	archive_dir_release(&a);
 	return r.failed ? EXIT_PARTIAL : EXIT_OK;
 }

@@ -67,6 +67,12 @@ out:
 
 /* ---- opening a version ------------------------------------------------ */
 
+/* Found too thin to describe by this refscan's schema: never a reference. */
+static bool undescribable(const struct manifest_entry *en)
+{
+	return !en->desc.schema && en->undesc.schema && !strcmp(en->undesc.schema, DESC_SCHEMA);
+}
+
 const struct manifest_entry *vindex_entry(const struct vindex *vx, size_t row)
 {
 	return &vx->m.entries[vx->entry[row]];
@@ -194,6 +200,16 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 	vx->version = v;
 	if ((rc = archive_dir_load_version(a, v, &vx->m, e)) < 0)
 		goto out;
+	for (size_t i = 0; i < vx->m.n_entries; i++)
+		if (undescribable(&vx->m.entries[i]))
+			vx->n_undescribable++;
+	if (!vx->m.index.file && vx->n_undescribable && vx->n_undescribable == vx->m.n_entries) {
+		err_set_path(e, a->path);
+		rc = err_set(e, ERR_NOTFOUND,
+			     "version %" PRIu64 " has nothing to search: its %zu scan%s cannot be described",
+			     v, vx->n_undescribable, vx->n_undescribable == 1 ? "" : "s");
+		goto out;
+	}
 	if (!vx->m.index.file) {
 		err_set_path(e, a->path);
 		rc = err_set(e, ERR_NOTFOUND,
@@ -255,7 +271,8 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 		const struct manifest_entry *en = &vx->m.entries[i];
 		size_t r = ids[i] < 0 ? SIZE_MAX : descstore_table_find(&vx->t, ids[i]);
 		if (r == SIZE_MAX) {
-			vx->n_skipped++;
+			if (!undescribable(en))
+				vx->n_skipped++;
 			continue;
 		}
 		if (en->desc.schema && !memcmp(en->desc.blob, vx->t.digests[r], SHA256_LEN)) {

@@ -57,7 +57,8 @@ struct vindex {
 	struct rank_cue cues[RANK_MAX_CUES]; /* the robust order's (describe_cues) */
 	struct rank_layout layout;
 	struct ref_table refs;      /* over t, with the meta callback below */
-	size_t n_skipped;           /* entries without a current descriptor */
+	size_t n_skipped;           /* entries without a current descriptor (reindex) */
+	size_t n_undescribable;     /* entries too thin to describe: never searched */
 	/* for the meta callback: list values match when one element equals */
 	const struct rank_filter *filters;
 	size_t n_filters;
@@ -67,7 +68,10 @@ struct vindex {
 /*
  * Open version v of a (0 = HEAD).  ERR_NOTFOUND with a hint when there
  * is no such version or it has no search index (an archive indexed
- * before descriptors existed: run `refscan reindex`).  Release with
+ * before descriptors existed: run `refscan reindex`; or one whose every
+ * scan is too thin to describe).  Entries without descriptors are not
+ * references: those found undescribable with this refscan's schema are
+ * counted in n_undescribable, the others in n_skipped.  Release with
  * vindex_release().
  */
 int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,

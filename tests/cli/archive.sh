@@ -19,7 +19,7 @@ expect_eq "$(jq -c '[.version, .committed, .added, .changed, .removed, .unchange
 expect_eq "$(jqv "$out" .new_blobs)" 14 "5 scans + 2 textures + 2 sidecars + 5 descriptors stored as 14 blobs"
 snap 1
 M1=$A/versions/00000001.json
-expect_eq "$(jqv "$M1" '.format + " " + .format_version')" "refscan-manifest 1.0" "manifest names its format and version"
+expect_eq "$(jqv "$M1" '.format + " " + .format_version')" "refscan-manifest 1.1" "manifest names its format and version"
 expect_eq "$(jqv "$M1" '[.entries[].path] | join(" ")')" \
 	"lib/bark/oak.ply lib/fabric/weave.ply lib/skin/hand01.ply lib/skin/hand02.ply lib/stone/granite.ply" \
 	"entries sorted by archive path"

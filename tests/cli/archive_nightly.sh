@@ -58,6 +58,18 @@ expect_eq "$(test -e "$LOGS/nightly-20000101-000000.log" && echo kept || echo go
 expect_eq "$(ls "$LOGS"/nightly-*.log | wc -l)" 5 "recent logs kept"
 expect_grep "$(ls "$LOGS"/nightly-*.log | tail -1)" "^# .* verify --quiet" "verify ran"
 
+# a scan too thin to describe is stored: an ok night, counted in the summary
+mkdir -p "$L/odd" && printf 'solid empty\nendsolid empty\n' >"$L/odd/empty.stl"
+sleep 1
+run "$N" --archive "$A" "$L"
+expect_rc 0 "a night with a scan too thin to describe"
+expect_grep "$out" "^refscan-nightly: ok: version [0-9]+: 1 added, 0 changed, 0 removed, [0-9]+ unchanged, 0 failed, 1 not searchable, [0-9]+ new bytes " \
+	"the summary counts it as not searchable"
+expect_grep "$(ls "$LOGS"/nightly-*.log | tail -1)" "^refscan: $L/odd/empty\.stl: warning: not searchable: 0 usable points, a descriptor needs 16$" \
+	"the warning is in the log"
+expect_eq "$(wc -c <"$errf")" 0 "nothing on stderr on an ok night"
+rm -r "$L/odd"
+
 # ---- prune by age (REFSCAN_NOW fixes the clock) -----------------------
 P=$T/aged
 day=86400

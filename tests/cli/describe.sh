@@ -88,7 +88,9 @@ expect_grep "$errf" "^refscan: .*empty\.stl: " "the failing file is named on std
 run "$REFSCAN_BIN" describe --json "$T/s/empty.stl"
 expect_rc 65 "a scan with nothing to describe is bad data"
 expect_eq "$(jq -r '.ok' "$out")" false "ok false in JSON"
-expect_eq "$(jq -r '.error.code' "$out")" format "error code in JSON"
+expect_eq "$(jq -r '.error.code' "$out")" undescribable "error code in JSON: readable, too thin to describe"
+expect_eq "$(jq -r '.error.message' "$out")" "$T/s/empty.stl: 0 usable points, a descriptor needs 16" \
+	"the message says why"
 run "$REFSCAN_BIN" describe "$T/s/none.ply"
 expect_rc 66 "missing file"
 run "$REFSCAN_BIN" describe

@@ -113,19 +113,22 @@ o="--triangles 12000 --size-mm 40 -q"
 "$G" --form blob --material knit --seed 6 $o -o "$W/lib/blob-knit.ply"
 "$G" --form torus --material bark --seed 8 $o -o "$W/lib/torus-bark.ply"
 "$G" --form tile --material knit --seed 9 $o -o "$W/tile-knit.ply"
-# and a scan that cannot be described (one point repeated): it fails
-# alone, like a broken scan
+# and a scan that cannot be described (one point repeated): it is stored
+# without descriptors, with a warning, and never found
 printf 'ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n1 1 1\n1 1 1\n1 1 1\n3 0 1 2\n' \
 	>"$W/lib/tiny.ply"
 run "$R" index --archive "$W/archive" --json "$W/lib"
-expect_rc 1 "a scan that cannot be described fails, the rest is committed"
-expect_eq "$(jq -c '[.added, (.failed | map(.path | sub(".*/"; "")))]' "$out")" '[3,["tiny.ply"]]' \
-	"three scans added, the tiny one failed"
-expect_grep "$errf" "tiny\.ply: cannot describe: " "the reason names the describe step"
+expect_rc 0 "a scan that cannot be described is stored, not failed"
+expect_eq "$(jq -c '[.added, (.failed | length), (.warnings | map(.path | sub(".*/"; "")))]' "$out")" '[4,0,["tiny.ply"]]' \
+	"four scans added, a warning for the tiny one"
+expect_grep "$errf" "tiny\.ply: warning: not searchable: 3 usable points, a descriptor needs 16$" "the warning says why"
 run "$R" query --archive "$W/archive" --json -k 1 --weights shape=1,local=0,relief=0,size=0 "$W/tile-knit.ply"
 expect_eq "$(jq -r '.results[0].path' "$out")" "tile-smooth.ply" "shape weight only: the tile wins"
 run "$R" query --archive "$W/archive" --json -k 1 --weights shape=0,local=0,relief=1,size=0 "$W/tile-knit.ply"
 expect_eq "$(jq -r '.results[0].path' "$out")" "blob-knit.ply" "relief weight only: the knitted blob wins"
+run "$R" query --archive "$W/archive" --json -k 10 "$W/tile-knit.ply"
+expect_eq "$(jq -c '[.references, (.results | map(.path) | sort)]' "$out")" \
+	'[3,["blob-knit.ply","tile-smooth.ply","torus-bark.ply"]]' "three references: the tiny scan is never a result"
 run "$R" query --archive "$W/archive" --weights shape=0,local=0,relief=0,relief_mm=0,colour=0,size=0 "$W/tile-knit.ply"
 expect_rc 64 "every weight 0 is a usage error"
 run "$R" query --archive "$W/archive" --weights bogus=1 "$W/tile-knit.ply"

@@ -37,6 +37,13 @@ static void test_err_format_names_path_and_position(void **state)
 	assert_int_equal(err_exit_status(ERR_NOTFOUND), EXIT_NOINPUT);
 	assert_int_equal(err_exit_status(ERR_BUSY), EXIT_TEMPFAIL);
 	assert_string_equal(err_code_name(ERR_LIMIT), "limit");
+	/* a scan too thin to describe is bad data for describe and query */
+	assert_int_equal(err_exit_status(ERR_UNDESCRIBABLE), EXIT_DATAERR);
+	assert_string_equal(err_code_name(ERR_UNDESCRIBABLE), "undescribable");
+	/* every code has its own name, so failures.json round-trips them */
+	for (int c = ERR_NOMEM; c > ERR_LAST; c--)
+		for (int d = c - 1; d >= ERR_LAST; d--)
+			assert_string_not_equal(err_code_name(c), err_code_name(d));
 }
 
 static void test_err_errno_keeps_strerror(void **state)

@@ -3,8 +3,9 @@
  * search index (indexer/descstore.c, query/vindex.c) through index_run()
  * on generated scans: ids stable across versions, unchanged scans keep
  * their descriptors, the FAISS part finds every stored vector, an old
- * version opens after newer commits, and the table reader refuses every
- * truncated or damaged file cleanly.
+ * version opens after newer commits, scans too thin to describe are
+ * stored but not indexed, and the table reader refuses every truncated
+ * or damaged file cleanly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "formats/formats.h"
 #include "formats/image.h"
 #include "formats/scan.h"
 #include "indexer/archive.h"
@@ -74,16 +76,20 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void index_lib(const char *archive, uint64_t want_version)
+/*
+ * Index tmpdir/dir into archive with the real hooks: it must commit
+ * want_version and fail nothing.  The caller releases *r.
+ */
+static void index_dir(const char *archive, const char *dir, uint64_t want_version,
+		      struct index_result *r)
 {
 	struct index_options o;
-	struct index_result r;
 	struct descstore_cache c;
 	struct index_hooks h;
 	struct err e;
 	char src[300];
 	char *srcs[1] = { src };
-	snprintf(src, sizeof(src), "%s/lib", tmpdir);
+	snprintf(src, sizeof(src), "%s/%s", tmpdir, dir);
 	index_options_init(&o);
 	o.archive = archive;
 	o.sources = srcs;
@@ -91,15 +97,21 @@ static void index_lib(const char *archive, uint64_t want_version)
 	err_init(&e);
 	descstore_cache_init(&c);
 	descstore_hooks(&h, &c);
-	int rc = index_run(&o, &h, &r, &e);
+	int rc = index_run(&o, &h, r, &e);
 	if (rc < 0)
 		fprintf(stderr, "index_run: %s\n", e.msg);
 	assert_int_equal(rc, 0);
-	assert_int_equal(r.n_failed, 0);
-	assert_true(r.committed);
-	assert_int_equal(r.version, want_version);
-	index_result_release(&r);
+	assert_int_equal(r->n_failed, 0);
+	assert_true(r->committed);
+	assert_int_equal(r->version, want_version);
 	descstore_cache_release(&c);
+}
+
+static void index_lib(const char *archive, uint64_t want_version)
+{
+	struct index_result r;
+	index_dir(archive, "lib", want_version, &r);
+	index_result_release(&r);
 }
 
 static void read_table(struct archive_dir *a, uint64_t v, struct descstore_table *t)
@@ -234,6 +246,78 @@ static void test_ids_are_stable_across_versions(void **state)
 	archive_dir_release(&a);
 }
 
+static void test_scans_too_thin_to_describe_are_stored_but_not_indexed(void **state)
+{
+	(void)state;
+	char archive[300], src[300];
+	struct index_result r;
+	struct archive_dir a;
+	struct manifest m;
+	struct err e;
+
+	/* the hook itself: no blob, the reason without decoration */
+	struct scan s;
+	scan_init(&s);
+	err_init(&e);
+	assert_int_equal(scan_read_buffer((const unsigned char *)"1 2 3\n4 5 6\n7 8 9\n", 18, "dots.xyz", NULL, &s, &e), 0);
+	struct manifest_entry en;
+	memset(&en, 0, sizeof(en));
+	en.stats = json_pack("{s:[]}", "warnings");
+	unsigned char sentinel = 0, *blob = &sentinel; /* must be cleared */
+	size_t len = 99;
+	assert_int_equal(descstore_describe(NULL, &s, &en, &blob, &len, &e), ERR_UNDESCRIBABLE);
+	assert_null(blob);
+	assert_int_equal(len, 0);
+	assert_string_equal(e.msg, "3 usable points, a descriptor needs 16");
+	assert_null(json_object_get(en.stats, "descriptor"));
+	json_decref(en.stats);
+	scan_release(&s);
+
+	/* through index_run and the search index */
+	snprintf(archive, sizeof(archive), "%s/thin-archive", tmpdir);
+	snprintf(src, sizeof(src), "%s/thin", tmpdir);
+	put_scan("../thin/tile.ply", GEN_FORM_TILE, GEN_MAT_STONE, 1);
+	put_scan("../thin/blob.ply", GEN_FORM_BLOB, GEN_MAT_BARK, 2);
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/odd' && printf '0 0 0\\n1 0 0\\n0 1 0\\n0 0 1\\n1 1 1\\n' >'%s/odd/dots.xyz' && "
+		 "printf 'solid empty\\nendsolid empty\\n' >'%s/odd/empty.stl'", src, src, src);
+	assert_int_equal(system(cmd), 0);
+	index_dir(archive, "thin", 1, &r);
+	assert_int_equal(r.added, 4);
+	assert_int_equal(r.n_warnings, 2);
+	assert_string_equal(r.warnings[0].archive_path, "thin/odd/dots.xyz");
+	assert_string_equal(r.warnings[0].message, "not searchable: 5 usable points, a descriptor needs 16");
+	assert_string_equal(r.warnings[1].archive_path, "thin/odd/empty.stl");
+	assert_string_equal(r.warnings[1].message, "not searchable: 0 usable points, a descriptor needs 16");
+	index_result_release(&r);
+
+	assert_int_equal(archive_dir_open(&a, archive, 0, &e), 0);
+	assert_int_equal(archive_dir_load_manifest(&a, 1, &m, &e), 0);
+	assert_int_equal(m.n_entries, 4);
+	const struct manifest_entry *d = entry(&m, "thin/odd/dots.xyz");
+	assert_null(d->desc.schema);
+	assert_string_equal(d->undesc.schema, DESC_SCHEMA);
+	assert_false(descstore_has_desc(d));
+	int64_t ids[4];
+	assert_int_equal(descstore_ids(&m, ids, &e), 0);
+	assert_int_equal(ids[0], descstore_id("thin/blob.ply"));
+	assert_int_equal(ids[1], -1);
+	assert_int_equal(ids[2], -1);
+	/* two references; the two thin scans are neither searched nor "stale" */
+	struct descstore_table t;
+	read_table(&a, 1, &t);
+	assert_int_equal(t.n, 2);
+	descstore_table_release(&t);
+	struct vindex vx;
+	assert_int_equal(vindex_open(&vx, &a, 1, &e), 0);
+	assert_int_equal(vx.refs.n, 2);
+	assert_int_equal(vx.n_undescribable, 2);
+	assert_int_equal(vx.n_skipped, 0);
+	vindex_release(&vx);
+	manifest_release(&m);
+	archive_dir_release(&a);
+}
+
 /* Copy the first n bytes of src to dst. */
 static void copy_prefix(const unsigned char *buf, size_t n, const char *dst)
 {
@@ -340,6 +424,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ids_are_stable_across_versions),
+		cmocka_unit_test(test_scans_too_thin_to_describe_are_stored_but_not_indexed),
 		cmocka_unit_test(test_table_reader_refuses_truncated_and_damaged_files),
 		cmocka_unit_test(test_blob_decode_checks_size_and_values),
 	};

@@ -1,8 +1,9 @@
 /*
  * test_index_pipeline.c - indexer/index.c through index_run(): the
  * describe and build_index hooks (run in parallel, stored as blobs,
- * redone when the schema changes), failures from a hook, and output
- * that does not depend on the number of threads.
+ * redone when the schema changes), failures from a hook, scans too thin
+ * to describe (stored without descriptors, warned about once), and
+ * output that does not depend on the number of threads.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,6 +80,7 @@ struct hook_ctx {
 	_Atomic int calls;
 	int index_calls;
 	const char *fail_substring;
+	const char *thin_substring;  /* these scans are too thin to describe */
 };
 
 static int describe(void *ctx, struct scan *s, struct manifest_entry *en,
@@ -88,6 +90,8 @@ static int describe(void *ctx, struct scan *s, struct manifest_entry *en,
 	atomic_fetch_add(&c->calls, 1);
 	if (c->fail_substring && strstr(en->path, c->fail_substring))
 		return err_set(e, ERR_FORMAT, "degenerate surface: cannot describe");
+	if (c->thin_substring && strstr(en->path, c->thin_substring))
+		return err_set(e, ERR_UNDESCRIBABLE, "3 usable points, a descriptor needs 16");
 	char buf[64];
 	int n = snprintf(buf, sizeof(buf), "v=%zu units=%s", s->n_vertices, en->units);
 	*out = xmalloc((size_t)n);
@@ -108,6 +112,8 @@ static int build_index(void *ctx, struct archive_dir *a, const struct manifest *
 	for (size_t i = 0; i < m->n_entries; i++) {
 		unsigned char *d;
 		size_t n;
+		if (!m->entries[i].desc.schema)
+			continue; /* too thin to describe: not indexed */
 		int rc = archive_dir_read_blob(a, m->entries[i].desc.blob, 1024, &d, &n, e);
 		if (rc < 0) {
 			fclose(f);
@@ -245,6 +251,131 @@ static void test_a_failing_describe_fails_only_that_scan(void **state)
 	archive_dir_release(&a);
 }
 
+/* The lines of the test index file of the archive's version v. */
+static int index_lines(const char *archive, int v)
+{
+	char path[400], line[128];
+	int n = 0;
+	snprintf(path, sizeof(path), "%s/versions/%08d.index", archive, v);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+/* Run index with h: it must finish, commit or not, fail nothing, warn n times. */
+static void run_expect(const char *archive, const struct index_hooks *h, bool committed,
+		       size_t n_warnings, struct index_result *r)
+{
+	assert_int_equal(run_index(archive, 2, h, r), 0);
+	assert_int_equal(r->committed, committed);
+	assert_int_equal(r->n_failed, 0);
+	assert_int_equal(r->n_warnings, n_warnings);
+}
+
+/*
+ * How HEAD's entry for path is described, in buf: "descriptors SCHEMA",
+ * "undescribable SCHEMA: REASON" or "none".
+ */
+static const char *described(const char *archive, const char *path, char *buf, size_t n)
+{
+	struct archive_dir a;
+	struct manifest m;
+	load_head_manifest(archive, &a, &m);
+	const struct manifest_entry *en = manifest_find(&m, path);
+	assert_non_null(en);
+	if (en->desc.schema)
+		snprintf(buf, n, "descriptors %s", en->desc.schema);
+	else if (en->undesc.schema)
+		snprintf(buf, n, "undescribable %s: %s", en->undesc.schema, en->undesc.reason);
+	else
+		snprintf(buf, n, "none");
+	manifest_release(&m);
+	archive_dir_release(&a);
+	return buf;
+}
+
+static void test_a_scan_too_thin_to_describe_is_stored_without_descriptors(void **state)
+{
+	(void)state;
+	char archive[300], path[400], buf[200];
+	struct hook_ctx ctx = { .thin_substring = "sub/b.ply" };
+	struct index_hooks h = { "test-desc-1", describe, build_index, &ctx };
+	struct index_result r;
+	snprintf(archive, sizeof(archive), "%s/a3", tmpdir);
+
+	/* stored and counted like any other scan, not a failure, said once */
+	run_expect(archive, &h, true, 1, &r);
+	assert_int_equal(r.added, 3);
+	assert_int_equal(r.new_blobs, 6); /* 3 scans + 1 sidecar + 2 descriptors */
+	assert_string_equal(r.warnings[0].archive_path, "lib/sub/b.ply");
+	snprintf(path, sizeof(path), "%s/lib/sub/b.ply", tmpdir);
+	assert_string_equal(r.warnings[0].path, path);
+	assert_int_equal(r.warnings[0].code, ERR_UNDESCRIBABLE);
+	assert_string_equal(r.warnings[0].message, "not searchable: 3 usable points, a descriptor needs 16");
+	index_result_release(&r);
+	assert_int_equal(ctx.calls, 3);
+	assert_string_equal(described(archive, "lib/sub/b.ply", buf, sizeof(buf)),
+			    "undescribable test-desc-1: 3 usable points, a descriptor needs 16");
+	assert_string_equal(described(archive, "lib/a.ply", buf, sizeof(buf)), "descriptors test-desc-1");
+	/* its bytes are stored; it is left out of the index */
+	struct archive_dir a;
+	struct manifest m;
+	struct err e;
+	unsigned char *d;
+	size_t n;
+	err_init(&e);
+	load_head_manifest(archive, &a, &m);
+	assert_int_equal(m.counts.added, 3);
+	const struct manifest_entry *b = manifest_find(&m, "lib/sub/b.ply");
+	assert_int_equal(archive_dir_read_blob(&a, b->blob, 1 << 20, &d, &n, &e), 0);
+	assert_int_equal(n, b->size);
+	xfree(d);
+	manifest_release(&m);
+	archive_dir_release(&a);
+	assert_int_equal(index_lines(archive, 1), 2);
+
+	/* unchanged: not described again, no warning, no version */
+	run_expect(archive, &h, false, 0, &r);
+	assert_int_equal(r.unchanged, 3);
+	index_result_release(&r);
+	/* the same from the full manifest, without the stat cache */
+	snprintf(path, sizeof(path), "%s/statcache.json", archive);
+	assert_int_equal(unlink(path), 0);
+	run_expect(archive, &h, false, 0, &r);
+	assert_int_equal(r.unchanged, 3);
+	index_result_release(&r);
+	/* same bytes, new mtime: touched, still marked, not described again */
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "touch -d '2001-02-03 04:05:06' '%s/lib/sub/b.ply'", tmpdir);
+	assert_int_equal(system(cmd), 0);
+	run_expect(archive, &h, true, 0, &r);
+	assert_int_equal(r.touched, 1);
+	index_result_release(&r);
+	assert_int_equal(ctx.calls, 3);
+	assert_string_equal(described(archive, "lib/sub/b.ply", buf, sizeof(buf)),
+			    "undescribable test-desc-1: 3 usable points, a descriptor needs 16");
+
+	/* a new schema may describe it: it is tried again, and warned about again */
+	struct index_hooks h2 = { "test-desc-2", describe, build_index, &ctx };
+	run_expect(archive, &h2, true, 1, &r);
+	assert_int_equal(r.redescribed, 3);
+	index_result_release(&r);
+	assert_int_equal(ctx.calls, 6);
+	assert_string_equal(described(archive, "lib/sub/b.ply", buf, sizeof(buf)),
+			    "undescribable test-desc-2: 3 usable points, a descriptor needs 16");
+
+	/* when it can be described after all, it gains descriptors */
+	ctx.thin_substring = NULL;
+	struct index_hooks h3 = { "test-desc-3", describe, build_index, &ctx };
+	run_expect(archive, &h3, true, 0, &r);
+	index_result_release(&r);
+	assert_string_equal(described(archive, "lib/sub/b.ply", buf, sizeof(buf)), "descriptors test-desc-3");
+	assert_int_equal(index_lines(archive, 4), 3);
+}
+
 static void test_output_does_not_depend_on_thread_count(void **state)
 {
 	(void)state;
@@ -271,6 +402,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_describe_runs_per_scan_and_is_stored_as_a_blob),
 		cmocka_unit_test(test_a_failing_describe_fails_only_that_scan),
+		cmocka_unit_test(test_a_scan_too_thin_to_describe_is_stored_without_descriptors),
 		cmocka_unit_test(test_output_does_not_depend_on_thread_count),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -71,6 +71,9 @@ static void build(struct manifest *m)
 	en->files[2].role = MANIFEST_ROLE_SIDECAR;
 	memset(en->files[2].blob, 0xcd, SHA256_LEN);
 	en->files[2].size = 20;
+	/* a scan that reads but cannot be described: no descriptors */
+	en->undesc.schema = xstrdup("test-desc-1");
+	en->undesc.reason = xstrdup("3 usable points, a descriptor needs 16");
 	m->entries[1].desc.schema = xstrdup("test-desc-1");
 	memset(m->entries[1].desc.blob, 0xee, SHA256_LEN);
 	m->entries[1].desc.size = 512;
@@ -115,6 +118,13 @@ static void test_manifest_round_trips_byte_for_byte(void **state)
 	assert_int_equal(back.entries[0].files[2].role, MANIFEST_ROLE_SIDECAR);
 	assert_int_equal(back.entries[1].mtime_ns, 1700000000123456789LL);
 	assert_string_equal(back.entries[1].desc.schema, "test-desc-1");
+	assert_null(back.entries[1].undesc.schema);
+	assert_null(back.entries[0].desc.schema);
+	assert_string_equal(back.entries[0].undesc.schema, "test-desc-1");
+	assert_string_equal(back.entries[0].undesc.reason, "3 usable points, a descriptor needs 16");
+	assert_non_null(strstr(j1, "\"descriptors\":null,\"undescribable\":{\"schema\":\"test-desc-1\","
+				   "\"reason\":\"3 usable points, a descriptor needs 16\"}"));
+	assert_non_null(strstr(j1, "\"format_version\":\"1.1\""));
 	assert_string_equal(json_string_value(json_object_get(back.entries[0].meta, "material")), "skin");
 	assert_string_equal(back.index.file, "00000003.index");
 	assert_string_equal(back.failed[0].code, "format");
@@ -128,6 +138,7 @@ static void test_manifest_round_trips_byte_for_byte(void **state)
 	assert_int_equal(manifest_entry_copy(&c, &back.entries[0], &e), 0);
 	manifest_release(&back);
 	assert_string_equal(c.files[0].path, "lib/skin/hand.mtl");
+	assert_string_equal(c.undesc.reason, "3 usable points, a descriptor needs 16");
 	manifest_entry_release(&c);
 	xfree(j1);
 	xfree(j2);
@@ -160,17 +171,19 @@ static void test_manifest_refuses_a_newer_major_version(void **state)
 	build(&m);
 	char *j = dump(&m, &n);
 	manifest_release(&m);
-	assert_int_equal(parse_edited(j, "\"format_version\":\"1.0\"", "\"format_version\":\"2.0\"", &e),
+	assert_int_equal(parse_edited(j, "\"format_version\":\"1.1\"", "\"format_version\":\"2.0\"", &e),
 			 ERR_VERSION);
 	assert_non_null(strstr(e.msg, "newer than this refscan reads"));
 	/* a newer minor version with keys we do not know is read */
-	assert_int_equal(parse_edited(j, "\"format_version\":\"1.0\"",
+	assert_int_equal(parse_edited(j, "\"format_version\":\"1.1\"",
 				      "\"format_version\":\"1.4\",\"future\":{\"x\":1}", &e), 0);
-	assert_int_equal(parse_edited(j, "\"format_version\":\"1.0\"", "\"format_version\":\"1\"", &e),
+	assert_int_equal(parse_edited(j, "\"format_version\":\"1.1\"", "\"format_version\":\"1\"", &e),
 			 ERR_FORMAT);
-	assert_int_equal(parse_edited(j, "\"format_version\":\"1.0\"", "\"format_version\":\"0.9\"", &e),
+	assert_int_equal(parse_edited(j, "\"format_version\":\"1.1\"", "\"format_version\":\"0.9\"", &e),
 			 ERR_VERSION);
 	assert_int_equal(parse_edited(j, "\"refscan-manifest\"", "\"refscan-head\"", &e), ERR_FORMAT);
+	/* a 1.0 manifest (no entry can be undescribable) is read as before */
+	assert_int_equal(parse_edited(j, "\"format_version\":\"1.1\"", "\"format_version\":\"1.0\"", &e), 0);
 	xfree(j);
 }
 
@@ -213,6 +226,19 @@ static void test_manifest_rejects_hostile_and_malformed_fields(void **state)
 	assert_non_null(strstr(e.msg, "out of order or repeated"));
 	assert_int_equal(parse_edited(j, "lib/stone/granite.ply\",\"format", "lib/a.ply\",\"format", &e),
 			 ERR_FORMAT);
+	/* "undescribable": an object with a schema and a reason, never beside descriptors */
+	assert_int_equal(parse_edited(j, "\"undescribable\":{", "\"undescribable\":[],\"x\":{", &e),
+			 ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "entry 0: \"undescribable\" is not an object"));
+	assert_int_equal(parse_edited(j, "\"reason\":\"3 usable", "\"why\":\"3 usable", &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "missing \"reason\""));
+	assert_int_equal(parse_edited(j, "\"undescribable\":{\"schema\":\"test-desc-1\"",
+				      "\"undescribable\":{\"schema\":7", &e), ERR_FORMAT);
+	assert_int_equal(parse_edited(j, "\"descriptors\":null,",
+				      "\"descriptors\":{\"schema\":\"s\",\"blob\":\"" 
+				      "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\",\"size\":4},", &e),
+			 ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "has both"));
 	/* duplicate keys are refused by the JSON layer */
 	assert_int_equal(parse_edited(j, "\"version\":3", "\"version\":3,\"version\":4", &e), ERR_FORMAT);
 	xfree(j);
@@ -374,6 +400,44 @@ static void test_volume_index_and_failures_round_trip(void **state)
 	static const char newer[] =
 		"{\"format\":\"refscan-failures\",\"format_version\":\"3.0\",\"failed\":[]}";
 	assert_int_equal(failures_parse(newer, strlen(newer), &f, &nf, &e), ERR_VERSION);
+	/*
+	 * a 1.0 cache may hold scans refused only for want of a descriptor,
+	 * which are stored now: it is dropped, so they are read again
+	 */
+	assert_non_null(strstr(j, "\"format_version\":\"1.1\""));
+	memcpy(strstr(j, "\"1.1\"") + 3, "0", 1);
+	assert_int_equal(failures_parse(j, n, &f, &nf, &e), 0);
+	assert_int_equal(nf, 0);
+	assert_null(f);
+	xfree(j);
+	manifest_release(&m);
+}
+
+static void test_statcache_keeps_the_schema_of_undescribable_entries(void **state)
+{
+	(void)state;
+	struct manifest m, back;
+	struct err e;
+	uint64_t ver;
+	char *j;
+	size_t n;
+	err_init(&e);
+	build(&m);
+	assert_int_equal(statcache_dump(&m, 3, &j, &n, &e), 0);
+	assert_int_equal(statcache_parse(j, n, &ver, &back, &e), 0);
+	assert_int_equal(ver, 3);
+	/* both were described with test-desc-1: one has descriptors, one cannot */
+	assert_string_equal(back.entries[0].desc.schema, "test-desc-1");
+	assert_string_equal(back.entries[1].desc.schema, "test-desc-1");
+	/* and an entry never described has none */
+	manifest_release(&back);
+	xfree(j);
+	xfree(m.entries[0].undesc.schema);
+	m.entries[0].undesc.schema = NULL;
+	assert_int_equal(statcache_dump(&m, 3, &j, &n, &e), 0);
+	assert_int_equal(statcache_parse(j, n, &ver, &back, &e), 0);
+	assert_null(back.entries[0].desc.schema);
+	manifest_release(&back);
 	xfree(j);
 	manifest_release(&m);
 }
@@ -407,7 +471,13 @@ static void test_seed_documents_from_a_real_archive_parse(void **state)
 	assert_string_equal(m.entries[1].path, "lib/sub/a.ply");
 	assert_string_equal(m.entries[1].units, "cm");
 	assert_string_equal(m.entries[1].files[0].path, "lib/sub/a.meta.json");
+	assert_string_equal(m.entries[1].desc.schema, "refscan-desc-2");
 	assert_int_equal(m.n_failed, 1);
+	/* a point-only OBJ: stored, without descriptors */
+	assert_string_equal(m.entries[0].path, "lib/b.obj");
+	assert_null(m.entries[0].desc.schema);
+	assert_string_equal(m.entries[0].undesc.schema, "refscan-desc-2");
+	assert_string_equal(m.entries[0].undesc.reason, "5 usable points, a descriptor needs 16");
 	manifest_release(&m);
 	xfree(b);
 
@@ -433,6 +503,18 @@ static void test_seed_documents_from_a_real_archive_parse(void **state)
 	assert_string_equal(f[0].path, "lib/c.ply");
 	failures_free(f, nf);
 	xfree(b);
+	/* one written before 1.1 is dropped (see failures_parse) */
+	b = slurp("tests/data/manifest/failures-1.0.json", &n);
+	assert_int_equal(failures_parse(b, n, &f, &nf, &e), 0);
+	assert_int_equal(nf, 0);
+	xfree(b);
+	/* a manifest written before 1.1 reads as before */
+	b = slurp("tests/data/manifest/manifest-1.0.json", &n);
+	assert_int_equal(manifest_parse(b, n, &m, &e), 0);
+	assert_int_equal(m.n_entries, 2);
+	assert_null(m.entries[0].undesc.schema);
+	manifest_release(&m);
+	xfree(b);
 
 	uint64_t ver;
 	b = slurp("tests/data/manifest/statcache.json", &n);
@@ -454,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_parse_survives_every_allocation_failure),
 		cmocka_unit_test(test_head_checks_its_invariants),
 		cmocka_unit_test(test_volume_index_and_failures_round_trip),
+		cmocka_unit_test(test_statcache_keeps_the_schema_of_undescribable_entries),
 		cmocka_unit_test(test_seed_documents_from_a_real_archive_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -568,6 +568,11 @@ static const struct rank_block gblocks[] = {
 	{ "colour", 22, 8 }, { "size", 30, 2 },
 };
 static const struct rank_layout glayout = { 2, GD, 5, gblocks, 0, NULL };
+/* the same blocks as cues, local split in two like refscan's */
+static const struct rank_cue gcues[] = {
+	{ 0, 0, 8 }, { 1, 8, 4 }, { 1, 12, 4 }, { 2, 16, 6 }, { 3, 22, 8 }, { 4, 30, 2 },
+};
+static const struct rank_layout grobust = { 2, GD, 5, gblocks, 6, gcues };
 
 struct gen {
 	float *vecs;
@@ -722,6 +727,45 @@ static void test_rank_ann_path_matches_exact_scan(void **state)
 	assert_true(sum_w / (double)nq >= 0.98);
 }
 
+/*
+ * The robust order on the ANN path: candidates from the index, ranked
+ * by match; against the exact robust scan over all 6000 rows.  A hit
+ * found on both paths has the same match and score (the medians come
+ * from the table, not from the candidates).
+ */
+static void test_rank_robust_ann_path_matches_exact_scan(void **state)
+{
+	struct gen *g = *state;
+	struct rank_hit ha[10], he[10];
+	struct rank_result ra, re;
+	struct err e;
+	err_init(&e);
+	double sum = 0;
+	const size_t nq = 50;
+	for (size_t j = 0; j < nq; j++) {
+		const float *qv = g->vecs + (GN + j) * GD;
+		struct rank_query q;
+		rank_query_init(&q, qv, 10);
+		assert_int_equal(rank_search(&g->t, &grobust, &g->index, &q, ha, &ra, &e), 0);
+		assert_int_equal(ra.exact, 0);
+		assert_int_equal(ra.n_fetched, 200); /* more than k: the index orders by distance */
+		assert_int_equal(ra.n_cues, 6);
+		q.flags = RANK_EXACT;
+		assert_int_equal(rank_search(&g->t, &grobust, &g->index, &q, he, &re, &e), 0);
+		assert_int_equal(re.exact, 1);
+		for (size_t i = 1; i < 10; i++)
+			assert_true(he[i - 1].match <= he[i].match);
+		sum += overlap(ha, he, 10);
+		for (size_t i = 0; i < 10; i++)
+			for (size_t k = 0; k < 10; k++)
+				if (ha[i].id == he[k].id) {
+					assert_true(ha[i].match == he[k].match);
+					assert_true(ha[i].score == he[k].score);
+				}
+	}
+	assert_true(sum / (double)nq >= 0.9);
+}
+
 /* A batched knn_search() re-ranked row by row equals rank_search(). */
 static void test_rank_batched_candidates_match_search(void **state)
 {
@@ -815,7 +859,20 @@ static void test_rank_scan_thread_independent(void **state)
 	assert_int_equal(rank_search(&t, &glayout, NULL, &q, h1, &r1, &e), 0);
 	omp_set_num_threads(2);
 	assert_int_equal(rank_search(&t, &glayout, NULL, &q, h2, &r2, &e), 0);
+	/* the robust order is thread-independent too */
+	struct rank_hit h3[50], h4[50];
+	struct rank_result r3, r4;
+	omp_set_num_threads(1);
+	assert_int_equal(rank_search(&t, &grobust, NULL, &q, h3, &r3, &e), 0);
+	omp_set_num_threads(2);
+	assert_int_equal(rank_search(&t, &grobust, NULL, &q, h4, &r4, &e), 0);
 	omp_set_num_threads(saved);
+	assert_int_equal(h3[0].id, 5);
+	assert_int_equal(h3[1].id, (int64_t)(n - 1));
+	for (size_t i = 0; i < 50; i++) {
+		assert_int_equal(h3[i].id, h4[i].id);
+		assert_true(h3[i].match == h4[i].match);
+	}
 	assert_int_equal(h1[0].id, 5);
 	assert_int_equal(h1[1].id, (int64_t)(n - 1));
 	assert_int_equal(r1.n_hits, 50);
@@ -853,23 +910,27 @@ static void test_rank_survives_allocation_failures(void **state)
 	struct rank_filter bark = { "material", "bark" };
 	q.filters = &bark;
 	q.n_filters = 1;
-	int ok = 0;
-	for (long fail = 0; fail < 100 && !ok; fail++) {
-		struct rank_hit h[10];
-		struct rank_result r;
-		struct err e;
-		err_init(&e);
-		alloc_fail_after(fail);
-		int rc = rank_search(&g->t, &glayout, &g->index, &q, h, &r, &e);
-		alloc_fail_after(-1);
-		if (rc == 0) {
-			ok = 1;
-			assert_int_equal(r.n_hits, 6);
-		} else {
-			assert_int_equal(rc, ERR_NOMEM);
+	/* the plain and the robust order */
+	const struct rank_layout *layouts[2] = { &glayout, &grobust };
+	for (int li = 0; li < 2; li++) {
+		int ok = 0;
+		for (long fail = 0; fail < 100 && !ok; fail++) {
+			struct rank_hit h[10];
+			struct rank_result r;
+			struct err e;
+			err_init(&e);
+			alloc_fail_after(fail);
+			int rc = rank_search(&g->t, layouts[li], &g->index, &q, h, &r, &e);
+			alloc_fail_after(-1);
+			if (rc == 0) {
+				ok = 1;
+				assert_int_equal(r.n_hits, 6);
+			} else {
+				assert_int_equal(rc, ERR_NOMEM);
+			}
 		}
+		assert_true(ok);
 	}
-	assert_true(ok);
 }
 
 int main(void)
@@ -891,6 +952,7 @@ int main(void)
 	const struct CMUnitTest generated[] = {
 		cmocka_unit_test(test_rank_ann_path_matches_exact_scan),
 		cmocka_unit_test(test_rank_batched_candidates_match_search),
+		cmocka_unit_test(test_rank_robust_ann_path_matches_exact_scan),
 		cmocka_unit_test(test_rank_selective_filter_falls_back_to_scan),
 		cmocka_unit_test(test_rank_scan_thread_independent),
 		cmocka_unit_test(test_rank_stale_index_is_corrupt),

@@ -195,7 +195,10 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 	return 0;
 }
 
-/* The robust match of row vector r: mean of the keep smallest x_c. */
+/*
+ * The robust match of row vector r: mean of the x_c, the keep smallest
+ * weighing 1 and the others RANK_FUSE_TAIL.
+ */
 static float fuse_match(const struct fuse *F, const float *qv, const float *r)
 {
 	float x[RANK_MAX_CUES];
@@ -208,10 +211,13 @@ static float fuse_match(const struct fuse *F, const float *qv, const float *r)
 		}
 		x[j] = v;
 	}
-	float s = 0.0f;
+	float s = 0.0f, t = 0.0f;
 	for (size_t c = 0; c < F->keep; c++)
 		s += x[c];
-	return s / (float)F->keep;
+	for (size_t c = F->keep; c < F->n; c++)
+		t += x[c];
+	return (s + (float)RANK_FUSE_TAIL * t) /
+	       ((float)F->keep + (float)RANK_FUSE_TAIL * (float)(F->n - F->keep));
 }
 
 /* What orders the rows: the robust match, or the weighted distance. */

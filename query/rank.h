@@ -43,10 +43,11 @@
  *
  * (the median over an even sample of at most RANK_FUSE_SAMPLE rows; a cue
  * whose weight is 0, or whose median is 0 because it does not vary, is
- * left out), and the match is the mean of the smaller half of the x_c
- * (at least one; rank_query.keep sets another share, 1 = every cue):
- * the references that agree with the query on most of what it has come
- * first, whatever the rest says.  Results are ordered
+ * left out), and the match is the mean of the x_c, the smaller half of
+ * them (at least one; rank_query.keep sets another share, 1 = every cue)
+ * weighing 1 and the others RANK_FUSE_TAIL: the references that agree
+ * with the query on most of what it has come first, whatever the rest
+ * says, and the rest only orders references that agree equally.  Results are ordered
  * by that match value m (hit.match) and scored 100 * exp(-RANK_FUSE_K * m):
  * 100 is identical, a reference at the archive's median distance on
  * every kept cue scores about 5.  dist and part stay the weighted squared
@@ -76,6 +77,8 @@ struct knn;
 #define RANK_FUSE_SAMPLE 1024u
 /* Share of the cues the robust match keeps by default (at least one). */
 #define RANK_FUSE_KEEP 0.5
+/* Weight of each cue left out of the kept share: breaks ties, bounded. */
+#define RANK_FUSE_TAIL 0.05
 /* Robust score 100 * exp(-K * m): m = 1 (median on every kept cue) ~5. */
 #define RANK_FUSE_K 3.0
 

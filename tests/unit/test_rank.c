@@ -138,14 +138,17 @@ static void test_rank_layout_and_table_checks(void **state)
  * cue; the query is the origin.  P agrees on three cues and is far on the
  * fourth (a crop spoils one part); U is moderately off everywhere and wins
  * the plain sum (4 < 25).  Cue medians of the squared distances over the
- * five rows: a, b, c: 4; d: 9.  Match = mean of the 2 smallest
- * |q_c - r_c| / sqrt(median_c):
- *   P (0,0,0,5): 0, 0          -> 0
- *   U (1,1,1,1): 1/3, 1/2      -> 5/12
- *   3 (2,2,2,2): 2/3, 1        -> 5/6
- *   5 (2,3,2,3): 1, 1          -> 1
- *   4 (3,3,3,3): 1, 3/2        -> 5/4
+ * five rows: a, b, c: 4; d: 9.  With x_c = |q_c - r_c| / sqrt(median_c)
+ * sorted, the match is (x1 + x2 + t (x3 + x4)) / (2 + 2 t), t the tail
+ * weight RANK_FUSE_TAIL:
+ *   P (0,0,0,5): 0, 0 | 0, 5/3
+ *   U (1,1,1,1): 1/3, 1/2 | 1/2, 1/2
+ *   3 (2,2,2,2): 2/3, 1 | 1, 1
+ *   5 (2,3,2,3): 1, 1 | 1, 3/2
+ *   4 (3,3,3,3): 1, 3/2 | 3/2, 3/2
  */
+#define TAIL RANK_FUSE_TAIL
+#define M4(a, b, c, d) (((a) + (b) + TAIL * ((c) + (d))) / (2 + 2 * TAIL))
 static const struct rank_block blocks4[] = {
 	{ "shape", 0, 1 }, { "local", 1, 1 }, { "relief", 2, 1 }, { "size", 3, 1 },
 };
@@ -173,7 +176,10 @@ static void test_rank_robust_order_by_hand(void **state)
 	rank_query_init(&q, origin, 5);
 	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
 	const int64_t want[5] = { 1, 2, 3, 5, 4 };
-	const double match[5] = { 0, 5.0 / 12, 5.0 / 6, 1, 1.25 };
+	const double match[5] = {
+		M4(0, 0, 0, 5.0 / 3), M4(1.0 / 3, 0.5, 0.5, 0.5), M4(2.0 / 3, 1, 1, 1),
+		M4(1, 1, 1, 1.5), M4(1, 1.5, 1.5, 1.5),
+	};
 	assert_ids(hits, &res, want, 5);
 	assert_int_equal(res.n_cues, 4);
 	for (size_t i = 0; i < 5; i++) {
@@ -197,12 +203,13 @@ static void test_rank_robust_order_by_hand(void **state)
 	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
 	assert_int_equal(res.n_cues, 3);
 	assert_int_equal(hits[0].id, 1);
-	assert_near(hits[1].match, 0.5);
+	assert_near(hits[0].match, 0);
+	assert_near(hits[1].match, (0.5 + TAIL * 1.0) / (1 + 2 * TAIL));
 	/* a weight scales its cue by its square root */
 	float w4[4] = { 4, 4, 4, 4 };
 	q.weights = w4;
 	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
-	assert_near(hits[1].match, 2 * 5.0 / 12);
+	assert_near(hits[1].match, 2 * M4(1.0 / 3, 0.5, 0.5, 0.5));
 
 	/* keep every cue: the mean of all four */
 	q.weights = NULL;
@@ -219,7 +226,7 @@ static void test_rank_robust_order_by_hand(void **state)
 	/* candidates re-ranked the same way */
 	assert_int_equal(rank_candidates(&t, &l, &q, ids5, 5, hits, &res, &e), 0);
 	assert_ids(hits, &res, want, 5);
-	assert_near(hits[1].match, 5.0 / 12);
+	assert_near(hits[1].match, M4(1.0 / 3, 0.5, 0.5, 0.5));
 }
 
 /* A cue that does not vary (median 0) cannot tell references apart: dropped. */
@@ -245,9 +252,10 @@ static void test_rank_robust_skips_constant_cue(void **state)
 	assert_int_equal(res.n_cues, 2);
 	const int64_t want[3] = { 7, 8, 9 };
 	assert_ids(hits, &res, want, 3);
-	assert_near(hits[0].match, 0);   /* c: 0 */
-	assert_near(hits[1].match, 0);   /* b: 0 */
-	assert_near(hits[2].match, 1.5); /* b 3/1, c 3/2: the smaller */
+	/* kept: the smaller of b and c; the other weighs TAIL */
+	assert_near(hits[0].match, TAIL * 1 / (1 + TAIL));   /* c 0 | b 1 */
+	assert_near(hits[1].match, TAIL * 1 / (1 + TAIL));   /* b 0 | c 1 */
+	assert_near(hits[2].match, (1.5 + TAIL * 3) / (1 + TAIL)); /* c 3/2 | b 3 */
 }
 
 static void test_rank_robust_layout_checks(void **state)

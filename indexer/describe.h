@@ -61,8 +61,8 @@ const struct desc_block *describe_blocks(void);
 
 /*
  * Cues of the robust ranking (query/rank.h): the parts of the vector a
- * search weighs on their own and then keeps the better half of, so that a
- * perturbation that spoils one part (a crop: the global shape; noise or
+ * search weighs on their own, the better half of them counting fully and
+ * the rest a twentieth, so that a perturbation that spoils one part (a crop: the global shape; noise or
  * decimation: the relief) does not decide the match.  Every block is one
  * cue, except the local block whose two radii are two.  Static; *n gets
  * the count.

@@ -412,6 +412,12 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 		size_t best = closest_block(vx, h, sc->w);
 		if (best != SIZE_MAX)
 			printf("; closest by %s", vx->blocks[best].name);
+		const char *sep = "; matched on ";
+		for (size_t c = 0; c < vx->layout.n_cues; c++)
+			if (h->kept & ((uint32_t)1 << c)) {
+				printf("%s%s", sep, vx->cues[c].name);
+				sep = ", ";
+			}
 		putchar('\n');
 	}
 }
@@ -441,6 +447,11 @@ static json_t *hit_json(struct vindex *vx, const struct qopts *qo,
 						      "score", isnan(bs) ? json_null() : json_real((double)bs)));
 		}
 		json_object_set_new(o, "blocks", blocks);
+		json_t *on = json_array();
+		for (size_t c = 0; on && c < vx->layout.n_cues; c++)
+			if (h->kept & ((uint32_t)1 << c))
+				json_array_append_new(on, json_string(vx->cues[c].name));
+		json_object_set_new(o, "matched_on", on ? on : json_array());
 	}
 	return o;
 }

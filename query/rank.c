@@ -141,6 +141,7 @@ static float weighted_l2(const float *a, const float *b, const float *w, size_t 
 struct fuse {
 	size_t n, keep;
 	size_t off[RANK_MAX_CUES], len[RANK_MAX_CUES];
+	size_t cue[RANK_MAX_CUES]; /* index in the layout's cues */
 	float f[RANK_MAX_CUES];
 };
 
@@ -181,6 +182,7 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 			continue; /* the cue does not vary across the archive */
 		F->off[F->n] = k->offset;
 		F->len[F->n] = k->len;
+		F->cue[F->n] = c;
 		F->f[F->n] = (float)sqrt((double)w[k->block] / (double)med);
 		F->n++;
 	}
@@ -197,19 +199,30 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 
 /*
  * The robust match of row vector r: mean of the x_c, the keep smallest
- * weighing 1 and the others RANK_FUSE_TAIL.
+ * weighing 1 and the others RANK_FUSE_TAIL.  OUT (may be NULL): *kept,
+ * bit i set for each layout cue i among the keep smallest (ties: the
+ * earlier cue).
  */
-static float fuse_match(const struct fuse *F, const float *qv, const float *r)
+static float fuse_match_kept(const struct fuse *F, const float *qv, const float *r,
+			     uint32_t *kept)
 {
 	float x[RANK_MAX_CUES];
+	size_t who[RANK_MAX_CUES];
 	for (size_t c = 0; c < F->n; c++) {
 		float v = F->f[c] * sqrtf(knn_l2sqr(qv + F->off[c], r + F->off[c], F->len[c]));
 		size_t j = c;
-		while (j > 0 && x[j - 1] > v) { /* insertion: x stays sorted */
+		while (j > 0 && x[j - 1] > v) { /* insertion: x stays sorted, stable */
 			x[j] = x[j - 1];
+			who[j] = who[j - 1];
 			j--;
 		}
 		x[j] = v;
+		who[j] = F->cue[c];
+	}
+	if (kept) {
+		*kept = 0;
+		for (size_t c = 0; c < F->keep; c++)
+			*kept |= (uint32_t)1 << who[c];
 	}
 	float s = 0.0f, t = 0.0f;
 	for (size_t c = 0; c < F->keep; c++)
@@ -218,6 +231,11 @@ static float fuse_match(const struct fuse *F, const float *qv, const float *r)
 		t += x[c];
 	return (s + (float)RANK_FUSE_TAIL * t) /
 	       ((float)F->keep + (float)RANK_FUSE_TAIL * (float)(F->n - F->keep));
+}
+
+static float fuse_match(const struct fuse *F, const float *qv, const float *r)
+{
+	return fuse_match_kept(F, qv, r, NULL);
 }
 
 /* What orders the rows: the robust match, or the weighted distance. */
@@ -565,7 +583,7 @@ static void emit(const struct ref_table *t, const struct rank_layout *l,
 		/* parts recomputed per block; dist is their sum so they match */
 		h->dist = rank_distance(l, w, q->vec, v, h->part);
 		if (F->n) {
-			h->match = fuse_match(F, q->vec, v);
+			h->match = fuse_match_kept(F, q->vec, v, &h->kept);
 			h->score = (float)(100.0 * exp(-RANK_FUSE_K * (double)h->match));
 		} else {
 			h->match = h->dist;

@@ -73,7 +73,7 @@ struct knn;
 /* Random pairs rank_calibrate() averages over by default. */
 #define RANK_CALIBRATION_PAIRS 4096u
 /* Cues of a robust layout at most; rows the cue medians are taken over. */
-#define RANK_MAX_CUES 32
+#define RANK_MAX_CUES 32 /* kept cues are bits of a uint32_t */
 #define RANK_FUSE_SAMPLE 1024u
 /* Share of the cues the robust match keeps by default (at least one). */
 #define RANK_FUSE_KEEP 0.5
@@ -90,6 +90,7 @@ struct rank_block {
 
 /* A part of one block compared on its own in the robust order. */
 struct rank_cue {
+	const char *name; /* for --explain, e.g. "local-fine" (may be NULL) */
 	size_t block;  /* the block it belongs to (its weight applies) */
 	size_t offset; /* first component, inside the block */
 	size_t len;    /* components, inside the block */
@@ -158,6 +159,8 @@ struct rank_hit {
 	size_t row;                   /* row in the ref_table */
 	float dist;                   /* weighted squared distance */
 	float match;                  /* what orders hits: dist, or the robust match */
+	uint32_t kept;                /* robust order: bit c for each layout cue c in
+					 the kept share (what the match rests on) */
 	float score;                  /* 0..100, see the top of this file */
 	float part[RANK_MAX_BLOCKS];  /* per block w_b * ||q_b - r_b||^2 */
 };

@@ -302,6 +302,7 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 	size_t n_cues;
 	const struct desc_cue *cue = describe_cues(&n_cues);
 	for (size_t i = 0; i < n_cues && i < RANK_MAX_CUES; i++) {
+		vx->cues[i].name = cue[i].name;
 		vx->cues[i].block = (size_t)cue[i].block;
 		vx->cues[i].offset = cue[i].offset;
 		vx->cues[i].len = cue[i].length;

@@ -347,6 +347,7 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 	/* the robust order refscan query uses: every block a cue */
 	struct rank_cue rc[5];
 	for (size_t i = 0; i < 5; i++) {
+		rc[i].name = names[i];
 		rc[i].block = i;
 		rc[i].offset = b.off[i];
 		rc[i].len = b.len[i];

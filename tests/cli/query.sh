@@ -79,9 +79,15 @@ expect_eq "$(jq -c '.results[0].blocks | keys_unsorted' "$out")" \
 	'["shape","local","relief","relief_mm","colour","size"]' "per-block distances for every block"
 expect_eq "$(jq '[.results[] | (([.blocks[].distance] | add) - .distance | fabs) < 1e-4 * (1 + .distance)] | all' "$out")" \
 	true "block distances add up to the distance"
+# what each match rests on: cues of the descriptor, at least one, at most
+# half of the seven (a sculpt with units and colour has all seven)
+expect_eq "$(jq '[.results[] | (.matched_on | length >= 1 and length <= 3) and
+	(.matched_on - ["shape","local-fine","local-coarse","relief","relief_mm","colour","size"] == [])] | all' "$out")" \
+	true "matched_on names the cues the match rests on"
 run "$R" query --archive "$A" --explain -k 1 "$S/knit-rigid.obj"
-expect_grep "$out" "shape [0-9.]+ \([0-9]+\) local [0-9.]+ \([0-9]+\) relief .*colour off .*closest by [a-z_]+" \
-	"text explain names each block, the dropped colour and the closest block"
+expect_grep "$out" "shape [0-9.]+ \([0-9]+\) local [0-9.]+ \([0-9]+\) relief .*colour off .*closest by [a-z_]+; matched on [a-z_-]+" \
+	"text explain names each block, the dropped colour, the closest block and the cues matched on"
+expect_no_grep "$out" "matched on .*colour" "a colourless sculpt is never matched on colour"
 
 # ---- filters ---------------------------------------------------------------
 run "$R" query --archive "$A" --json -k 3 --where material=skin "$S/blob-noisy.ply"

@@ -595,6 +595,7 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 		w[b] = def[b] > 0 ? w[b] / def[b] : 0; /* multipliers of the stored weighting */
 	}
 	for (size_t c = 0; c < n_cues; c++) {
+		rc[c].name = cue[c].name;
 		rc[c].block = (size_t)cue[c].block;
 		rc[c].offset = cue[c].offset;
 		rc[c].len = cue[c].length;

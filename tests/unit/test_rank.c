@@ -152,7 +152,9 @@ static void test_rank_layout_and_table_checks(void **state)
 static const struct rank_block blocks4[] = {
 	{ "shape", 0, 1 }, { "local", 1, 1 }, { "relief", 2, 1 }, { "size", 3, 1 },
 };
-static const struct rank_cue cues4[] = { { 0, 0, 1 }, { 1, 1, 1 }, { 2, 2, 1 }, { 3, 3, 1 } };
+static const struct rank_cue cues4[] = {
+	{ "a", 0, 0, 1 }, { "b", 1, 1, 1 }, { "c", 2, 2, 1 }, { "d", 3, 3, 1 },
+};
 static const float vecs5[5 * 4] = {
 	0, 0, 0, 5,
 	1, 1, 1, 1,
@@ -186,6 +188,10 @@ static void test_rank_robust_order_by_hand(void **state)
 		assert_near(hits[i].match, match[i]);
 		assert_near(hits[i].score, 100.0 * exp(-RANK_FUSE_K * match[i]));
 	}
+	/* what each match rests on: P on a and b (0, 0; ties: the earlier
+	 * cue), U on d (1/3) and a (1/2) */
+	assert_int_equal(hits[0].kept, 0x3);
+	assert_int_equal(hits[1].kept, 0x9);
 	/* dist and its parts stay the plain weighted distance (--explain) */
 	assert_near(hits[0].dist, 25);
 	assert_near(hits[0].part[3], 25);
@@ -263,11 +269,11 @@ static void test_rank_robust_layout_checks(void **state)
 	(void)state;
 	struct err e;
 	err_init(&e);
-	struct rank_cue out_of_block[] = { { 0, 0, 2 } };
+	struct rank_cue out_of_block[] = { { NULL, 0, 0, 2 } };
 	struct rank_layout l = { 1, 4, 4, blocks4, 1, out_of_block };
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout cue 0 (0+2) is not inside block 'shape'");
-	struct rank_cue no_block[] = { { 4, 0, 1 } };
+	struct rank_cue no_block[] = { { NULL, 4, 0, 1 } };
 	l.cues = no_block;
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout cue 0 names block 4 of 4");
@@ -578,7 +584,8 @@ static const struct rank_block gblocks[] = {
 static const struct rank_layout glayout = { 2, GD, 5, gblocks, 0, NULL };
 /* the same blocks as cues, local split in two like refscan's */
 static const struct rank_cue gcues[] = {
-	{ 0, 0, 8 }, { 1, 8, 4 }, { 1, 12, 4 }, { 2, 16, 6 }, { 3, 22, 8 }, { 4, 30, 2 },
+	{ "shape", 0, 0, 8 }, { "local-fine", 1, 8, 4 }, { "local-coarse", 1, 12, 4 },
+	{ "relief", 2, 16, 6 }, { "colour", 3, 22, 8 }, { "size", 4, 30, 2 },
 };
 static const struct rank_layout grobust = { 2, GD, 5, gblocks, 6, gcues };
 

@@ -199,7 +199,7 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 
 /*
  * The robust match of row vector r: mean of the x_c, the keep smallest
- * weighing 1 and the others RANK_FUSE_TAIL.  OUT (may be NULL): *kept,
+ * weighing 1 and the others RANK_FUSE_TAIL, capped at RANK_FUSE_CAP.  OUT (may be NULL): *kept,
  * bit i set for each layout cue i among the keep smallest (ties: the
  * earlier cue).
  */
@@ -228,7 +228,7 @@ static float fuse_match_kept(const struct fuse *F, const float *qv, const float 
 	for (size_t c = 0; c < F->keep; c++)
 		s += x[c];
 	for (size_t c = F->keep; c < F->n; c++)
-		t += x[c];
+		t += x[c] < (float)RANK_FUSE_CAP ? x[c] : (float)RANK_FUSE_CAP;
 	return (s + (float)RANK_FUSE_TAIL * t) /
 	       ((float)F->keep + (float)RANK_FUSE_TAIL * (float)(F->n - F->keep));
 }

@@ -45,7 +45,8 @@
  * whose weight is 0, or whose median is 0 because it does not vary, is
  * left out), and the match is the mean of the x_c, the smaller half of
  * them (at least one; rank_query.keep sets another share, 1 = every cue)
- * weighing 1 and the others RANK_FUSE_TAIL: the references that agree
+ * weighing 1 and the others RANK_FUSE_TAIL, each of those counted at
+ * most RANK_FUSE_CAP (far is far): the references that agree
  * with the query on most of what it has come first, whatever the rest
  * says, and the rest only orders references that agree equally.  Results are ordered
  * by that match value m (hit.match) and scored 100 * exp(-RANK_FUSE_K * m):
@@ -79,6 +80,8 @@ struct knn;
 #define RANK_FUSE_KEEP 0.5
 /* Weight of each cue left out of the kept share: breaks ties, bounded. */
 #define RANK_FUSE_TAIL 0.05
+/* ...and the most such a cue counts for (x in units of the median). */
+#define RANK_FUSE_CAP 2.0
 /* Robust score 100 * exp(-K * m): m = 1 (median on every kept cue) ~5. */
 #define RANK_FUSE_K 3.0
 

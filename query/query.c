@@ -246,9 +246,10 @@ static void query_init(struct rank_query *q, const struct qopts *qo,
 static int rank_ann(struct vindex *vx, const struct qopts *qo,
 		    struct sculpt *sc, size_t n_sc, struct err *e)
 {
-	size_t dim = vx->refs.dim, nq = 0, *qi = NULL;
+	size_t dim = vx->refs.dim, nq = 0, nrows = 0, *qi = NULL, *row0 = NULL, *nr = NULL;
 	int filtered = qo->n_filters || !isnan(qo->size_min) || !isnan(qo->size_max);
 	size_t fetch = rank_fetch(qo->k, 1, filtered);
+	size_t cap = (n_sc ? n_sc : 1) * RANK_MAX_ANN_ROWS;
 	float *qv = NULL, *dist = NULL;
 	int64_t *ids = NULL;
 	int rc = 0;
@@ -256,10 +257,12 @@ static int rank_ann(struct vindex *vx, const struct qopts *qo,
 	if (fetch > vx->refs.n)
 		fetch = vx->refs.n;
 	qi = alloc_array(n_sc ? n_sc : 1, sizeof(*qi));
-	qv = alloc_array(n_sc ? n_sc : 1, dim * sizeof(float));
-	dist = alloc_array(n_sc ? n_sc : 1, fetch * sizeof(float));
-	ids = alloc_array(n_sc ? n_sc : 1, fetch * sizeof(int64_t));
-	if (!qi || !qv || !dist || !ids) {
+	row0 = alloc_array(n_sc ? n_sc : 1, sizeof(*row0));
+	nr = alloc_array(n_sc ? n_sc : 1, sizeof(*nr));
+	qv = alloc_array(cap, dim * sizeof(float));
+	dist = alloc_array(cap, fetch * sizeof(float));
+	ids = alloc_array(cap, fetch * sizeof(int64_t));
+	if (!qi || !row0 || !nr || !qv || !dist || !ids) {
 		rc = err_set(e, ERR_NOMEM, "out of memory for %zu candidates", fetch);
 		goto out;
 	}
@@ -271,27 +274,23 @@ static int rank_ann(struct vindex *vx, const struct qopts *qo,
 		query_init(&q, qo, &sc[i]);
 		if ((rc = rank_weights(&vx->layout, &q, w, e)) < 0)
 			goto out;
-		/* the index's own weighting; a dropped block takes the mean */
-		float *v = qv + nq * dim;
-		memcpy(v, sc[i].vec, dim * sizeof(float));
-		for (size_t b = 0; b < vx->layout.n_blocks; b++)
-			if (w[b] == 0 && vx->refs.block_mean)
-				memcpy(v + vx->blocks[b].offset, vx->refs.block_mean + vx->blocks[b].offset,
-				       vx->blocks[b].len * sizeof(float));
+		/* the index's rows for this sculpt (rank_ann_rows) */
+		row0[nq] = nrows;
+		nr[nq] = rank_ann_rows(&vx->refs, &vx->layout, w, sc[i].vec, qv + nrows * dim);
+		nrows += nr[nq];
 		qi[nq++] = i;
 	}
 	if (!nq)
 		goto out;
-	if ((rc = knn_search(&vx->knn, nq, qv, fetch, dist, ids, e)) < 0)
+	if ((rc = knn_search(&vx->knn, nrows, qv, fetch, dist, ids, e)) < 0)
 		goto out;
 	for (size_t j = 0; j < nq; j++) {
 		struct sculpt *s = &sc[qi[j]];
 		struct rank_query q;
-		size_t seen = 0;
+		int64_t *cand = ids + row0[j] * fetch;
+		size_t seen = rank_merge_ids(cand, nr[j] * fetch);
 		query_init(&q, qo, s);
-		for (size_t i = 0; i < fetch && ids[j * fetch + i] >= 0; i++)
-			seen++;
-		if ((rc = rank_candidates(&vx->refs, &vx->layout, &q, ids + j * fetch, fetch,
+		if ((rc = rank_candidates(&vx->refs, &vx->layout, &q, cand, seen,
 					  s->hits, &s->res, e)) < 0)
 			goto out;
 		s->res.n_fetched = fetch;
@@ -306,6 +305,8 @@ out:
 	xfree(ids);
 	xfree(dist);
 	xfree(qv);
+	xfree(nr);
+	xfree(row0);
 	xfree(qi);
 	return rc;
 }

@@ -457,6 +457,51 @@ static int rerank(const struct ref_table *t, const struct rank_query *q,
 	return 0;
 }
 
+size_t rank_ann_rows(const struct ref_table *t, const struct rank_layout *l,
+		     const float *w, const float *qv, float *rows)
+{
+	size_t d = l->dim, n = 1, weighted = 0;
+	/* row 0: a dropped block (weight 0) takes the archive's mean block */
+	memcpy(rows, qv, d * sizeof(*rows));
+	for (size_t b = 0; b < l->n_blocks; b++) {
+		weighted += w[b] > 0;
+		if (w[b] == 0 && t->block_mean)
+			memcpy(rows + l->blocks[b].offset, t->block_mean + l->blocks[b].offset,
+			       l->blocks[b].len * sizeof(*rows));
+	}
+	if (!l->n_cues || !t->block_mean || weighted < 2)
+		return 1;
+	/* robust order: one more row per weighted block, that block too at the mean */
+	for (size_t b = 0; b < l->n_blocks && n < RANK_MAX_ANN_ROWS; b++) {
+		if (!(w[b] > 0))
+			continue;
+		float *r = rows + n * d;
+		memcpy(r, rows, d * sizeof(*r));
+		memcpy(r + l->blocks[b].offset, t->block_mean + l->blocks[b].offset,
+		       l->blocks[b].len * sizeof(*r));
+		n++;
+	}
+	return n;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+size_t rank_merge_ids(int64_t *ids, size_t n)
+{
+	qsort(ids, n, sizeof(*ids), cmp_id);
+	size_t i = 0, m = 0;
+	while (i < n && ids[i] < 0) /* FAISS pads with -1 */
+		i++;
+	for (; i < n; i++)
+		if (m == 0 || ids[i] != ids[m - 1])
+			ids[m++] = ids[i];
+	return m;
+}
+
 /*
  * ANN path: fetch candidates, filter, re-rank exactly.  *done is 0 when
  * fewer than k survive after the largest fetch, so the caller scans.
@@ -477,38 +522,29 @@ static int ann_rank(const struct ref_table *t, const struct rank_layout *l,
 	int rc = 0;
 	*done = 0;
 
-	/*
-	 * The ANN query: a dropped block (weight 0) takes the archive's mean
-	 * block, so the index ranks by the remaining blocks instead of by
-	 * distance to whatever the query holds there.
-	 */
-	qa = alloc_array(l->dim, sizeof(*qa));
+	qa = alloc_array(RANK_MAX_ANN_ROWS, l->dim * sizeof(*qa));
 	if (!qa)
 		return err_set(e, ERR_NOMEM, "out of memory for the query");
-	memcpy(qa, q->vec, l->dim * sizeof(*qa));
-	if (t->block_mean)
-		for (size_t b = 0; b < l->n_blocks; b++)
-			if (w[b] == 0)
-				memcpy(qa + l->blocks[b].offset, t->block_mean + l->blocks[b].offset,
-				       l->blocks[b].len * sizeof(*qa));
+	size_t nrow = rank_ann_rows(t, l, w, q->vec, qa);
 
 	for (;;) {
 		if (fetch > t->n)
 			fetch = t->n;
 		xfree(cd);
 		xfree(ci);
-		cd = alloc_array(fetch, sizeof(*cd));
-		ci = alloc_array(fetch, sizeof(*ci));
+		cd = alloc_array(nrow, fetch * sizeof(*cd));
+		ci = alloc_array(nrow, fetch * sizeof(*ci));
 		if (!cd || !ci) {
 			rc = err_set(e, ERR_NOMEM, "out of memory for %zu candidates", fetch);
 			goto out;
 		}
-		rc = knn_search(index, 1, qa, fetch, cd, ci, e);
+		rc = knn_search(index, nrow, qa, fetch, cd, ci, e);
 		if (rc)
 			goto out;
 		res->n_fetched = fetch;
 		size_t size = 0, seen = 0;
-		rc = rerank(t, q, wd, F, ci, fetch, kk, hd, hr, &size, &seen, res, e);
+		size_t ncand = rank_merge_ids(ci, nrow * fetch);
+		rc = rerank(t, q, wd, F, ci, ncand, kk, hd, hr, &size, &seen, res, e);
 		if (rc)
 			goto out;
 		/*

@@ -76,6 +76,8 @@ struct knn;
 /* Cues of a robust layout at most; rows the cue medians are taken over. */
 #define RANK_MAX_CUES 32 /* kept cues are bits of a uint32_t */
 #define RANK_FUSE_SAMPLE 1024u
+/* ANN query rows per query at most: itself, then one per block left out. */
+#define RANK_MAX_ANN_ROWS (RANK_MAX_BLOCKS + 1)
 /* Share of the cues the robust match keeps by default (at least one). */
 #define RANK_FUSE_KEEP 0.5
 /* Weight of each cue left out of the kept share: breaks ties, bounded. */
@@ -226,6 +228,24 @@ float rank_score(float dist, double scale);
 int rank_calibrate(const struct ref_table *t, const struct rank_layout *l,
 		   size_t n_pairs, uint64_t seed, double *scale, float *mean,
 		   struct err *e);
+
+/*
+ * The rows an ANN search runs for query vector qv under block weights w
+ * (rank_weights): row 0 is qv with each block of weight 0 set to the
+ * table's mean block.  For a robust layout (cues) with a mean and at
+ * least two weighted blocks, one more row per weighted block, with that
+ * block also at the mean: the references a perturbation moved far on one
+ * block (a crop on the shape) are still among some row's candidates.
+ * OUT rows: RANK_MAX_ANN_ROWS * l->dim floats.  Returns the row count.
+ */
+size_t rank_ann_rows(const struct ref_table *t, const struct rank_layout *l,
+		     const float *w, const float *qv, float *rows);
+
+/*
+ * Candidate ids of several ANN rows as one list: sorted ascending, each
+ * once, FAISS's -1 padding dropped, in place.  Returns the count.
+ */
+size_t rank_merge_ids(int64_t *ids, size_t n);
 
 /* 1 when row passes the query's metadata and size filters. */
 int rank_match(const struct ref_table *t, size_t row,

@@ -164,29 +164,6 @@ bool desc_hellinger(float *h, size_t n)
 	return true;
 }
 
-/* Linear (tent) vote of x over nb bins centred at lo, lo + step, ... */
-static void tent(double x, double lo, double step, int nb, int idx[2], double w[2])
-{
-	double t = (x - lo) / step;
-	if (t <= 0) {
-		idx[0] = idx[1] = 0;
-		w[0] = 1;
-		w[1] = 0;
-		return;
-	}
-	if (t >= nb - 1) {
-		idx[0] = idx[1] = nb - 1;
-		w[0] = 1;
-		w[1] = 0;
-		return;
-	}
-	int i = (int)t;
-	idx[0] = i;
-	idx[1] = i + 1;
-	w[1] = t - i;
-	w[0] = 1 - w[1];
-}
-
 void desc_lab_hist(const struct desc_pts *C, float *out)
 {
 	double h[DESC_LAB_LEN];
@@ -198,9 +175,9 @@ void desc_lab_hist(const struct desc_pts *C, float *out)
 		double ta = lab[1] / (fabs(lab[1]) + 20.0), tb = lab[2] / (fabs(lab[2]) + 20.0);
 		int il[2], ia[2], ib[2];
 		double wl[2], wa[2], wb[2];
-		tent(lab[0], 0, 25, DESC_LAB_L, il, wl);
-		tent(ta, -0.75, 0.25, DESC_LAB_AB, ia, wa);
-		tent(tb, -0.75, 0.25, DESC_LAB_AB, ib, wb);
+		desc_tent(lab[0], 0, 25, DESC_LAB_L, il, wl);
+		desc_tent(ta, -0.75, 0.25, DESC_LAB_AB, ia, wa);
+		desc_tent(tb, -0.75, 0.25, DESC_LAB_AB, ib, wb);
 		for (int x = 0; x < 2; x++)
 			for (int y = 0; y < 2; y++)
 				for (int z = 0; z < 2; z++)

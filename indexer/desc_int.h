@@ -336,6 +336,10 @@ int desc_shape_block(const struct desc_src *src, const struct desc_pts *centres,
 /* D2 histogram alone (Hellinger), the evaluation baseline. */
 void desc_d2_hist(const struct desc_pts *centres, uint64_t seed, float *out);
 
+/* Linear (tent) vote of x over nb bins centred at lo, lo + step, ...:
+ * bins idx[0..1] with weights w[0..1]; clamped at both ends (NaN: bin 0). */
+void desc_tent(double x, double lo, double step, int nb, int idx[2], double w[2]);
+
 /* Shape index x curvedness histogram of one scale (Hellinger, unit norm). */
 void desc_local_hist(const struct desc_bfit *f, size_t n, float *out);
 

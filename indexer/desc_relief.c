@@ -43,7 +43,9 @@
 #define SQ_FLOOR 1e-4   /* Sq / r below this is not measured */
 #define SDR_FLOOR 1e-5
 
-static void tent(double x, double lo, double step, int nb, int idx[2], double w[2])
+/* Linear (tent) vote of x over nb bins centred at lo, lo + step, ...; a
+ * value below the first centre (or NaN) votes for the first bin. */
+void desc_tent(double x, double lo, double step, int nb, int idx[2], double w[2])
 {
 	double t = (x - lo) / step;
 	if (!(t > 0)) {
@@ -78,8 +80,8 @@ void desc_local_hist(const struct desc_bfit *f, size_t n, float *out)
 		double lc = cv > 0 ? log2(cv) : -100;
 		int is[2], ic[2];
 		double ws[2], wc[2];
-		tent(si, -1, 0.25, DESC_SI_BINS, is, ws);
-		tent(lc, -7, 1.5, DESC_CV_BINS, ic, wc);
+		desc_tent(si, -1, 0.25, DESC_SI_BINS, is, ws);
+		desc_tent(lc, -7, 1.5, DESC_CV_BINS, ic, wc);
 		/*
 		 * The shape index of a (nearly) flat point is rounding noise:
 		 * below C r = 2^-8 its vote is spread evenly over the shape
@@ -153,7 +155,7 @@ void desc_band_measure(const struct desc_bfit *f, size_t n, double r,
 			for (size_t i = 0; i < m; i++) {
 				int ix[2];
 				double w[2];
-				tent(hv[i] / q, -3 + 3.0 / DESC_RELIEF_HIST, 6.0 / DESC_RELIEF_HIST,
+				desc_tent(hv[i] / q, -3 + 3.0 / DESC_RELIEF_HIST, 6.0 / DESC_RELIEF_HIST,
 				     DESC_RELIEF_HIST, ix, w);
 				b->hist[ix[0]] += w[0] / mm;
 				b->hist[ix[1]] += w[1] / mm;

@@ -1455,11 +1455,8 @@ static void run_release(struct run *run)
 		archive_dir_release(&run->a);
 }
 
-/*
- * Call the build_index hook; on success the file is in versions/ and
- * m->index describes it.
- */
-static int build_index(struct run *run, struct manifest *m, struct err *e)
+int index_put_search_index(struct archive_dir *a, const struct index_hooks *h,
+			   struct manifest *m, struct err *e)
 {
 	char tmp_name[64], tmp_path[ERR_PATH_MAX], name[64];
 	const char *schema = NULL;
@@ -1467,11 +1464,11 @@ static int build_index(struct run *run, struct manifest *m, struct err *e)
 	uint64_t size;
 	int rc;
 
-	if (!run->h->build_index)
+	if (!h->build_index)
 		return 0;
 	snprintf(tmp_name, sizeof(tmp_name), "%08" PRIu64 ".index", m->version);
-	archive_dir_tmp_path(&run->a, tmp_name, tmp_path, sizeof(tmp_path));
-	rc = run->h->build_index(run->h->ctx, &run->a, m, tmp_path, &schema, e);
+	archive_dir_tmp_path(a, tmp_name, tmp_path, sizeof(tmp_path));
+	rc = h->build_index(h->ctx, a, m, tmp_path, &schema, e);
 	if (rc < 0)
 		return rc;
 	if (rc == 1)
@@ -1479,7 +1476,7 @@ static int build_index(struct run *run, struct manifest *m, struct err *e)
 	if ((rc = sha256_file(tmp_path, d, &size, e)) < 0)
 		return rc;
 	snprintf(name, sizeof(name), "%08" PRIu64 ".index", m->version);
-	if ((rc = archive_dir_put_tmp(&run->a, tmp_name, name, e)) < 0)
+	if ((rc = archive_dir_put_tmp(a, tmp_name, name, e)) < 0)
 		return rc;
 	m->index.file = xstrdup(name);
 	m->index.schema = xstrdup(schema ? schema : "unknown");
@@ -1510,7 +1507,7 @@ static int commit(struct run *run, struct manifest *m,
 			goto out;
 		h.next_volume = m->volume + 1;
 	}
-	if ((rc = build_index(run, m, e)) < 0 ||
+	if ((rc = index_put_search_index(&run->a, run->h, m, e)) < 0 ||
 	    (rc = archive_dir_write_manifest(&run->a, m, e)) < 0 ||
 	    (rc = head_add_version(&h, m->version, e)) < 0)
 		goto out;

@@ -125,6 +125,14 @@ void index_options_init(struct index_options *o);
 void index_result_release(struct index_result *r);
 
 /*
+ * Build version m's search index through h->build_index (nothing when the
+ * hook is NULL or declines): written to a temporary name, hashed, renamed
+ * into versions/, described in m->index.  Used by index and reindex.
+ */
+int index_put_search_index(struct archive_dir *a, const struct index_hooks *h,
+			   struct manifest *m, struct err *e);
+
+/*
  * Run the pipeline above.  Returns 0 when the run finished (failed scans
  * are in r->failed, not an error) or a negative errc when it could not:
  * ERR_BUSY (locked), ERR_NOTFOUND (a source is missing), ERR_IO...; in

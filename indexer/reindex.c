@@ -125,39 +125,6 @@ static int cmp_job_digest(const void *x, const void *y)
 	return memcmp(a->digest, b->digest, SHA256_LEN);
 }
 
-/* Build the index file of m through the registered builder. */
-static int put_index(struct archive_dir *a, const struct index_hooks *h,
-		     struct manifest *m, struct err *e)
-{
-	char tmp_name[64], tmp_path[ERR_PATH_MAX], name[64];
-	const char *schema = NULL;
-	unsigned char d[SHA256_LEN];
-	uint64_t size;
-	int rc;
-
-	if (!h->build_index)
-		return 0;
-	snprintf(tmp_name, sizeof(tmp_name), "%08" PRIu64 ".index", m->version);
-	archive_dir_tmp_path(a, tmp_name, tmp_path, sizeof(tmp_path));
-	if ((rc = h->build_index(h->ctx, a, m, tmp_path, &schema, e)) < 0)
-		return rc;
-	if (rc == 1)
-		return 0;
-	if ((rc = sha256_file(tmp_path, d, &size, e)) < 0)
-		return rc;
-	snprintf(name, sizeof(name), "%08" PRIu64 ".index", m->version);
-	if ((rc = archive_dir_put_tmp(a, tmp_name, name, e)) < 0)
-		return rc;
-	m->index.file = xstrdup(name);
-	m->index.schema = xstrdup(schema ? schema : "unknown");
-	if (!m->index.file || !m->index.schema)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	memcpy(m->index.sha256, d, SHA256_LEN);
-	m->index.size = size;
-	fault_point("index-written");
-	return 0;
-}
-
 struct reindex_result {
 	uint64_t version;      /* committed, or HEAD when nothing was done */
 	bool committed;
@@ -388,7 +355,7 @@ static int reindex_run(struct archive_dir *a, bool force, int jobs, bool wait,
 			goto out;
 		nh.next_volume = m.volume + 1;
 	}
-	if ((rc = put_index(a, &h, &m, e)) < 0 ||
+	if ((rc = index_put_search_index(a, &h, &m, e)) < 0 ||
 	    (rc = archive_dir_write_manifest(a, &m, e)) < 0 ||
 	    (rc = head_add_version(&nh, m.version, e)) < 0)
 		goto out;

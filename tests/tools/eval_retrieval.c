@@ -130,6 +130,9 @@ struct ref {
 struct refs {
 	struct ref *r;
 	size_t n, cap;
+	/* the described references as rank_search() reads them (refs_table) */
+	int64_t *ids;
+	float *vecs;
 };
 
 static size_t dim;
@@ -602,22 +605,16 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 	}
 	struct rank_layout L = { .schema_id = 1, .dim = dim, .n_blocks = DESC_N_BLOCKS,
 				 .blocks = rb, .n_cues = n_cues, .cues = rc };
-	int64_t *ids = alloc_array(R->n, sizeof(*ids));
-	float *vecs = alloc_array(R->n, dim * sizeof(float));
 	struct rank_hit *hits = alloc_array(R->n, sizeof(*hits));
 	struct rank_result res;
 	struct rank_query rq;
 	struct err e;
 	err_init(&e);
-	if (!ids || !vecs || !hits) {
+	if (!hits) {
 		fprintf(stderr, "eval_retrieval: out of memory\n");
 		exit(EXIT_SOFTWARE);
 	}
-	for (size_t i = 0; i < R->n; i++) {
-		ids[i] = (int64_t)i;
-		memcpy(vecs + i * dim, R->r[i].v, dim * sizeof(float));
-	}
-	struct ref_table T = { .n = R->n, .dim = dim, .ids = ids, .vecs = vecs };
+	struct ref_table T = { .n = R->n, .dim = dim, .ids = R->ids, .vecs = R->vecs };
 	rank_query_init(&rq, q, R->n);
 	rq.weights = w;
 	rq.flags = RANK_EXACT;
@@ -632,8 +629,20 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 		h[i].i = (uint32_t)hits[i].row;
 	}
 	xfree(hits);
-	xfree(vecs);
-	xfree(ids);
+}
+
+/* Lay the described references out once for rank_search(): ids 0..n-1. */
+static int refs_table(struct refs *R)
+{
+	R->ids = alloc_array(R->n ? R->n : 1, sizeof(*R->ids));
+	R->vecs = alloc_array(R->n ? R->n : 1, dim * sizeof(float));
+	if (!R->ids || !R->vecs)
+		return -1;
+	for (size_t i = 0; i < R->n; i++) {
+		R->ids[i] = (int64_t)i;
+		memcpy(R->vecs + i * dim, R->r[i].v, dim * sizeof(float));
+	}
+	return 0;
 }
 
 struct score {
@@ -883,6 +892,10 @@ int main(int argc, char **argv)
 	double t_ref = now() - t0;
 	if (fail)
 		return EXIT_SOFTWARE;
+	if (refs_table(&R) < 0) {
+		out_error("out of memory for %zu references", R.n);
+		return EXIT_SOFTWARE;
+	}
 	const struct desc_block *bl = describe_blocks();
 	if (dump) {
 		FILE *fp = fopen(dump, "w");
@@ -1020,6 +1033,8 @@ int main(int argc, char **argv)
 		scan_release(&R.r[i].s);
 	}
 	xfree(R.r);
+	xfree(R.ids);
+	xfree(R.vecs);
 	for (size_t i = 0; i < nf; i++)
 		xfree(files[i]);
 	xfree(files);

@@ -645,37 +645,73 @@ static void emit(const struct ref_table *t, const struct rank_layout *l,
 	res->n_cues = F->n;
 }
 
-int rank_search(const struct ref_table *t, const struct rank_layout *l,
-		const struct knn *index, const struct rank_query *q,
-		struct rank_hit *hits, struct rank_result *res, struct err *e)
-{
+/*
+ * What one ranking holds: block weights, their per-component expansion,
+ * the top-k heap (kk entries) and the robust order's state.
+ */
+struct ranking {
 	float w[RANK_MAX_BLOCKS];
-	float *wd = NULL, *hd = NULL;
-	int64_t *hr = NULL;
-	unsigned char *pass = NULL;
+	float *wd, *hd;
+	int64_t *hr;
+	size_t kk;
 	struct fuse F;
-	size_t kk = q->k, n_out = 0;
-	int rc = prepare(t, l, q, w, res, e);
+};
+
+static void ranking_close(struct ranking *g)
+{
+	xfree(g->hr);
+	xfree(g->hd);
+	xfree(g->wd);
+	memset(g, 0, sizeof(*g));
+}
+
+/*
+ * Checks (prepare, and index's dimension when there is one), allocations
+ * and the robust order's medians.
+ */
+static int ranking_open(struct ranking *g, const struct ref_table *t,
+			const struct rank_layout *l, const struct knn *index,
+			const struct rank_query *q, struct rank_result *res, struct err *e)
+{
+	memset(g, 0, sizeof(*g));
+	int rc = prepare(t, l, q, g->w, res, e);
 	if (rc)
 		return rc;
 	if (index && index->d != l->dim)
 		return err_set(e, ERR_FORMAT, "index dimension %zu does not match layout dimension %zu",
 			       index->d, l->dim);
-
-	wd = alloc_array(l->dim, sizeof(*wd));
-	hd = alloc_array(kk, sizeof(*hd));
-	hr = alloc_array(kk, sizeof(*hr));
-	if (!wd || !hd || !hr) {
-		rc = err_set(e, ERR_NOMEM, "out of memory for %zu hits", kk);
-		goto out;
+	g->kk = q->k;
+	g->wd = alloc_array(l->dim, sizeof(*g->wd));
+	g->hd = alloc_array(g->kk, sizeof(*g->hd));
+	g->hr = alloc_array(g->kk, sizeof(*g->hr));
+	if (!g->wd || !g->hd || !g->hr) {
+		rc = err_set(e, ERR_NOMEM, "out of memory for %zu hits", g->kk);
+		goto fail;
 	}
-	expand_weights(l, w, wd);
-	if ((rc = fuse_prepare(t, l, w, q->vec, q->keep, &F, e)) < 0)
-		goto out;
+	expand_weights(l, g->w, g->wd);
+	if ((rc = fuse_prepare(t, l, g->w, q->vec, q->keep, &g->F, e)) < 0)
+		goto fail;
+	return 0;
+fail:
+	ranking_close(g);
+	return rc;
+}
+
+int rank_search(const struct ref_table *t, const struct rank_layout *l,
+		const struct knn *index, const struct rank_query *q,
+		struct rank_hit *hits, struct rank_result *res, struct err *e)
+{
+	struct ranking g;
+	unsigned char *pass = NULL;
+	size_t n_out = 0;
+	int rc = ranking_open(&g, t, l, index, q, res, e);
+	if (rc)
+		return rc;
 
 	int done = 0;
 	if (index && index->kind != KNN_EXACT && !(q->flags & RANK_EXACT) && t->n) {
-		rc = ann_rank(t, l, index, q, w, wd, &F, kk, hd, hr, &n_out, res, &done, e);
+		rc = ann_rank(t, l, index, q, g.w, g.wd, &g.F, g.kk, g.hd, g.hr, &n_out, res,
+			      &done, e);
 		if (rc)
 			goto out;
 	}
@@ -697,16 +733,14 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 			}
 			res->n_candidates = t->n - res->n_filtered;
 		}
-		rc = scan_exact(t, q->vec, wd, &F, pass, kk, hd, hr, &n_out, e);
+		rc = scan_exact(t, q->vec, g.wd, &g.F, pass, g.kk, g.hd, g.hr, &n_out, e);
 		if (rc)
 			goto out;
 	}
-	emit(t, l, w, &F, q, hr, n_out, hits, res);
+	emit(t, l, g.w, &g.F, q, g.hr, n_out, hits, res);
 out:
 	xfree(pass);
-	xfree(hr);
-	xfree(hd);
-	xfree(wd);
+	ranking_close(&g);
 	return rc;
 }
 
@@ -715,33 +749,18 @@ int rank_candidates(const struct ref_table *t, const struct rank_layout *l,
 		    size_t n_cand, struct rank_hit *hits,
 		    struct rank_result *res, struct err *e)
 {
-	float w[RANK_MAX_BLOCKS];
-	float *wd = NULL, *hd = NULL;
-	int64_t *hr = NULL;
-	size_t kk = q->k, size = 0, seen = 0;
-	struct fuse F;
-	int rc = prepare(t, l, q, w, res, e);
+	struct ranking g;
+	size_t size = 0, seen = 0;
+	int rc = ranking_open(&g, t, l, NULL, q, res, e);
 	if (rc)
 		return rc;
-	wd = alloc_array(l->dim, sizeof(*wd));
-	hd = alloc_array(kk, sizeof(*hd));
-	hr = alloc_array(kk, sizeof(*hr));
-	if (!wd || !hd || !hr) {
-		rc = err_set(e, ERR_NOMEM, "out of memory for %zu hits", kk);
-		goto out;
-	}
-	expand_weights(l, w, wd);
-	if ((rc = fuse_prepare(t, l, w, q->vec, q->keep, &F, e)) < 0)
-		goto out;
-	rc = rerank(t, q, wd, &F, cand, n_cand, kk, hd, hr, &size, &seen, res, e);
+	rc = rerank(t, q, g.wd, &g.F, cand, n_cand, g.kk, g.hd, g.hr, &size, &seen, res, e);
 	if (rc)
 		goto out;
 	res->n_fetched = n_cand;
-	knn_heap_finish(hd, hr, size, kk);
-	emit(t, l, w, &F, q, hr, size, hits, res);
+	knn_heap_finish(g.hd, g.hr, size, g.kk);
+	emit(t, l, g.w, &g.F, q, g.hr, size, hits, res);
 out:
-	xfree(hr);
-	xfree(hd);
-	xfree(wd);
+	ranking_close(&g);
 	return rc;
 }

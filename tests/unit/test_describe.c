@@ -160,6 +160,25 @@ static double hf_eggcrate(double x, double y, const double *prm)
 	return prm[0] * sin(2 * M_PI * x / prm[1]) * sin(2 * M_PI * y / prm[1]);
 }
 
+/* s reflected in the plane x = 0, faces rewound so that they still face out. */
+static void mirror_x(struct scan *s)
+{
+	struct err e;
+	err_init(&e);
+	for (size_t i = 0; i < s->n_vertices; i++) {
+		s->positions[3 * i] = -s->positions[3 * i];
+		if (s->normals)
+			s->normals[3 * i] = -s->normals[3 * i];
+	}
+	for (size_t f = 0; f < s->n_faces; f++) {
+		uint32_t t = s->indices[3 * f + 1];
+		s->indices[3 * f + 1] = s->indices[3 * f + 2];
+		s->indices[3 * f + 2] = t;
+	}
+	assert_null(s->corner_uvs);
+	assert_int_equal(scan_finalize(s, &e), 0);
+}
+
 static void test_describe_layout_is_contiguous(void **state)
 {
 	(void)state;
@@ -177,7 +196,7 @@ static void test_describe_layout_is_contiguous(void **state)
 	assert_int_equal(describe_block_find("nonsense"), -1);
 }
 
-static void test_describe_is_invariant_to_rigid_motion_and_scale(void **state)
+static void test_describe_is_invariant_to_rigid_motion_reflection_and_scale(void **state)
 {
 	(void)state;
 	struct scan s, moved, other;
@@ -207,6 +226,14 @@ static void test_describe_is_invariant_to_rigid_motion_and_scale(void **state)
 	double d_scaled = rel_dist(v, vm);
 	scan_release(&moved);
 
+	/* its mirror image: every part is invariant to reflection too */
+	assert_int_equal(gen_crop(&s, 1.0, 1, &moved, &e), 0);
+	mirror_x(&moved);
+	assert_int_equal(gen_rigid(&moved, 13, 1.0, 500.0, NULL, NULL, &e), 0);
+	describe_ok(&moved, NULL, vm, &info);
+	double d_mirror = l2(v, vm);
+	scan_release(&moved);
+
 	/* against other shapes and other surfaces */
 	const enum gen_form forms[] = { GEN_FORM_TORUS, GEN_FORM_BOX, GEN_FORM_LIMB, GEN_FORM_TRUNK };
 	const enum gen_material mats[] = { GEN_MAT_STONE, GEN_MAT_STONE, GEN_MAT_STONE, GEN_MAT_STONE };
@@ -219,9 +246,10 @@ static void test_describe_is_invariant_to_rigid_motion_and_scale(void **state)
 		nearest_all = fmin(nearest_all, l2(v, vo));
 		scan_release(&other);
 	}
-	print_message("rigid %.5f scaled %.5f nearest other %.5f (all blocks %.5f)\n",
-		      d_rigid, d_scaled, nearest, nearest_all);
+	print_message("rigid %.5f mirrored %.5f scaled %.5f nearest other %.5f (all blocks %.5f)\n",
+		      d_rigid, d_mirror, d_scaled, nearest, nearest_all);
 	assert_true(d_rigid < 0.01 * nearest_all);
+	assert_true(d_mirror < 0.01 * nearest_all);
 	assert_true(d_scaled < 0.01 * nearest);
 	scan_release(&s);
 	xfree(v);
@@ -629,7 +657,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_describe_layout_is_contiguous),
-		cmocka_unit_test(test_describe_is_invariant_to_rigid_motion_and_scale),
+		cmocka_unit_test(test_describe_is_invariant_to_rigid_motion_reflection_and_scale),
 		cmocka_unit_test(test_describe_is_byte_identical_across_threads),
 		cmocka_unit_test(test_describe_marks_absent_colour),
 		cmocka_unit_test(test_relief_of_sine_has_amplitude_over_sqrt2),

@@ -66,6 +66,7 @@ static const struct {
 	{ DESC_COLOUR_UNIFORM, "colour_uniform" },
 	{ DESC_UNDERSAMPLED, "undersampled" },
 	{ DESC_PARTIAL_COLOUR, "partial_colour" },
+	{ DESC_LOCAL_SPARSE, "local_sparse" },
 };
 
 static double block_norm(const float *v, const struct desc_block *b)

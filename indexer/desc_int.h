@@ -109,6 +109,17 @@ enum desc_stream {
 };
 
 /* ---- small linear algebra (desc_fit.c) ---- */
+/* Add the outer product d d^T to the symmetric 3x3 cov (xx xy xz yy yz zz). */
+static inline void desc_cov_add(double cov[6], const double d[3])
+{
+	cov[0] += d[0] * d[0];
+	cov[1] += d[0] * d[1];
+	cov[2] += d[0] * d[2];
+	cov[3] += d[1] * d[1];
+	cov[4] += d[1] * d[2];
+	cov[5] += d[2] * d[2];
+}
+
 /*
  * Eigen-decomposition of the symmetric 3x3 matrix a (xx xy xz yy yz zz)
  * by Jacobi rotations: val ascending, vec rows the unit eigenvectors.

@@ -145,12 +145,7 @@ static void pca_normal(const struct desc_pts *C, const uint32_t *nbr, size_t i,
 		double d[3];
 		for (int a = 0; a < 3; a++)
 			d[a] = C->pos[3 * (size_t)j + a] - m[a];
-		cov[0] += d[0] * d[0];
-		cov[1] += d[0] * d[1];
-		cov[2] += d[0] * d[2];
-		cov[3] += d[1] * d[1];
-		cov[4] += d[1] * d[2];
-		cov[5] += d[2] * d[2];
+		desc_cov_add(cov, d);
 	}
 	double nn[3];
 	desc_least_axis(cov, nn);

@@ -112,6 +112,8 @@ void describe_query_weights(const struct desc_info *q, const float *base, float 
 		w[DESC_RELIEF_MM] = 0;
 		w[DESC_SIZE] = 0;
 	}
+	if (q->flags & DESC_LOCAL_SPARSE)
+		w[DESC_LOCAL] = 0;
 }
 
 int describe_block_find(const char *name)
@@ -513,6 +515,13 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	for (int k = 0; k < DESC_LOCAL_SCALES; k++) {
 		float *h = out + OFF_LOCAL + k * DESC_SI_BINS * DESC_CV_BINS;
 		double r = desc_local_radii[k], reff = fmax(r, 2.5 * src.spacing);
+		/*
+		 * A mesh is sampled densely at any radius; a cloud has only its
+		 * points, and a curvature from some twenty scattered points of a
+		 * wider ball is not the one its mesh gives: a query leaves it out.
+		 */
+		if (reff > r && (info->flags & DESC_POINT_CLOUD))
+			info->flags |= DESC_LOCAL_SPARSE;
 		if (reff == r) {
 			desc_local_hist(rel.fit[k + 1], F.n, h);
 		} else {

@@ -85,7 +85,9 @@ enum desc_flags {
 	DESC_TEXTURE_MISSING = 1 << 4, /* a referenced texture could not be used */
 	DESC_COLOUR_UNIFORM = 1 << 5,  /* colours present but all equal: not used */
 	DESC_UNDERSAMPLED = 1 << 6,    /* some scale had fewer points than it needs */
-	DESC_PARTIAL_COLOUR = 1 << 7   /* colour on part of the surface only */
+	DESC_PARTIAL_COLOUR = 1 << 7,  /* colour on part of the surface only */
+	DESC_LOCAL_SPARSE = 1 << 8     /* cloud too sparse for the local radii: its
+					  local geometry is left out of a query */
 };
 
 struct describe_opts {

@@ -574,7 +574,7 @@ static json_t *info_json(const struct desc_info *in)
 {
 	static const char *const names[] = {
 		"colour", "units", "point_cloud", "normals_guessed", "texture_missing",
-		"colour_uniform", "undersampled", "partial_colour"
+		"colour_uniform", "undersampled", "partial_colour", "local_sparse"
 	};
 	json_t *flags = json_array();
 	for (size_t i = 0; flags && i < sizeof(names) / sizeof(names[0]); i++)

@@ -466,6 +466,9 @@ static int print_json(struct vindex *vx, const struct qopts *qo,
 	json_t *notes = json_array();
 	if (notes && !(sc->info.flags & DESC_HAS_COLOUR))
 		json_array_append_new(notes, json_string("the sculpt has no colour: colour block dropped"));
+	if (notes && (sc->info.flags & DESC_LOCAL_SPARSE) && qo->weights[DESC_LOCAL] > 0)
+		json_array_append_new(notes, json_string("the sculpt is a point cloud too sparse for "
+							 "local geometry: local block dropped"));
 	json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:b, s:b, s:I, s:o, s:o}",
 			      "query", sc->path, "version", (json_int_t)vx->version,
 			      "references", (json_int_t)vx->refs.n,
@@ -803,6 +806,9 @@ int cmd_query(int argc, char **argv)
 		}
 		if (!(sc[i].info.flags & DESC_HAS_COLOUR) && !qo.json)
 			fprintf(stderr, "refscan: %s: no colour in the sculpt; ranking without the colour block\n",
+				sc[i].path);
+		if ((sc[i].info.flags & DESC_LOCAL_SPARSE) && qo.weights[DESC_LOCAL] > 0 && !qo.json)
+			fprintf(stderr, "refscan: %s: a point cloud too sparse for local geometry; ranking without the local block\n",
 				sc[i].path);
 	}
 	vx.filters = qo.filters;

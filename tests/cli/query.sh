@@ -72,6 +72,20 @@ expect_grep "$errf" "knit-rigid.obj: no colour in the sculpt; ranking without th
 	"colourless sculpt noted on stderr"
 expect_grep "$out" "^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +knit \[textile,panel,textured\] +008-knit-panel.ply$" \
 	"table row: rank, score, match, size, material [tags], path"
+# a cloud as sparse as a coarse mesh's vertices: its local geometry is not
+# the mesh's, so it is left out (and said so); the scan is still found
+"$P" --points 300 --seed 7 "$L/003-fabric-trunk.obj" "$S/trunk-sparse.ply"
+run "$R" query --archive "$A" --json -k 3 "$S/trunk-sparse.ply"
+expect_rc 0 "a sparse cloud is a valid sculpt"
+expect_eq "$(jq -r '[.notes[] | select(test("too sparse for local geometry: local block dropped"))] | length' "$out")" 1 \
+	"a sparse cloud: local block dropped, in the notes"
+expect_eq "$(jq -r '.results[0].path' "$out")" 003-fabric-trunk.obj "a sparse cloud still finds its scan"
+run "$R" query --archive "$A" -k 1 "$S/trunk-sparse.ply"
+expect_grep "$errf" "trunk-sparse.ply: a point cloud too sparse for local geometry; ranking without the local block" \
+	"a sparse cloud noted on stderr"
+run "$R" query --archive "$A" --json --surface -k 1 "$S/trunk-sparse.ply"
+expect_eq "$(jq -r '[.notes[] | select(test("local block"))] | length' "$out")" 0 \
+	"no such note when the search does not use local geometry"
 
 # ---- --explain -----------------------------------------------------------
 run "$R" query --archive "$A" --json --explain -k 2 "$S/blob-noisy.ply"

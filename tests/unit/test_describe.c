@@ -609,6 +609,50 @@ static void test_distance_helpers_match_plain_l2(void **state)
 	xfree(b);
 }
 
+/*
+ * A cloud as sparse as the vertices of a coarse mesh: its local geometry
+ * comes from a few scattered points of a ball wider than the nominal
+ * radius, unlike the mesh's (sampled densely on its faces), so it is
+ * flagged and a query leaves it out; the mesh itself and a dense cloud
+ * keep theirs.
+ */
+static void test_sparse_cloud_leaves_out_its_local_geometry(void **state)
+{
+	(void)state;
+	struct scan s, cloud;
+	struct err e;
+	struct desc_info info;
+	float w[DESC_N_BLOCKS], d[DESC_N_BLOCKS];
+	float *v = vec();
+	err_init(&e);
+	describe_default_weights(d);
+	gen(GEN_FORM_LIMB, GEN_MAT_NONE, 600, 5, GEN_COLOR_NONE, &s, NULL);
+	describe_ok(&s, NULL, v, &info);
+	assert_false(info.flags & DESC_POINT_CLOUD);
+	assert_false(info.flags & DESC_LOCAL_SPARSE);
+	describe_query_weights(&info, NULL, w);
+	assert_true(w[DESC_LOCAL] == d[DESC_LOCAL]);
+
+	assert_int_equal(gen_sample_points(&s, s.n_vertices, 3, &cloud, &e), 0);
+	describe_ok(&cloud, NULL, v, &info);
+	assert_true(info.flags & DESC_POINT_CLOUD);
+	assert_true(info.flags & DESC_LOCAL_SPARSE);
+	describe_query_weights(&info, NULL, w);
+	assert_true(w[DESC_LOCAL] == 0);
+	assert_true(w[DESC_SHAPE] == d[DESC_SHAPE] && w[DESC_RELIEF] == d[DESC_RELIEF]);
+	scan_release(&cloud);
+
+	assert_int_equal(gen_sample_points(&s, 200000, 3, &cloud, &e), 0);
+	describe_ok(&cloud, NULL, v, &info);
+	assert_true(info.flags & DESC_POINT_CLOUD);
+	assert_false(info.flags & DESC_LOCAL_SPARSE);
+	describe_query_weights(&info, NULL, w);
+	assert_true(w[DESC_LOCAL] == d[DESC_LOCAL]);
+	scan_release(&cloud);
+	scan_release(&s);
+	xfree(v);
+}
+
 static void test_query_weights_leave_out_what_the_query_lacks(void **state)
 {
 	(void)state;
@@ -667,6 +711,7 @@ int main(void)
 		cmocka_unit_test(test_point_cloud_describes_like_its_mesh),
 		cmocka_unit_test(test_both_samplers_agree),
 		cmocka_unit_test(test_distance_helpers_match_plain_l2),
+		cmocka_unit_test(test_sparse_cloud_leaves_out_its_local_geometry),
 		cmocka_unit_test(test_query_weights_leave_out_what_the_query_lacks),
 		cmocka_unit_test(test_describe_fails_cleanly_out_of_memory),
 	};

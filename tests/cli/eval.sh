@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The retrieval evaluation on a small generated corpus (scripts/eval-retrieval
 # --quick): the table has every perturbation with the D2 baseline beside
-# it, rigid copies are always found, and the descriptor beats D2 on crops.
+# it, rigid copies are always found, the descriptor beats D2 on crops, and
+# --copies groups one model saved to two files.
 # The full table (CGAL meshes, 63-scan corpus) runs under make bench.
 . "$(dirname "$0")/lib.sh"
 
@@ -42,6 +43,17 @@ run "$E" --gen --forms 1 --materials 2 --spacing-mm 5 --triangles 40000 --pertur
 	--dump "$T/spacing.dump"
 expect_rc 0 "a corpus sampled at a given spacing"
 expect_eq "$(grep -c '^ref ' "$T/spacing.dump")" 2 "two references at that spacing"
+# --copies: one model saved twice (turned, scaled, as STL) is one object;
+# scans of other forms are not grouped with it
+"$REFSCAN_BUILD/scangen" --library "$T/lib" --count 3 --seed 5 --triangles 4000 -q
+first=$(cd "$T/lib" && ls *.ply *.obj *.stl 2>/dev/null | sort | head -n 1)
+"$REFSCAN_BUILD/perturb" --rigid --scale 1.7 --seed 3 "$T/lib/$first" "$T/lib/zz-copy.stl"
+run "$E" --json --copies --perturb rigid "$T/lib"
+expect_rc 0 "an evaluation that groups copies"
+expect_eq "$(jq -c 'select(has("copies")) | .copies' "$out")" "[[\"${first%.*}\",\"zz-copy\"]]" \
+	"the turned, scaled STL copy is grouped with its model, nothing else is"
+expect_eq "$(jq -r 'select(.case == "rigid") | .queries, .top1' "$out" | tr '\n' ' ')" "4 1 " \
+	"every reference finds itself or its copy"
 run "$E" --gen --spacing-mm 0 --perturb rigid
 expect_rc 64 "a spacing of 0 is a usage error"
 run "$E" --perturb bogus --gen

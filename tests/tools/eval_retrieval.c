@@ -21,7 +21,11 @@
  * relief material as the class ("material M on form A finds material M on
  * the other forms").  --same FILE lists groups of references that are the
  * same object up to similarity (same .cla format); a query that finds any
- * member of its group counts as correct.
+ * member of its group counts as correct.  --copies finds such groups by
+ * geometry: references whose surfaces coincide once position, size,
+ * orientation and handedness are normalised away (one model exported to
+ * several files, spheres of several tessellations), which no descriptor
+ * invariant to those can, or should, tell apart.
  *
  * Output: a text table, or with --json one object per line.  Exit 0, 64
  * usage, 66 no references, 70 when a description fails.
@@ -46,6 +50,7 @@
 #include "formats/formats.h"
 #include "formats/image.h"
 #include "indexer/describe.h"
+#include "indexer/desc_int.h"
 #include "query/rank.h"
 #include "common/err.h"
 #include "common/alloc.h"
@@ -73,6 +78,9 @@ static const char eval_usage[] =
 	"                      points,crop,combo (default all)\n"
 	"  --cla FILE          class file: also class retrieval figures\n"
 	"  --same FILE         groups of references that are the same object\n"
+	"  --copies            also group references whose surfaces coincide after\n"
+	"                      normalising position, size, orientation and\n"
+	"                      handedness (one model saved to several files)\n"
 	"  --seed K            seed of the queries and of --gen (default 1)\n"
 	"  --threads N         OpenMP threads (default all)\n"
 	"  --verbose           name every query whose top-1 is wrong\n"
@@ -86,7 +94,7 @@ static const char eval_usage[] =
 enum {
 	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
 	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
-	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING,
+	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING, OPT_COPIES,
 };
 
 static const struct option eval_options[] = {
@@ -101,6 +109,7 @@ static const struct option eval_options[] = {
 	{ "perturb", required_argument, NULL, OPT_PERTURB },
 	{ "cla", required_argument, NULL, OPT_CLA },
 	{ "same", required_argument, NULL, OPT_SAME },
+	{ "copies", no_argument, NULL, OPT_COPIES },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
@@ -451,6 +460,258 @@ static int read_cla(const char *path, struct refs *R, bool groups, char ***names
 		xfree(names);
 	}
 	return n_cls;
+}
+
+/*
+ * Copies (--copies).  Each reference is sampled at COPY_N points (area-
+ * uniform on a mesh, its own points for a cloud) and put in its frame:
+ * centroid at 0, RMS radius 1, principal axes along x, y, z.  Two
+ * references are copies when, for one of the 8 axis sign choices (the
+ * reflections included), their samples are as close as two samplings of
+ * one surface: the mean distance to the nearest point of the other set,
+ * both ways, at most COPY_TOL times that of a second sampling of either
+ * reference put in the first sampling's frame.  A shape without distinct
+ * principal axes (a cube) has no stable frame and is grouped only with
+ * what lands in the same one; a sphere matches in any.  Pairs whose axis
+ * ratios (within 10 %) or radius profiles differ are not compared point
+ * by point: a plate 3 mm thick is not a copy of one 25 mm thick.
+ */
+#define COPY_N 1024
+#define COPY_TOL 1.5
+#define COPY_PROFILE 16
+
+struct copy_frame {
+	float p[COPY_N][3];
+	double ratio[2];            /* sqrt(l2/l1), sqrt(l3/l1) */
+	double profile[COPY_PROFILE]; /* quantiles of the distance to the centroid */
+	double floor;               /* chamfer between two samplings of itself */
+};
+
+static int copy_sample(const struct scan *s, uint64_t sd, float (*p)[3], struct err *e)
+{
+	if (s->n_faces) {
+		struct scan c;
+		int rc = gen_sample_points(s, COPY_N, sd, &c, e);
+		if (rc < 0)
+			return rc;
+		memcpy(p, c.positions, sizeof(float) * 3 * COPY_N);
+		scan_release(&c);
+		return 0;
+	}
+	if (!s->n_vertices)
+		return err_set(e, ERR_FORMAT, "no points");
+	for (size_t i = 0; i < COPY_N; i++)
+		memcpy(p[i], s->positions + 3 * (mix64(sd + i) % s->n_vertices), sizeof(p[i]));
+	return 0;
+}
+
+/* Centre, scale and axes of p (c, r, rows of ax), the ratios and profile. */
+static void copy_frame_of(float (*p)[3], struct copy_frame *f, double c[3], double *r,
+			  double ax[3][3])
+{
+	double cov[6] = { 0 }, var = 0;
+	for (int k = 0; k < 3; k++) {
+		c[k] = 0;
+		for (size_t i = 0; i < COPY_N; i++)
+			c[k] += p[i][k];
+		c[k] /= COPY_N;
+	}
+	for (size_t i = 0; i < COPY_N; i++) {
+		double d[3] = { p[i][0] - c[0], p[i][1] - c[1], p[i][2] - c[2] };
+		desc_cov_add(cov, d);
+	}
+	for (int k = 0; k < 6; k++)
+		cov[k] /= COPY_N;
+	var = cov[0] + cov[3] + cov[5];
+	*r = var > 0 ? sqrt(var) : 1;
+	double val[3];
+	desc_eig3(cov, val, ax); /* ascending */
+	double l1 = fmax(val[2], 1e-300);
+	f->ratio[0] = sqrt(fmax(val[1], 0) / l1);
+	f->ratio[1] = sqrt(fmax(val[0], 0) / l1);
+}
+
+static void copy_apply(float (*p)[3], const double c[3], double r, double ax[3][3],
+		       float (*out)[3])
+{
+	for (size_t i = 0; i < COPY_N; i++) {
+		double d[3] = { p[i][0] - c[0], p[i][1] - c[1], p[i][2] - c[2] };
+		for (int k = 0; k < 3; k++) /* largest axis first */
+			out[i][k] = (float)((d[0] * ax[2 - k][0] + d[1] * ax[2 - k][1] +
+					     d[2] * ax[2 - k][2]) / r);
+	}
+}
+
+/* (cmp_double: tests/lib/gen.c, included above) */
+
+/* Mean over a of the distance to the nearest of b (b's signs flipped by sg). */
+static double copy_mean_nn(float (*a)[3], float (*b)[3], const float sg[3])
+{
+	double sum = 0;
+	for (size_t i = 0; i < COPY_N; i++) {
+		float best = INFINITY;
+		for (size_t j = 0; j < COPY_N; j++) {
+			float dx = a[i][0] - sg[0] * b[j][0], dy = a[i][1] - sg[1] * b[j][1];
+			float dz = a[i][2] - sg[2] * b[j][2];
+			float d = dx * dx + dy * dy + dz * dz;
+			if (d < best)
+				best = d;
+		}
+		sum += sqrt(best);
+	}
+	return sum / COPY_N;
+}
+
+static double copy_chamfer(float (*a)[3], float (*b)[3], const float sg[3])
+{
+	return 0.5 * (copy_mean_nn(a, b, sg) + copy_mean_nn(b, a, sg));
+}
+
+static int copy_prepare(const struct scan *s, struct copy_frame *f, struct err *e)
+{
+	float (*q)[3] = alloc_array(COPY_N, sizeof(*q));
+	float (*q2)[3] = alloc_array(COPY_N, sizeof(*q2));
+	int rc = !q || !q2 ? err_set(e, ERR_NOMEM, "out of memory") : 0;
+	double c[3], r, ax[3][3];
+	if (!rc)
+		rc = copy_sample(s, mix64(seed ^ 0xc0b1e5ull), q, e);
+	if (!rc)
+		rc = copy_sample(s, mix64(seed ^ 0x5ec0d5ull), q2, e);
+	if (!rc) {
+		copy_frame_of(q, f, c, &r, ax);
+		copy_apply(q, c, r, ax, f->p);
+		/* the second sampling in the first one's frame: sampling alone */
+		copy_apply(q2, c, r, ax, q);
+		const float one[3] = { 1, 1, 1 };
+		f->floor = copy_chamfer(f->p, q, one);
+		double d[COPY_N];
+		for (size_t i = 0; i < COPY_N; i++)
+			d[i] = sqrt((double)f->p[i][0] * f->p[i][0] + (double)f->p[i][1] * f->p[i][1] +
+				    (double)f->p[i][2] * f->p[i][2]);
+		qsort(d, COPY_N, sizeof(double), cmp_double);
+		for (int k = 0; k < COPY_PROFILE; k++)
+			f->profile[k] = d[(size_t)((k + 0.5) * COPY_N / COPY_PROFILE)];
+	}
+	xfree(q);
+	xfree(q2);
+	return rc;
+}
+
+static bool copies_alike(const struct copy_frame *a, const struct copy_frame *b)
+{
+	for (int k = 0; k < 2; k++)
+		if (fabs(a->ratio[k] - b->ratio[k]) >
+		    0.1 * fmax(a->ratio[k], b->ratio[k]) + 0.005)
+			return false;
+	for (int k = 0; k < COPY_PROFILE; k++)
+		if (fabs(a->profile[k] - b->profile[k]) > 0.1)
+			return false;
+	return true;
+}
+
+static int uf_find(int *up, int i)
+{
+	while (up[i] != i) {
+		up[i] = up[up[i]];
+		i = up[i];
+	}
+	return i;
+}
+
+/*
+ * Merge the groups of references that are copies; print the groups found.
+ * Returns the number of references in a group of copies, or -1.
+ */
+static int find_copies(struct refs *R, bool json, const char *task)
+{
+	size_t n = R->n;
+	struct copy_frame *F = alloc_array(n, sizeof(*F));
+	int *up = alloc_array(n, sizeof(int));
+	bool *ok = alloc_array_zero(n, sizeof(bool));
+	if (!F || !up || !ok) {
+		xfree(F);
+		xfree(up);
+		xfree(ok);
+		return -1;
+	}
+	#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+	for (size_t i = 0; i < n; i++) {
+		struct err e;
+		err_init(&e);
+		ok[i] = copy_prepare(&R->r[i].s, &F[i], &e) == 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		up[i] = (int)i;
+	/* the groups given already (--same) */
+	for (size_t i = 0; i < n; i++)
+		up[uf_find(up, (int)i)] = uf_find(up, R->r[i].group);
+	size_t n_pairs = n * (n - 1) / 2;
+	bool *copy = alloc_array_zero(n_pairs ? n_pairs : 1, sizeof(bool));
+	if (!copy) {
+		xfree(F);
+		xfree(up);
+		xfree(ok);
+		return -1;
+	}
+	#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++) {
+			if (!ok[i] || !ok[j] || !copies_alike(&F[i], &F[j]))
+				continue;
+			double tol = COPY_TOL * fmax(F[i].floor, F[j].floor);
+			for (int sgn = 0; sgn < 8; sgn++) {
+				const float sg[3] = { sgn & 1 ? -1.f : 1.f, sgn & 2 ? -1.f : 1.f,
+						      sgn & 4 ? -1.f : 1.f };
+				if (copy_chamfer(F[i].p, F[j].p, sg) <= tol) {
+					copy[i * n - i * (i + 1) / 2 + (j - i - 1)] = true;
+					break;
+				}
+			}
+		}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (copy[i * n - i * (i + 1) / 2 + (j - i - 1)])
+				up[uf_find(up, (int)i)] = uf_find(up, (int)j);
+	int grouped = 0;
+	json_t *arr = json ? json_array() : NULL;
+	for (size_t i = 0; i < n; i++) {
+		int root = uf_find(up, (int)i);
+		R->r[i].group = root;
+	}
+	/* print each group of two or more, by its first member */
+	for (size_t i = 0; i < n; i++) {
+		size_t first = n, count = 0;
+		for (size_t j = 0; j < n; j++)
+			if (R->r[j].group == R->r[i].group) {
+				if (first == n)
+					first = j;
+				count++;
+			}
+		if (first != i || count < 2)
+			continue;
+		grouped += (int)count;
+		json_t *g = json ? json_array() : NULL;
+		if (!json)
+			printf("copies:");
+		for (size_t j = i; j < n; j++)
+			if (R->r[j].group == R->r[i].group) {
+				if (json)
+					json_array_append_new(g, json_string(R->r[j].name));
+				else
+					printf(" %s", R->r[j].name);
+			}
+		if (json)
+			json_array_append_new(arr, g);
+		else
+			printf("\n");
+	}
+	if (json)
+		out_json_line(json_pack("{s:s, s:o}", "task", task, "copies", arr));
+	xfree(copy);
+	xfree(F);
+	xfree(up);
+	xfree(ok);
+	return grouped;
 }
 
 static int describe_one(const struct scan *s, const struct image *tex, size_t n_tex,
@@ -805,6 +1066,7 @@ static long parse_long(const char *s, long lo, long hi, bool *ok)
 int main(int argc, char **argv)
 {
 	bool gen = false, colour = false, verbose = false, json = false, ok = true;
+	bool copies = false;
 	bool on[N_PERT];
 	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
 	long queries = 1;
@@ -832,6 +1094,7 @@ int main(int argc, char **argv)
 		case OPT_PERTURB: ok = ok && parse_perturb(optarg, on); break;
 		case OPT_CLA: cla = optarg; break;
 		case OPT_SAME: same = optarg; break;
+		case OPT_COPIES: copies = true; break;
 		case OPT_SEED: seed = (uint64_t)parse_long(optarg, 0, LONG_MAX, &ok); break;
 		case OPT_THREADS: n_threads = (int)parse_long(optarg, 1, 1024, &ok); break;
 		case OPT_VERBOSE: verbose = true; break;
@@ -869,6 +1132,11 @@ int main(int argc, char **argv)
 		return EXIT_NOINPUT;
 	if (same && read_cla(same, &R, true, NULL) < 0)
 		return EXIT_NOINPUT;
+	const char *task = name ? name : gen ? "generated" : "references";
+	if (copies && find_copies(&R, json, task) < 0) {
+		out_error("out of memory for %zu references", R.n);
+		return EXIT_SOFTWARE;
+	}
 	if (gen) {
 		n_cls = (int)n_mats;
 		cls_names = alloc_array((size_t)n_cls, sizeof(char *));
@@ -919,7 +1187,6 @@ int main(int argc, char **argv)
 		printf("%zu references, %s, dimension %zu, described in %.1f s\n", R.n,
 		       DESC_SCHEMA, dim, t_ref);
 
-	const char *task = name ? name : gen ? "generated" : "references";
 	char cls_task[128];
 	snprintf(cls_task, sizeof(cls_task), "%s%s%s", name ? name : "", name ? "-" : "",
 		 gen ? "material" : "classes");

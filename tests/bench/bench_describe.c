@@ -73,26 +73,6 @@ static void summarise(double *w, double *c, int n, struct timing *t)
 	t->cpu_median = c[n / 2] * 1e3;
 }
 
-/* Sum of triangle areas: reads every index and position once. */
-static double area_pass(const struct scan *s)
-{
-	double total = 0;
-	for (size_t f = 0; f < s->n_faces; f++) {
-		const float *a = s->positions + 3 * (size_t)s->indices[3 * f];
-		const float *b = s->positions + 3 * (size_t)s->indices[3 * f + 1];
-		const float *c = s->positions + 3 * (size_t)s->indices[3 * f + 2];
-		double e1[3], e2[3];
-		for (int k = 0; k < 3; k++) {
-			e1[k] = (double)b[k] - a[k];
-			e2[k] = (double)c[k] - a[k];
-		}
-		double x = e1[1] * e2[2] - e1[2] * e2[1], y = e1[2] * e2[0] - e1[0] * e2[2],
-		       z = e1[0] * e2[1] - e1[1] * e2[0];
-		total += 0.5 * sqrt(x * x + y * y + z * z);
-	}
-	return total;
-}
-
 /* D2 alone: prepare (areas, CDF), 8192 stratified samples, the histogram. */
 static int d2_only(const struct scan *s, float *h, struct err *e)
 {
@@ -223,7 +203,7 @@ int main(int argc, char **argv)
 	double sink = 0;
 	for (int i = 0; i < runs; i++) {
 		double a = wall(), b = cpu();
-		sink += area_pass(&s);
+		sink += gen_surface_area(&s); /* reads every index and position once */
 		w[i] = wall() - a;
 		cp[i] = cpu() - b;
 	}

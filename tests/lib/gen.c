@@ -1917,6 +1917,14 @@ static double triangle_area(const struct scan *s, size_t f, double n[3])
 	return isfinite(len) ? 0.5 * len : 0;
 }
 
+double gen_surface_area(const struct scan *s)
+{
+	double a = 0;
+	for (size_t f = 0; f < s->n_faces; f++)
+		a += triangle_area(s, f, NULL);
+	return a;
+}
+
 /* Cluster ids for cell size c; returns the number of clusters or 0 on OOM. */
 static size_t cluster(const struct scan *s, double c, const float lo[3],
 		      uint32_t *id)
@@ -1974,9 +1982,7 @@ int gen_decimate(const struct scan *in, double factor, struct scan *out,
 	if (target < 4)
 		target = 4;
 	/* first guess from the surface area (or the box for a cloud) */
-	double area = 0;
-	for (size_t f = 0; f < in->n_faces; f++)
-		area += triangle_area(in, f, NULL);
+	double area = gen_surface_area(in);
 	float lo[3], hi[3];
 	memcpy(lo, in->bbox_min, sizeof(lo));
 	memcpy(hi, in->bbox_max, sizeof(hi));

@@ -208,6 +208,9 @@ int gen_noise(struct scan *s, uint64_t seed, double sigma_mm, struct err *e);
 int gen_decimate(const struct scan *in, double factor, struct scan *out,
 		 struct err *e);
 
+/* Sum of the triangle areas of s, in its units (0 for a cloud). */
+double gen_surface_area(const struct scan *s);
+
 /*
  * n points sampled uniformly by area from the triangles of in (a point
  * cloud: n_faces 0), with interpolated normals (face normal if in has none)

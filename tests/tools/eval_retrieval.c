@@ -270,26 +270,6 @@ static int load_files(struct refs *R, char **files, size_t n, size_t min_faces)
 	return 0;
 }
 
-/* Surface area of a scan's triangles, in its units. */
-static double area_of(const struct scan *s)
-{
-	double a = 0;
-	for (size_t f = 0; f < s->n_faces; f++) {
-		const float *p0 = s->positions + 3 * (size_t)s->indices[3 * f];
-		const float *p1 = s->positions + 3 * (size_t)s->indices[3 * f + 1];
-		const float *p2 = s->positions + 3 * (size_t)s->indices[3 * f + 2];
-		double u[3], v[3];
-		for (int k = 0; k < 3; k++) {
-			u[k] = (double)p1[k] - p0[k];
-			v[k] = (double)p2[k] - p0[k];
-		}
-		double cx = u[1] * v[2] - u[2] * v[1], cy = u[2] * v[0] - u[0] * v[2];
-		double cz = u[0] * v[1] - u[1] * v[0];
-		a += 0.5 * sqrt(cx * cx + cy * cy + cz * cz);
-	}
-	return a;
-}
-
 /*
  * Triangles that sample p's surface at spacing_mm (vertices ~ area /
  * spacing^2, two triangles a vertex), measured on a coarse copy, within
@@ -307,7 +287,7 @@ static size_t tris_for_spacing(const struct gen_params *p0, double spacing, size
 	p.texture_name = NULL;
 	size_t t = 0;
 	if (gen_scan(&p, &s, NULL, &e) == 0) {
-		double want = 2.0 * area_of(&s) / (spacing * spacing);
+		double want = 2.0 * gen_surface_area(&s) / (spacing * spacing);
 		t = want < 20000 ? 20000 : want > (double)max_tris ? max_tris : (size_t)want;
 	}
 	scan_release(&s);

@@ -1964,6 +1964,560 @@ static size_t cluster(const struct scan *s, double c, const float lo[3],
 	return count;
 }
 
+/*
+ * Edge collapse by the quadric error metric (Garland & Heckbert,
+ * "Surface simplification using quadric error metrics", SIGGRAPH 1997),
+ * the decimation of the common mesh tools: every vertex carries the sum
+ * of the squared-distance quadrics of its triangles' planes (area
+ * weighted) and of planes through its border edges, perpendicular to the
+ * surface (so borders and crops keep their outline); the edge whose merged
+ * vertex, placed where the merged quadric is least, adds the least error
+ * collapses first.  A collapse that would turn a triangle over is refused.
+ * Flat and evenly curved regions go first, features (gear teeth, creases)
+ * last.
+ */
+struct qem_edge {
+	double cost;
+	uint32_t a, b;     /* vertices, a < b */
+	uint32_t va, vb;   /* their versions when the entry was made */
+};
+
+struct qem {
+	size_t nv, nf;
+	double *q;         /* 10 per vertex: a2 ab ac ad b2 bc bd c2 cd d2 */
+	double *p;         /* 3 per vertex */
+	double *col;       /* 4 per vertex (colour sums), or NULL */
+	uint32_t *cnt;     /* vertices merged into each */
+	uint32_t *parent;  /* union-find over vertices */
+	uint32_t *ver;
+	uint32_t *mark;    /* stamps for de-duplicating neighbours */
+	uint32_t *head, *tail, *next, *nface; /* per-vertex face lists (pool) */
+	uint8_t *dead;     /* per face */
+	struct qem_edge *heap;
+	size_t nh, caph;
+	uint32_t stamp;
+};
+
+static uint32_t qem_find(struct qem *Q, uint32_t v)
+{
+	while (Q->parent[v] != v) {
+		Q->parent[v] = Q->parent[Q->parent[v]];
+		v = Q->parent[v];
+	}
+	return v;
+}
+
+static void qem_add_plane(double *q, const double n[3], double d, double w)
+{
+	q[0] += w * n[0] * n[0];
+	q[1] += w * n[0] * n[1];
+	q[2] += w * n[0] * n[2];
+	q[3] += w * n[0] * d;
+	q[4] += w * n[1] * n[1];
+	q[5] += w * n[1] * n[2];
+	q[6] += w * n[1] * d;
+	q[7] += w * n[2] * n[2];
+	q[8] += w * n[2] * d;
+	q[9] += w * d * d;
+}
+
+static double qem_eval(const double *q, const double x[3])
+{
+	return q[0] * x[0] * x[0] + 2 * q[1] * x[0] * x[1] + 2 * q[2] * x[0] * x[2] +
+	       2 * q[3] * x[0] + q[4] * x[1] * x[1] + 2 * q[5] * x[1] * x[2] +
+	       2 * q[6] * x[1] + q[7] * x[2] * x[2] + 2 * q[8] * x[2] + q[9];
+}
+
+/* Where the quadric a + b is least (or the best of the ends and the
+ * midpoint when that is ill-posed); returns the error there. */
+static double qem_place(const struct qem *Q, uint32_t a, uint32_t b, double x[3])
+{
+	double q[10];
+	for (int k = 0; k < 10; k++)
+		q[k] = Q->q[10 * (size_t)a + k] + Q->q[10 * (size_t)b + k];
+	double A00 = q[0], A01 = q[1], A02 = q[2], A11 = q[4], A12 = q[5], A22 = q[7];
+	double c0 = A11 * A22 - A12 * A12, c1 = A02 * A12 - A01 * A22, c2 = A01 * A12 - A02 * A11;
+	double det = A00 * c0 + A01 * c1 + A02 * c2;
+	double tr = A00 + A11 + A22;
+	const double *pa = Q->p + 3 * (size_t)a, *pb = Q->p + 3 * (size_t)b;
+	if (fabs(det) > 1e-9 * tr * tr * tr && tr > 0) {
+		double r0 = -q[3], r1 = -q[6], r2 = -q[8];
+		double d1 = A01 * A22 - A02 * A12, d2 = A01 * A12 - A02 * A11;
+		double e1 = A00 * A22 - A02 * A02, e2 = A00 * A12 - A01 * A02;
+		double f2 = A00 * A11 - A01 * A01;
+		x[0] = (c0 * r0 - d1 * r1 + d2 * r2) / det;
+		x[1] = (-d1 * r0 + e1 * r1 - e2 * r2) / det;
+		x[2] = (d2 * r0 - e2 * r1 + f2 * r2) / det;
+		/* a minimum far from the edge is a near-degenerate solve */
+		double L2 = 0, D2 = 0;
+		for (int k = 0; k < 3; k++) {
+			double m = 0.5 * (pa[k] + pb[k]);
+			L2 += (pa[k] - pb[k]) * (pa[k] - pb[k]);
+			D2 += (x[k] - m) * (x[k] - m);
+		}
+		if (isfinite(x[0] + x[1] + x[2]) && D2 <= 4 * L2)
+			return fmax(qem_eval(q, x), 0);
+	}
+	double best = INFINITY;
+	for (int t = 0; t < 3; t++) {
+		double y[3];
+		for (int k = 0; k < 3; k++)
+			y[k] = t == 0 ? pa[k] : t == 1 ? pb[k] : 0.5 * (pa[k] + pb[k]);
+		double v = qem_eval(q, y);
+		if (v < best) {
+			best = v;
+			memcpy(x, y, sizeof(y));
+		}
+	}
+	return fmax(best, 0);
+}
+
+static bool heap_less(const struct qem_edge *x, const struct qem_edge *y)
+{
+	if (x->cost != y->cost)
+		return x->cost < y->cost;
+	return x->a != y->a ? x->a < y->a : x->b < y->b;
+}
+
+static int qem_push(struct qem *Q, uint32_t a, uint32_t b)
+{
+	if (a > b) {
+		uint32_t t = a;
+		a = b;
+		b = t;
+	}
+	if (Q->nh == Q->caph) {
+		size_t cap = Q->caph ? 2 * Q->caph : 1024;
+		struct qem_edge *h = realloc_array(Q->heap, cap, sizeof(*h));
+		if (!h)
+			return ERR_NOMEM;
+		Q->heap = h;
+		Q->caph = cap;
+	}
+	double x[3];
+	struct qem_edge e = { qem_place(Q, a, b, x), a, b, Q->ver[a], Q->ver[b] };
+	size_t i = Q->nh++;
+	while (i > 0 && heap_less(&e, &Q->heap[(i - 1) / 2])) {
+		Q->heap[i] = Q->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	Q->heap[i] = e;
+	return 0;
+}
+
+static struct qem_edge qem_pop(struct qem *Q)
+{
+	struct qem_edge top = Q->heap[0], last = Q->heap[--Q->nh];
+	size_t i = 0, n = Q->nh;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && heap_less(&Q->heap[c + 1], &Q->heap[c]))
+			c++;
+		if (!heap_less(&Q->heap[c], &last))
+			break;
+		Q->heap[i] = Q->heap[c];
+		i = c;
+	}
+	if (n)
+		Q->heap[i] = last;
+	return top;
+}
+
+static void tri_normal(const double *a, const double *b, const double *c, double n[3])
+{
+	double u[3], v[3];
+	for (int k = 0; k < 3; k++) {
+		u[k] = b[k] - a[k];
+		v[k] = c[k] - a[k];
+	}
+	n[0] = u[1] * v[2] - u[2] * v[1];
+	n[1] = u[2] * v[0] - u[0] * v[2];
+	n[2] = u[0] * v[1] - u[1] * v[0];
+}
+
+/* Would moving a and b to x turn over (or flatten) a triangle that stays? */
+static bool qem_flips(struct qem *Q, const uint32_t *idx, uint32_t a, uint32_t b,
+		      const double x[3])
+{
+	for (int s = 0; s < 2; s++) {
+		for (uint32_t k = Q->head[s ? b : a]; k != UINT32_MAX; k = Q->next[k]) {
+			uint32_t f = Q->nface[k];
+			if (Q->dead[f])
+				continue;
+			uint32_t t[3];
+			int hit = 0;
+			for (int j = 0; j < 3; j++) {
+				t[j] = qem_find(Q, idx[3 * (size_t)f + j]);
+				hit += t[j] == a || t[j] == b;
+			}
+			if (hit != 1)
+				continue; /* collapses with the edge, or not around it */
+			const double *P[3];
+			double moved[3];
+			memcpy(moved, x, sizeof(moved));
+			for (int j = 0; j < 3; j++)
+				P[j] = t[j] == a || t[j] == b ? moved : Q->p + 3 * (size_t)t[j];
+			double n0[3], n1[3];
+			tri_normal(Q->p + 3 * (size_t)t[0], Q->p + 3 * (size_t)t[1],
+				   Q->p + 3 * (size_t)t[2], n0);
+			tri_normal(P[0], P[1], P[2], n1);
+			double d = n0[0] * n1[0] + n0[1] * n1[1] + n0[2] * n1[2];
+			double l0 = sqrt(n0[0] * n0[0] + n0[1] * n0[1] + n0[2] * n0[2]);
+			double l1 = sqrt(n1[0] * n1[0] + n1[1] * n1[1] + n1[2] * n1[2]);
+			if (!(d > 0.2 * l0 * l1))
+				return true;
+		}
+	}
+	return false;
+}
+
+static void qem_release(struct qem *Q)
+{
+	xfree(Q->q);
+	xfree(Q->p);
+	xfree(Q->col);
+	xfree(Q->cnt);
+	xfree(Q->parent);
+	xfree(Q->ver);
+	xfree(Q->mark);
+	xfree(Q->head);
+	xfree(Q->tail);
+	xfree(Q->next);
+	xfree(Q->nface);
+	xfree(Q->dead);
+	xfree(Q->heap);
+}
+
+struct half_edge {
+	uint32_t a, b, f;
+};
+
+static int cmp_half_edge(const void *x, const void *y)
+{
+	const struct half_edge *p = x, *q = y;
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	if (p->b != q->b)
+		return p->b < q->b ? -1 : 1;
+	return (p->f > q->f) - (p->f < q->f);
+}
+
+/* The quadrics, face lists and first heap of in's triangles (idx: their
+ * corners, welded). */
+static int qem_init(struct qem *Q, const struct scan *in, const uint32_t *idx)
+{
+	size_t nv = in->n_vertices, nf = in->n_faces;
+	struct half_edge *he = NULL;
+	memset(Q, 0, sizeof(*Q));
+	Q->nv = nv;
+	Q->nf = nf;
+	Q->q = alloc_array_zero(nv, 10 * sizeof(double));
+	Q->p = alloc_array(nv, 3 * sizeof(double));
+	Q->col = in->colors ? alloc_array_zero(nv, 4 * sizeof(double)) : NULL;
+	Q->cnt = alloc_array(nv, sizeof(uint32_t));
+	Q->parent = alloc_array(nv, sizeof(uint32_t));
+	Q->ver = alloc_array_zero(nv, sizeof(uint32_t));
+	Q->mark = alloc_array_zero(nv, sizeof(uint32_t));
+	Q->head = alloc_array(nv, sizeof(uint32_t));
+	Q->tail = alloc_array(nv, sizeof(uint32_t));
+	Q->next = alloc_array(nf, 3 * sizeof(uint32_t));
+	Q->nface = alloc_array(nf, 3 * sizeof(uint32_t));
+	Q->dead = alloc_array_zero(nf, 1);
+	he = alloc_array(nf, 3 * sizeof(*he));
+	if (!Q->q || !Q->p || (in->colors && !Q->col) || !Q->cnt || !Q->parent || !Q->ver ||
+	    !Q->mark || !Q->head || !Q->tail || !Q->next || !Q->nface || !Q->dead || !he) {
+		xfree(he);
+		return ERR_NOMEM;
+	}
+	for (size_t v = 0; v < nv; v++) {
+		for (int k = 0; k < 3; k++)
+			Q->p[3 * v + k] = in->positions[3 * v + (size_t)k];
+		if (Q->col)
+			for (int k = 0; k < 4; k++)
+				Q->col[4 * v + k] = in->colors[4 * v + (size_t)k];
+		Q->cnt[v] = 1;
+		Q->parent[v] = (uint32_t)v;
+		Q->head[v] = Q->tail[v] = UINT32_MAX;
+	}
+	for (size_t f = 0; f < nf; f++) {
+		const uint32_t *t = idx + 3 * f;
+		double n[3];
+		if (!isfinite(Q->p[3 * (size_t)t[0]] + Q->p[3 * (size_t)t[0] + 1] +
+			      Q->p[3 * (size_t)t[0] + 2] + Q->p[3 * (size_t)t[1]] +
+			      Q->p[3 * (size_t)t[1] + 1] + Q->p[3 * (size_t)t[1] + 2] +
+			      Q->p[3 * (size_t)t[2]] + Q->p[3 * (size_t)t[2] + 1] +
+			      Q->p[3 * (size_t)t[2] + 2])) {
+			/* a triangle with a non-finite corner is left out */
+			Q->dead[f] = 1;
+			for (int j = 0; j < 3; j++)
+				he[3 * f + (size_t)j] = (struct half_edge){ 0, 0, (uint32_t)f };
+			continue;
+		}
+		tri_normal(Q->p + 3 * (size_t)t[0], Q->p + 3 * (size_t)t[1], Q->p + 3 * (size_t)t[2], n);
+		double len = sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
+		if (len > 0) {
+			for (int k = 0; k < 3; k++)
+				n[k] /= len;
+			double d = -(n[0] * Q->p[3 * (size_t)t[0]] + n[1] * Q->p[3 * (size_t)t[0] + 1] +
+				     n[2] * Q->p[3 * (size_t)t[0] + 2]);
+			for (int j = 0; j < 3; j++)
+				qem_add_plane(Q->q + 10 * (size_t)t[j], n, d, 0.5 * len);
+		}
+		for (int j = 0; j < 3; j++) {
+			uint32_t v = t[j], k = (uint32_t)(3 * f + (size_t)j);
+			Q->nface[k] = (uint32_t)f;
+			Q->next[k] = UINT32_MAX;
+			if (Q->tail[v] == UINT32_MAX)
+				Q->head[v] = k;
+			else
+				Q->next[Q->tail[v]] = k;
+			Q->tail[v] = k;
+			uint32_t a = t[j], b = t[(j + 1) % 3];
+			he[k] = (struct half_edge){ a < b ? a : b, a < b ? b : a, (uint32_t)f };
+		}
+	}
+	/* an edge of one triangle is a border: hold it with a plane through it */
+	qsort(he, 3 * nf, sizeof(*he), cmp_half_edge);
+	int rc = 0;
+	for (size_t i = 0; i < 3 * nf && !rc;) {
+		size_t j = i + 1;
+		while (j < 3 * nf && he[j].a == he[i].a && he[j].b == he[i].b)
+			j++;
+		if (he[i].a != he[i].b) {
+			if (j == i + 1) {
+				const uint32_t *t = idx + 3 * (size_t)he[i].f;
+				double n[3], e[3], m[3];
+				tri_normal(Q->p + 3 * (size_t)t[0], Q->p + 3 * (size_t)t[1],
+					   Q->p + 3 * (size_t)t[2], n);
+				const double *pa = Q->p + 3 * (size_t)he[i].a, *pb = Q->p + 3 * (size_t)he[i].b;
+				for (int k = 0; k < 3; k++)
+					e[k] = pb[k] - pa[k];
+				m[0] = e[1] * n[2] - e[2] * n[1];
+				m[1] = e[2] * n[0] - e[0] * n[2];
+				m[2] = e[0] * n[1] - e[1] * n[0];
+				double ml = sqrt(m[0] * m[0] + m[1] * m[1] + m[2] * m[2]);
+				double el2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
+				if (ml > 0) {
+					for (int k = 0; k < 3; k++)
+						m[k] /= ml;
+					double d = -(m[0] * pa[0] + m[1] * pa[1] + m[2] * pa[2]);
+					qem_add_plane(Q->q + 10 * (size_t)he[i].a, m, d, 10 * el2);
+					qem_add_plane(Q->q + 10 * (size_t)he[i].b, m, d, 10 * el2);
+				}
+			}
+		}
+		i = j;
+	}
+	for (size_t i = 0; i < 3 * nf && !rc;) {
+		size_t j = i + 1;
+		while (j < 3 * nf && he[j].a == he[i].a && he[j].b == he[i].b)
+			j++;
+		if (he[i].a != he[i].b)
+			rc = qem_push(Q, he[i].a, he[i].b);
+		i = j;
+	}
+	xfree(he);
+	return rc;
+}
+
+/* Collapse b into a at x; push the edges around a again. */
+static int qem_collapse(struct qem *Q, const uint32_t *idx, uint32_t a, uint32_t b,
+			const double x[3])
+{
+	Q->parent[b] = a;
+	memcpy(Q->p + 3 * (size_t)a, x, 3 * sizeof(double));
+	for (int k = 0; k < 10; k++)
+		Q->q[10 * (size_t)a + k] += Q->q[10 * (size_t)b + k];
+	if (Q->col)
+		for (int k = 0; k < 4; k++)
+			Q->col[4 * (size_t)a + k] += Q->col[4 * (size_t)b + k];
+	Q->cnt[a] += Q->cnt[b];
+	Q->ver[a]++;
+	Q->ver[b]++;
+	if (Q->head[b] != UINT32_MAX) {
+		if (Q->tail[a] == UINT32_MAX)
+			Q->head[a] = Q->head[b];
+		else
+			Q->next[Q->tail[a]] = Q->head[b];
+		Q->tail[a] = Q->tail[b];
+	}
+	/* drop the triangles that collapsed (and any dead ones) from a's list */
+	uint32_t prev = UINT32_MAX;
+	for (uint32_t k = Q->head[a]; k != UINT32_MAX; k = Q->next[k]) {
+		uint32_t f = Q->nface[k];
+		if (!Q->dead[f]) {
+			uint32_t t[3];
+			for (int j = 0; j < 3; j++)
+				t[j] = qem_find(Q, idx[3 * (size_t)f + j]);
+			if (t[0] == t[1] || t[1] == t[2] || t[0] == t[2])
+				Q->dead[f] = 1;
+		}
+		if (Q->dead[f]) {
+			if (prev == UINT32_MAX)
+				Q->head[a] = Q->next[k];
+			else
+				Q->next[prev] = Q->next[k];
+			continue;
+		}
+		prev = k;
+	}
+	Q->tail[a] = prev;
+	if (++Q->stamp == 0)
+		Q->stamp = 1;
+	Q->mark[a] = Q->stamp;
+	for (uint32_t k = Q->head[a]; k != UINT32_MAX; k = Q->next[k]) {
+		uint32_t f = Q->nface[k];
+		for (int j = 0; j < 3; j++) {
+			uint32_t w = qem_find(Q, idx[3 * (size_t)f + j]);
+			if (Q->mark[w] == Q->stamp)
+				continue;
+			Q->mark[w] = Q->stamp;
+			if (qem_push(Q, a, w))
+				return ERR_NOMEM;
+		}
+	}
+	return 0;
+}
+
+struct vkey {
+	float p[3];
+	uint32_t i;
+};
+
+static int cmp_vkey(const void *x, const void *y)
+{
+	const struct vkey *a = x, *b = y;
+	for (int k = 0; k < 3; k++) {
+		bool na = isnan(a->p[k]), nb = isnan(b->p[k]);
+		if (na || nb) {
+			if (na != nb)
+				return na ? 1 : -1;
+			continue;
+		}
+		if (a->p[k] != b->p[k])
+			return a->p[k] < b->p[k] ? -1 : 1;
+	}
+	return (a->i > b->i) - (a->i < b->i);
+}
+
+/*
+ * in's corners with vertices at one position made one (seams, soups), as
+ * a mesh tool merges them before decimating; NULL when out of memory.
+ */
+static uint32_t *weld_corners(const struct scan *in)
+{
+	size_t nv = in->n_vertices;
+	struct vkey *k = alloc_array(nv, sizeof(*k));
+	uint32_t *rep = alloc_array(nv, sizeof(*rep));
+	uint32_t *idx = alloc_array(in->n_faces, 3 * sizeof(*idx));
+	if (k && rep && idx) {
+		for (size_t v = 0; v < nv; v++) {
+			memcpy(k[v].p, in->positions + 3 * v, sizeof(k[v].p));
+			k[v].i = (uint32_t)v;
+		}
+		qsort(k, nv, sizeof(*k), cmp_vkey);
+		for (size_t v = 0; v < nv; v++) {
+			const float *p = k[v].p, *q = v > 0 ? k[v - 1].p : NULL;
+			bool same = q && p[0] == q[0] && p[1] == q[1] && p[2] == q[2];
+			rep[k[v].i] = same ? rep[k[v - 1].i] : k[v].i;
+		}
+		for (size_t c = 0; c < 3 * in->n_faces; c++)
+			idx[c] = rep[in->indices[c]];
+	} else {
+		xfree(idx);
+		idx = NULL;
+	}
+	xfree(k);
+	xfree(rep);
+	return idx;
+}
+
+static int decimate_qem(const struct scan *in, size_t target, struct scan *out,
+			struct err *e)
+{
+	struct qem Q;
+	uint32_t *map = NULL;
+	uint32_t *idx = weld_corners(in);
+	if (!idx)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	int rc = qem_init(&Q, in, idx);
+	size_t live = 0;
+	if (!rc) {
+		/* vertices no triangle uses do not count */
+		for (size_t v = 0; v < Q.nv; v++)
+			live += Q.head[v] != UINT32_MAX;
+	}
+	while (!rc && live > target && Q.nh > 0) {
+		struct qem_edge c = qem_pop(&Q);
+		if (Q.parent[c.a] != c.a || Q.parent[c.b] != c.b || Q.ver[c.a] != c.va ||
+		    Q.ver[c.b] != c.vb)
+			continue;
+		double x[3];
+		qem_place(&Q, c.a, c.b, x);
+		if (qem_flips(&Q, idx, c.a, c.b, x))
+			continue;
+		rc = qem_collapse(&Q, idx, c.a, c.b, x);
+		live--;
+	}
+	if (rc) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	map = alloc_array(Q.nv, sizeof(uint32_t));
+	if (!map) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	size_t nv = 0, nf = 0;
+	for (size_t v = 0; v < Q.nv; v++)
+		map[v] = Q.parent[v] == v && Q.head[v] != UINT32_MAX ? (uint32_t)nv++ : UINT32_MAX;
+	for (size_t f = 0; f < Q.nf; f++)
+		nf += !Q.dead[f];
+	unsigned flags = SCAN_ALLOC_NORMALS | (in->colors ? SCAN_ALLOC_COLORS : 0u);
+	if ((rc = scan_alloc(out, nv, nf, flags, e)))
+		goto out;
+	out->n_vertices = nv;
+	for (size_t v = 0; v < Q.nv; v++) {
+		uint32_t k = map[v];
+		if (k == UINT32_MAX)
+			continue;
+		for (int j = 0; j < 3; j++)
+			out->positions[3 * (size_t)k + (size_t)j] = (float)Q.p[3 * v + (size_t)j];
+		if (out->colors)
+			for (int j = 0; j < 4; j++)
+				out->colors[4 * (size_t)k + (size_t)j] =
+					(uint8_t)lrint(Q.col[4 * v + (size_t)j] / Q.cnt[v]);
+	}
+	nf = 0;
+	for (size_t f = 0; f < Q.nf; f++) {
+		if (Q.dead[f])
+			continue;
+		uint32_t t[3];
+		for (int j = 0; j < 3; j++)
+			t[j] = map[qem_find(&Q, idx[3 * f + (size_t)j])];
+		if (t[0] == UINT32_MAX || t[1] == UINT32_MAX || t[2] == UINT32_MAX ||
+		    t[0] == t[1] || t[1] == t[2] || t[0] == t[2])
+			continue;
+		memcpy(out->indices + 3 * nf, t, sizeof(t));
+		nf++;
+	}
+	out->n_faces = out->n_polygons = nf;
+	if ((rc = gen_normals(out, e)))
+		goto out;
+	if ((rc = copy_info(in, out, false, e)))
+		goto out;
+	rc = scan_finalize(out, e);
+out:
+	xfree(map);
+	xfree(idx);
+	qem_release(&Q);
+	if (rc)
+		scan_release(out);
+	return rc;
+}
+
 int gen_decimate(const struct scan *in, double factor, struct scan *out,
 		 struct err *e)
 {
@@ -1981,6 +2535,9 @@ int gen_decimate(const struct scan *in, double factor, struct scan *out,
 	double target = (double)in->n_vertices / factor;
 	if (target < 4)
 		target = 4;
+	if (in->n_faces > 0)
+		return decimate_qem(in, (size_t)target, out, e);
+	/* a cloud: vertex clustering */
 	/* first guess from the surface area (or the box for a cloud) */
 	double area = gen_surface_area(in);
 	float lo[3], hi[3];

@@ -199,10 +199,12 @@ int gen_rigid(struct scan *s, uint64_t seed, double scale,
 int gen_noise(struct scan *s, uint64_t seed, double sigma_mm, struct err *e);
 
 /*
- * Vertex clustering on a grid sized so that about n_vertices / factor
- * clusters remain (factor > 1).  A cluster's position and colour are the
- * means of its members; collapsed triangles are dropped; normals are
- * recomputed; UVs, textures and materials are dropped (clustering breaks
+ * Decimate to about n_vertices / factor vertices (factor > 1), as mesh
+ * tools do: a mesh by quadric-error edge collapse (Garland & Heckbert
+ * 1997; borders held by perpendicular planes, collapses that turn a
+ * triangle over refused), a point cloud by clustering on a grid.  A
+ * merged vertex's colour is the mean of its members'; normals are
+ * recomputed; UVs, textures and materials are dropped (decimation breaks
  * the parametrisation).
  */
 int gen_decimate(const struct scan *in, double factor, struct scan *out,

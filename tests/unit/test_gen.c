@@ -571,6 +571,85 @@ static void test_gen_noise_moves_along_normals_with_sigma(void **state)
 	scan_release(&b);
 }
 
+/* A roof over [0, 60]^2 mm: two planes meeting at a crease along x = 30. */
+static double roof(double x)
+{
+	return 10 - 0.5 * fabs(x - 30);
+}
+
+/*
+ * Quadric-error decimation moves no vertex off a piecewise-planar surface,
+ * keeps the crease at its height and the outline where it was: what
+ * vertex clustering (which averages across the crease and pulls the
+ * border in) does not.
+ */
+static void test_gen_decimate_keeps_planes_creases_and_borders(void **state)
+{
+	(void)state;
+	const size_t n = 61;
+	struct scan a, d;
+	struct err e;
+	err_init(&e);
+	scan_init(&a);
+	size_t nf = 2 * (n - 1) * (n - 1);
+	assert_int_equal(scan_alloc(&a, n * n, nf, 0, &e), 0);
+	a.n_vertices = n * n;
+	a.n_faces = a.n_polygons = nf;
+	a.units = UNITS_MM;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {
+			float *p = a.positions + 3 * (i * n + j);
+			p[0] = (float)i;
+			p[1] = (float)j;
+			p[2] = (float)roof((double)i);
+		}
+	size_t k = 0;
+	for (size_t i = 0; i + 1 < n; i++)
+		for (size_t j = 0; j + 1 < n; j++, k += 2) {
+			uint32_t v = (uint32_t)(i * n + j), w = (uint32_t)((i + 1) * n + j);
+			uint32_t *t = a.indices + 3 * k;
+			t[0] = v, t[1] = w, t[2] = w + 1;
+			t[3] = v, t[4] = w + 1, t[5] = v + 1;
+		}
+	assert_int_equal(scan_finalize(&a, &e), 0);
+	assert_int_equal(gen_decimate(&a, 4.0, &d, &e), 0);
+	double r = (double)d.n_vertices / ((double)a.n_vertices / 4.0);
+	assert_true(r > 0.85 && r < 1.15);
+	double top = -1;
+	for (size_t v = 0; v < d.n_vertices; v++) {
+		const float *p = d.positions + 3 * v;
+		assert_near(p[2], roof(p[0]), 1e-3);
+		top = fmax(top, p[2]);
+	}
+	assert_near(top, 10.0, 1e-3);
+	for (int c = 0; c < 2; c++) {
+		assert_near(d.bbox_min[c], 0.0, 1e-3);
+		assert_near(d.bbox_max[c], 60.0, 1e-3);
+	}
+	assert_near(gen_surface_area(&d), gen_surface_area(&a), 1e-3 * gen_surface_area(&a));
+	scan_release(&d);
+
+	/* the same roof as a triangle soup (no shared vertex) is welded first */
+	struct scan soup;
+	scan_init(&soup);
+	assert_int_equal(scan_alloc(&soup, 3 * nf, nf, 0, &e), 0);
+	soup.n_vertices = 3 * nf;
+	soup.n_faces = soup.n_polygons = nf;
+	for (size_t c = 0; c < 3 * nf; c++) {
+		memcpy(soup.positions + 3 * c, a.positions + 3 * (size_t)a.indices[c],
+		       3 * sizeof(float));
+		soup.indices[c] = (uint32_t)c;
+	}
+	assert_int_equal(scan_finalize(&soup, &e), 0);
+	assert_int_equal(gen_decimate(&soup, 24.0, &d, &e), 0);
+	r = (double)d.n_vertices / ((double)soup.n_vertices / 24.0);
+	assert_true(r > 0.85 && r < 1.15);
+	assert_near(gen_surface_area(&d), gen_surface_area(&a), 1e-3 * gen_surface_area(&a));
+	scan_release(&soup);
+	scan_release(&d);
+	scan_release(&a);
+}
+
 static void test_gen_decimate_reduces_by_factor(void **state)
 {
 	(void)state;
@@ -736,6 +815,7 @@ int main(void)
 		cmocka_unit_test(test_gen_rigid_keeps_shape_up_to_scale),
 		cmocka_unit_test(test_gen_noise_moves_along_normals_with_sigma),
 		cmocka_unit_test(test_gen_decimate_reduces_by_factor),
+		cmocka_unit_test(test_gen_decimate_keeps_planes_creases_and_borders),
 		cmocka_unit_test(test_gen_sample_points_is_area_weighted),
 		cmocka_unit_test(test_gen_crop_keeps_fraction_and_attributes),
 		cmocka_unit_test(test_gen_fails_cleanly_when_allocations_fail),

@@ -2,7 +2,8 @@
 # The retrieval evaluation on a small generated corpus (scripts/eval-retrieval
 # --quick): the table has every perturbation with the D2 baseline beside
 # it, rigid copies are always found, the descriptor beats D2 on crops, and
-# --copies groups one model saved to two files.
+# --copies groups one model saved to two files, and --photo-relief makes a
+# material task of relief from images.
 # The full table (CGAL meshes, 63-scan corpus) runs under make bench.
 . "$(dirname "$0")/lib.sh"
 
@@ -54,6 +55,24 @@ expect_eq "$(jq -c 'select(has("copies")) | .copies' "$out")" "[[\"${first%.*}\"
 	"the turned, scaled STL copy is grouped with its model, nothing else is"
 expect_eq "$(jq -r 'select(.case == "rigid") | .queries, .top1' "$out" | tr '\n' ' ')" "4 1 " \
 	"every reference finds itself or its copy"
+# --photo-relief: relief from images (here the generator's own colour
+# textures, read back as height maps), each at two widths, on every form
+mkdir -p "$T/photo"
+"$REFSCAN_BUILD/scangen" -q --form tile --material knit --color texture --triangles 4000 \
+	-o "$T/photo/knit.obj"
+"$REFSCAN_BUILD/scangen" -q --form tile --material bark --color texture --triangles 4000 \
+	-o "$T/photo/bark.obj"
+run "$E" --json --gen --forms 2 --triangles 20000 --perturb rigid \
+	--photo-relief "$T/photo/knit.png,$T/photo/bark.png" --dump "$T/photo.dump"
+expect_rc 0 "a corpus with relief from images"
+expect_eq "$(grep -c '^ref ' "$T/photo.dump")" 8 "2 forms x 2 images x 2 widths"
+expect_eq "$(jq -r 'select(.task == "material") | .case' "$out" | tr '\n' ' ')" \
+	"knit-40mm knit-100mm bark-40mm bark-100mm all (surface) all (object) " \
+	"one material class per image and width"
+expect_grep "$T/photo.dump" '^ref panel-bark-100mm ' "references are named form-image-width"
+run "$E" --gen --forms 1 --photo-relief "$T/photo/missing.png" --perturb rigid
+expect_rc 70 "a missing image fails the run"
+expect_grep "$errf" "missing.png: cannot open" "and names the file"
 run "$E" --gen --spacing-mm 0 --perturb rigid
 expect_rc 64 "a spacing of 0 is a usage error"
 run "$E" --perturb bogus --gen

@@ -109,6 +109,20 @@ done
 expect_eq "$bad_meta" 0 "sidecars name material, form, units mm and tags"
 expect_eq "$(jq -s 'map(.format) | unique | length' "$T/lib1"/*.meta.json)" 5 "library uses all five formats"
 
+# relief from an image: the scan's own colour texture read back as heights
+mkdir -p "$T/hm"
+run "$G" -q --form tile --material knit --color texture --triangles 4000 -o "$T/hm/knit.obj"
+expect_rc 0 "a texture to use as a height map"
+run "$G" --form blob --heightmap "$T/hm/knit.png" --heightmap-mm 20 --triangles 8000 \
+	-o "$T/hm/blob.ply"
+expect_rc 0 "relief from a height map"
+expect_grep "$out" "blob.ply: [0-9]+ vertices" "the scan is written"
+run "$G" --heightmap "$T/hm/none.png" -o "$T/hm/x.ply"
+expect_rc 66 "a missing height map"
+expect_grep "$errf" "none.png: cannot open" "is named"
+run "$G" --heightmap "$T/hm/knit.png" --heightmap-mm 0 -o "$T/hm/x.ply"
+expect_rc 64 "a height map width of 0 is a usage error"
+
 # usage
 run "$G" --material velvet -o "$T/x.ply"
 expect_rc 64 "unknown material is a usage error"

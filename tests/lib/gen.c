@@ -373,6 +373,7 @@ static double pits(const double p[3], const double n[3], double cell, double pro
 /* --------------------------------------------------------------- relief */
 
 struct relief {
+	const struct gen_heightmap *hm; /* relief from an image, or NULL */
 	enum gen_material m;
 	uint64_t seed;
 	int grain;          /* axis the anisotropic materials run along */
@@ -740,12 +741,130 @@ static void relief_knit(const struct relief *r, const double p[3],
 	o->aux = 0.5 + 0.5 * gnoise3(p, 10.0, r->seed + 74);
 }
 
+int gen_heightmap_init(struct gen_heightmap *hm, const struct image *im, double width_mm,
+		       struct err *e)
+{
+	memset(hm, 0, sizeof(*hm));
+	if (!im->rgba || im->width < 2 || im->height < 2 || !(width_mm > 0))
+		return err_set(e, ERR_FORMAT, "a height map needs an image of 2 x 2 pixels or more "
+				   "and a positive width");
+	size_t n = (size_t)im->width * im->height;
+	float *L = alloc_array(n, sizeof(float));
+	if (!L)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	double sum = 0, sum2 = 0;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *c = im->rgba + 4 * i;
+		double y = (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255.0;
+		L[i] = (float)y;
+		sum += y;
+		sum2 += y * y;
+	}
+	double mean = sum / (double)n, sd = sqrt(fmax(sum2 / (double)n - mean * mean, 0));
+	for (size_t i = 0; i < n; i++) {
+		double v = sd > 0 ? (L[i] - mean) / (3 * sd) : 0;
+		L[i] = (float)(v < -1 ? -1 : v > 1 ? 1 : v);
+	}
+	hm->px[0] = L;
+	hm->w[0] = im->width;
+	hm->h[0] = im->height;
+	hm->levels = 1;
+	hm->width_mm = width_mm;
+	while (hm->levels < GEN_HM_LEVELS) {
+		int k = hm->levels;
+		uint32_t w = hm->w[k - 1] / 2, h = hm->h[k - 1] / 2;
+		if (w < 2 || h < 2)
+			break;
+		float *d = alloc_array((size_t)w * h, sizeof(float));
+		if (!d) {
+			gen_heightmap_release(hm);
+			return err_set(e, ERR_NOMEM, "out of memory");
+		}
+		const float *u = hm->px[k - 1];
+		size_t uw = hm->w[k - 1];
+		for (uint32_t y = 0; y < h; y++)
+			for (uint32_t x = 0; x < w; x++) {
+				size_t a = 2 * (size_t)y * uw + 2 * (size_t)x;
+				d[(size_t)y * w + x] = 0.25f * (u[a] + u[a + 1] + u[a + uw] + u[a + uw + 1]);
+			}
+		hm->px[k] = d;
+		hm->w[k] = w;
+		hm->h[k] = h;
+		hm->levels++;
+	}
+	return 0;
+}
+
+void gen_heightmap_release(struct gen_heightmap *hm)
+{
+	for (int k = 0; k < GEN_HM_LEVELS; k++)
+		xfree(hm->px[k]);
+	memset(hm, 0, sizeof(*hm));
+}
+
+/* Mirrored-repeat index of i into [0, n). */
+static size_t mirror(double i, size_t n)
+{
+	double p = fmod(i, 2.0 * (double)n);
+	if (p < 0)
+		p += 2.0 * (double)n;
+	size_t k = (size_t)p;
+	if (k >= 2 * n)
+		k = 2 * n - 1;
+	return k < n ? k : 2 * n - 1 - k;
+}
+
+/* Bilinear value of level k at (x, y) in that level's pixels. */
+static double hm_sample(const struct gen_heightmap *hm, int k, double x, double y)
+{
+	size_t w = hm->w[k], h = hm->h[k];
+	double fx = floor(x - 0.5), fy = floor(y - 0.5);
+	double tx = x - 0.5 - fx, ty = y - 0.5 - fy;
+	size_t x0 = mirror(fx, w), x1 = mirror(fx + 1, w);
+	size_t y0 = mirror(fy, h), y1 = mirror(fy + 1, h);
+	const float *p = hm->px[k];
+	double a = lerp(p[y0 * w + x0], p[y0 * w + x1], tx);
+	double b = lerp(p[y1 * w + x0], p[y1 * w + x1], tx);
+	return lerp(a, b, ty);
+}
+
+/* Triplanar height of the map at p (mm), sampled no finer than s. */
+static void relief_map(const struct relief *r, const double p[3], const double n[3],
+		       double s, struct rsample *o)
+{
+	const struct gen_heightmap *hm = r->hm;
+	double px = hm->width_mm / hm->w[0];
+	int k = 0;
+	while (k + 1 < hm->levels && px * (double)(1u << (k + 1)) <= s)
+		k++;
+	double scale = (double)(1u << k);
+	double w[3], h = 0;
+	triplanar(n, w);
+	for (int a = 0; a < 3; a++) {
+		if (w[a] < 0.01)
+			continue;
+		double u, v;
+		plane_coords(p, a, r->grain, &u, &v);
+		uint64_t hs = mix64(r->seed + 101 + (uint64_t)a);
+		double ou = u01(hs) * hm->w[0], ov = u01(mix64(hs)) * hm->h[0];
+		h += w[a] * hm_sample(hm, k, (u / px + ou) / scale, (v / px + ov) / scale);
+	}
+	o->h = h;
+	o->tone = 0.5 - 0.5 * h;
+	o->aux = 0.5;
+}
+
 static void relief_eval(const struct relief *r, const double p[3],
 			const double n[3], double s, struct rsample *o)
 {
 	o->h = 0;
 	o->tone = 0;
 	o->aux = 0;
+	if (r->hm) {
+		relief_map(r, p, n, s, o);
+		o->h *= r->amp;
+		return;
+	}
 	switch (r->m) {
 	case GEN_MAT_SKIN: relief_skin(r, p, n, s, o); break;
 	case GEN_MAT_BARK: relief_bark(r, p, s, o); break;
@@ -763,6 +882,7 @@ static void relief_eval(const struct relief *r, const double p[3],
 static void relief_init(struct relief *r, enum gen_material m, uint64_t seed,
 			int grain, double amplitude_mm)
 {
+	r->hm = NULL;
 	r->m = m;
 	r->seed = mix64(seed ^ 0x5EEDull);
 	r->grain = grain;
@@ -1383,6 +1503,12 @@ int gen_scan(const struct gen_params *p, struct scan *out, struct image *tex,
 	form_init(&F, p->form, p->seed);
 	layout_make(&F, p->triangles, &L);
 	relief_init(&R, p->material, p->seed, F.grain, p->amplitude_mm);
+	if (p->heightmap) {
+		if (!p->heightmap->levels)
+			return err_set(e, ERR_INTERNAL, "empty height map");
+		R.hm = p->heightmap;
+		R.amp = p->amplitude_mm > 0 ? p->amplitude_mm : 0.5;
+	}
 	if (L.n_vertices >= UINT32_MAX)
 		return err_set(e, ERR_LIMIT, "%zu vertices (limit %u)", L.n_vertices, UINT32_MAX);
 

@@ -89,7 +89,33 @@ struct gen_params {
 	bool normals;            /* per-vertex normals (default true) */
 	bool uvs;                /* per-vertex UVs even without a texture (default false) */
 	bool jitter;             /* irregular vertex placement like a scanner's mesh (default true) */
+	/* relief from an image instead of the material's (NULL: the material's);
+	 * amplitude_mm is then its peak depth (0: 0.5 mm).  Borrowed. */
+	const struct gen_heightmap *heightmap;
 };
+
+/*
+ * A height map from a photograph of a surface, for relief that no
+ * generator made: luminance, zero mean, scaled so that 3 standard
+ * deviations are 1 (clamped to [-1, 1]), with 2x box-filtered levels so
+ * that a scan samples it no finer than its edge length.  Applied by
+ * triplanar projection (each axis plane's view blended by the normal),
+ * mirrored at the image's edges, at width_mm per image width, from an
+ * offset the scan's seed chooses.
+ */
+#define GEN_HM_LEVELS 12
+struct gen_heightmap {
+	int levels;
+	uint32_t w[GEN_HM_LEVELS], h[GEN_HM_LEVELS];
+	float *px[GEN_HM_LEVELS];
+	double width_mm;
+};
+
+/* Build from a decoded image (at least 2 x 2 pixels).  0 or ERR_NOMEM /
+ * ERR_FORMAT. */
+int gen_heightmap_init(struct gen_heightmap *hm, const struct image *im, double width_mm,
+		       struct err *e);
+void gen_heightmap_release(struct gen_heightmap *hm);
 
 /* Defaults: tile, stone, 100 mm, 20000 triangles, seed 1, no colour. */
 void gen_params_init(struct gen_params *p);

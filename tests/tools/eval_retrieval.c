@@ -72,6 +72,10 @@ static const char eval_usage[] =
 	"                      surface every S mm (a scanner's resolution), at\n"
 	"                      least 20000 and at most --triangles\n"
 	"  --colour            --gen: vary colour (vertex, texture); default none\n"
+	"  --photo-relief LIST --gen: instead of the generator's materials, relief\n"
+	"                      from photographs (comma list of PNG/JPEG files),\n"
+	"                      each at 40 and 100 mm per image width: the classes\n"
+	"                      of the material task; every form 80 mm, 0.5 mm deep\n"
 	"  --min-faces N       skip references with fewer faces (default 200)\n"
 	"  --queries N         queries per reference and perturbation (default 1)\n"
 	"  --perturb LIST      comma list of rigid,noise,noise-strong,decimate,\n"
@@ -94,7 +98,7 @@ static const char eval_usage[] =
 enum {
 	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
 	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
-	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING, OPT_COPIES,
+	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING, OPT_COPIES, OPT_PHOTO,
 };
 
 static const struct option eval_options[] = {
@@ -110,6 +114,7 @@ static const struct option eval_options[] = {
 	{ "cla", required_argument, NULL, OPT_CLA },
 	{ "same", required_argument, NULL, OPT_SAME },
 	{ "copies", no_argument, NULL, OPT_COPIES },
+	{ "photo-relief", required_argument, NULL, OPT_PHOTO },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
@@ -361,6 +366,101 @@ static int load_gen(struct refs *R, int n_forms, int n_mats, size_t tris, bool c
 	}
 	xfree(tmp);
 	return rc;
+}
+
+/* Photograph widths in mm: each photograph is a material at both. */
+static const double photo_mm[2] = { 40.0, 100.0 };
+#define PHOTO_FORM_MM 80.0
+
+/*
+ * Photograph corpus: every form x photograph x width once, the relief a
+ * height map of the photograph's luminance (gen_heightmap).  Classes are
+ * photograph-width pairs, named into *names.  Returns the class count or
+ * -1.
+ */
+static int load_photos(struct refs *R, const char *list, int n_forms, size_t tris,
+		       double spacing, size_t max_tris, char ***names)
+{
+	char *paths = xstrdup(list);
+	int n_img = 0, rc = 0;
+	struct gen_heightmap hm[16];
+	char stem[16][64];
+	for (char *save = NULL, *t = strtok_r(paths, ",", &save); t && !rc;
+	     t = strtok_r(NULL, ",", &save)) {
+		struct image im;
+		struct err e;
+		err_init(&e);
+		image_init(&im);
+		if (n_img == 16) {
+			out_error("--photo-relief: at most 16 photographs");
+			rc = -1;
+		} else if (image_read_file(t, NULL, &im, &e) < 0 ||
+			   gen_heightmap_init(&hm[n_img], &im, 1.0, &e) < 0) {
+			char buf[512];
+			out_error("%s", err_format(&e, buf, sizeof(buf)));
+			rc = -1;
+		} else {
+			stem_of(t, stem[n_img], sizeof(stem[n_img]));
+			n_img++;
+		}
+		image_release(&im);
+	}
+	xfree(paths);
+	int n_cls = 2 * n_img;
+	*names = rc ? NULL : alloc_array_zero((size_t)(n_cls ? n_cls : 1), sizeof(char *));
+	for (int c = 0; c < n_cls && *names; c++) {
+		char nm[96];
+		snprintf(nm, sizeof(nm), "%s-%.0fmm", stem[c / 2], photo_mm[c % 2]);
+		(*names)[c] = xstrdup(nm);
+	}
+	size_t n = (size_t)n_forms * (size_t)n_cls;
+	struct ref *tmp = rc || !*names ? NULL : alloc_array_zero(n ? n : 1, sizeof(*tmp));
+	if (!tmp)
+		rc = -1;
+	#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+	for (size_t i = 0; i < (tmp ? n : 0); i++) {
+		int f = (int)(i / (size_t)n_cls), c = (int)(i % (size_t)n_cls);
+		struct gen_heightmap map = hm[c / 2];
+		map.width_mm = photo_mm[c % 2];
+		struct gen_params p;
+		struct err e;
+		err_init(&e);
+		gen_params_init(&p);
+		p.form = (enum gen_form)f;
+		p.material = GEN_MAT_NONE;
+		p.size_mm = PHOTO_FORM_MM;
+		p.seed = seed * 1000003u + i;
+		p.heightmap = &map;
+		p.triangles = tris;
+		if (spacing > 0)
+			p.triangles = tris_for_spacing(&p, spacing, max_tris);
+		tmp[i].cls = c;
+		if (!p.triangles || gen_scan(&p, &tmp[i].s, NULL, &e) < 0) {
+			char buf[512];
+			#pragma omp critical
+			{
+				out_error("photo %s on %s: %s", (*names)[c], gen_form_name(p.form),
+					  err_format(&e, buf, sizeof(buf)));
+				rc = -1;
+			}
+		}
+		char name[128];
+		snprintf(name, sizeof(name), "%s-%s", gen_form_name(p.form), (*names)[c]);
+		tmp[i].name = xstrdup(name);
+	}
+	for (size_t i = 0; tmp && i < n; i++) {
+		if (!rc && add_ref(R, tmp[i].name, &tmp[i].s, NULL, 0) < 0)
+			rc = -1;
+		if (!rc)
+			R->r[R->n - 1].cls = tmp[i].cls;
+		else
+			scan_release(&tmp[i].s);
+		xfree(tmp[i].name);
+	}
+	xfree(tmp);
+	for (int k = 0; k < n_img; k++)
+		gen_heightmap_release(&hm[k]);
+	return rc ? -1 : n_cls;
 }
 
 /*
@@ -1051,7 +1151,7 @@ int main(int argc, char **argv)
 	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
 	long queries = 1;
 	double spacing = 0;
-	const char *cla = NULL, *same = NULL, *dump = NULL, *name = NULL;
+	const char *cla = NULL, *same = NULL, *dump = NULL, *name = NULL, *photos = NULL;
 	int c;
 	for (int p = 0; p < N_PERT; p++)
 		on[p] = true;
@@ -1075,6 +1175,7 @@ int main(int argc, char **argv)
 		case OPT_CLA: cla = optarg; break;
 		case OPT_SAME: same = optarg; break;
 		case OPT_COPIES: copies = true; break;
+		case OPT_PHOTO: photos = optarg; break;
 		case OPT_SEED: seed = (uint64_t)parse_long(optarg, 0, LONG_MAX, &ok); break;
 		case OPT_THREADS: n_threads = (int)parse_long(optarg, 1, 1024, &ok); break;
 		case OPT_VERBOSE: verbose = true; break;
@@ -1093,7 +1194,13 @@ int main(int argc, char **argv)
 	struct refs R = { 0 };
 	char **files = NULL;
 	size_t nf = 0, fcap = 0;
-	if (gen) {
+	char **cls_names = NULL;
+	int n_cls = 0;
+	if (gen && photos) {
+		if ((n_cls = load_photos(&R, photos, (int)n_forms, spacing > 0 ? 0 : (size_t)tris,
+					 spacing, (size_t)tris, &cls_names)) < 0)
+			return EXIT_SOFTWARE;
+	} else if (gen) {
 		if (load_gen(&R, (int)n_forms, (int)n_mats, spacing > 0 ? 0 : (size_t)tris, colour,
 			     spacing, (size_t)tris) < 0)
 			return EXIT_SOFTWARE;
@@ -1106,8 +1213,6 @@ int main(int argc, char **argv)
 		out_error("no references could be read");
 		return EXIT_NOINPUT;
 	}
-	char **cls_names = NULL;
-	int n_cls = 0;
 	if (cla && (n_cls = read_cla(cla, &R, false, &cls_names)) < 0)
 		return EXIT_NOINPUT;
 	if (same && read_cla(same, &R, true, NULL) < 0)
@@ -1117,7 +1222,7 @@ int main(int argc, char **argv)
 		out_error("out of memory for %zu references", R.n);
 		return EXIT_SOFTWARE;
 	}
-	if (gen) {
+	if (gen && !photos) {
 		n_cls = (int)n_mats;
 		cls_names = alloc_array((size_t)n_cls, sizeof(char *));
 		for (int m = 0; m < n_cls; m++)

@@ -42,6 +42,9 @@ static const char scangen_usage[] =
 	"  --triangles N       target triangle count, within ~5% (default 20000)\n"
 	"  --seed K            generator seed (default 1)\n"
 	"  --amplitude-mm A    peak relief depth (default: the material's typical)\n"
+	"  --heightmap IMG     relief from a photograph or height image (PNG or\n"
+	"                      JPEG luminance, triplanar) instead of the material's\n"
+	"  --heightmap-mm W    its width in mm on the surface (default 50)\n"
 	"  --color C           none, vertex or texture (PNG + UVs; default none)\n"
 	"  --format F          ply ply-ascii obj stl stl-ascii (default: from FILE)\n"
 	"  --texture-px N      texture width and height (default from --triangles)\n"
@@ -59,7 +62,7 @@ static const char scangen_usage[] =
 enum {
 	OPT_FORM = 256, OPT_MATERIAL, OPT_SIZE, OPT_TRIANGLES, OPT_SEED, OPT_AMP,
 	OPT_COLOR, OPT_FORMAT, OPT_TEXPX, OPT_UVS, OPT_NONORMALS, OPT_NOJITTER,
-	OPT_META, OPT_LIBRARY, OPT_COUNT, OPT_LIST,
+	OPT_META, OPT_LIBRARY, OPT_COUNT, OPT_LIST, OPT_HMAP, OPT_HMAP_MM,
 };
 
 static const struct option scangen_options[] = {
@@ -80,6 +83,8 @@ static const struct option scangen_options[] = {
 	{ "library", required_argument, NULL, OPT_LIBRARY },
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "list", no_argument, NULL, OPT_LIST },
+	{ "heightmap", required_argument, NULL, OPT_HMAP },
+	{ "heightmap-mm", required_argument, NULL, OPT_HMAP_MM },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -269,7 +274,8 @@ static int format_from_name(const char *path)
 int main(int argc, char **argv)
 {
 	struct gen_params p;
-	const char *out = NULL, *library = NULL;
+	const char *out = NULL, *library = NULL, *hmap = NULL;
+	double hmap_mm = 50;
 	int fmt = -1, meta = 0, quiet = 0, c, v;
 	uint64_t n, count = 0;
 	bool have_count = false, have_triangles = false;
@@ -342,6 +348,13 @@ int main(int argc, char **argv)
 				return usage_error("bad --count '%s'", optarg);
 			have_count = true;
 			break;
+		case OPT_HMAP:
+			hmap = optarg;
+			break;
+		case OPT_HMAP_MM:
+			if (parse_mm(optarg, &hmap_mm) || !(hmap_mm > 0))
+				return usage_error("bad --heightmap-mm '%s'", optarg);
+			break;
 		case OPT_LIST:
 			list();
 			return out_finish(EXIT_OK);
@@ -377,5 +390,22 @@ int main(int argc, char **argv)
 		snprintf(texname, sizeof(texname), "%.*s.png", len, base);
 		p.texture_name = texname;
 	}
-	return out_finish(make_one(&p, (enum gen_format)fmt, out, meta, quiet));
+	struct gen_heightmap hm;
+	memset(&hm, 0, sizeof(hm));
+	if (hmap) {
+		struct image im;
+		struct err e;
+		err_init(&e);
+		image_init(&im);
+		int rc = image_read_file(hmap, NULL, &im, &e);
+		if (!rc)
+			rc = gen_heightmap_init(&hm, &im, hmap_mm, &e);
+		image_release(&im);
+		if (rc)
+			return out_finish(fail(&e));
+		p.heightmap = &hm;
+	}
+	int rc = make_one(&p, (enum gen_format)fmt, out, meta, quiet);
+	gen_heightmap_release(&hm);
+	return out_finish(rc);
 }

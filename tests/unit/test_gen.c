@@ -650,6 +650,89 @@ static void test_gen_decimate_keeps_planes_creases_and_borders(void **state)
 	scan_release(&a);
 }
 
+/* Largest and mean displacement of p's tile from the same tile without
+ * relief, and the share of vertices displaced by more than thr mm. */
+static void relief_of(const struct gen_params *p, double thr, double *max, double *mean,
+		      double *share)
+{
+	struct gen_params q = *p;
+	struct scan a, b;
+	q.heightmap = NULL;
+	q.material = GEN_MAT_NONE;
+	make(p, &a);
+	make(&q, &b);
+	assert_int_equal(a.n_vertices, b.n_vertices);
+	double mx = 0, sum = 0;
+	size_t over = 0;
+	for (size_t i = 0; i < a.n_vertices; i++) {
+		double d2 = 0, dot = 0;
+		for (int k = 0; k < 3; k++) {
+			double d = (double)a.positions[3 * i + k] - b.positions[3 * i + k];
+			d2 += d * d;
+			dot += d * b.normals[3 * i + k];
+		}
+		double d = sqrt(d2);
+		mx = fmax(mx, d);
+		sum += dot;
+		over += d > thr;
+	}
+	*max = mx;
+	*mean = sum / (double)a.n_vertices;
+	*share = (double)over / (double)a.n_vertices;
+	scan_release(&a);
+	scan_release(&b);
+}
+
+/*
+ * A height map's relief: stripes 3 pixels wide (black and white, so
+ * +-1/3 after normalising to 3 standard deviations) at 0.133 mm a pixel.
+ * A mesh finer than the pixels carries them at full depth; one whose
+ * edges span several stripes samples the box-filtered levels and is
+ * nearly flat, as a scanner of that resolution would see it.
+ */
+static void test_gen_heightmap_relief_follows_the_image_and_the_resolution(void **state)
+{
+	(void)state;
+	struct image im;
+	image_init(&im);
+	im.width = im.height = 60;
+	im.rgba = alloc_array(60 * 60, 4);
+	assert_non_null(im.rgba);
+	for (size_t y = 0; y < 60; y++)
+		for (size_t x = 0; x < 60; x++) {
+			uint8_t v = (x / 3) % 2 ? 255 : 0;
+			uint8_t *c = im.rgba + 4 * (y * 60 + x);
+			c[0] = c[1] = c[2] = v;
+			c[3] = 255;
+		}
+	struct gen_heightmap hm;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(gen_heightmap_init(&hm, &im, 8.0, &e), 0);
+	assert_true(hm.levels >= 5);
+	struct gen_params p = small(GEN_FORM_TILE, GEN_MAT_NONE, 100000);
+	p.size_mm = 40;
+	p.amplitude_mm = 0.6;
+	p.heightmap = &hm;
+	double mx, mean, share;
+	relief_of(&p, 0.15, &mx, &mean, &share);
+	assert_true(mx <= 0.2 + 1e-3 && mx > 0.19);
+	assert_true(fabs(mean) < 0.02);
+	assert_true(share > 0.1);
+	p.triangles = 300;
+	relief_of(&p, 0.15, &mx, &mean, &share);
+	assert_true(mx < 0.05);
+	assert_true(share == 0);
+
+	gen_heightmap_release(&hm);
+	/* no pixels, or no width: refused */
+	struct image tiny;
+	image_init(&tiny);
+	assert_int_equal(gen_heightmap_init(&hm, &tiny, 8.0, &e), ERR_FORMAT);
+	assert_int_equal(gen_heightmap_init(&hm, &im, 0.0, &e), ERR_FORMAT);
+	image_release(&im);
+}
+
 static void test_gen_decimate_reduces_by_factor(void **state)
 {
 	(void)state;
@@ -814,6 +897,7 @@ int main(void)
 		cmocka_unit_test(test_gen_library_plan_covers_every_form_and_material),
 		cmocka_unit_test(test_gen_rigid_keeps_shape_up_to_scale),
 		cmocka_unit_test(test_gen_noise_moves_along_normals_with_sigma),
+		cmocka_unit_test(test_gen_heightmap_relief_follows_the_image_and_the_resolution),
 		cmocka_unit_test(test_gen_decimate_reduces_by_factor),
 		cmocka_unit_test(test_gen_decimate_keeps_planes_creases_and_borders),
 		cmocka_unit_test(test_gen_sample_points_is_area_weighted),

@@ -471,6 +471,8 @@ static void fit_centre(const struct desc_nbhd *nbl, const struct desc_nbhd *nbs,
 		for (int k = 0; k < 3; k++)
 			n[k] = -n[k];
 	tangents(n, t1, t2);
+	for (int k = 0; k < 3; k++)
+		out->nrm[k] = (float)n[k];
 	double inv_r = 1.0 / r;
 	for (size_t j = 0; j < m; j++) {
 		const double *p = g->p + 3 * j;

@@ -36,7 +36,10 @@ struct image;
 #define DESC_SI_BINS 9
 #define DESC_CV_BINS 6
 #define DESC_LOCAL_SCALES 2
-#define DESC_LOCAL_LEN (DESC_LOCAL_SCALES * DESC_SI_BINS * DESC_CV_BINS)
+#define DESC_PAIR_NB 4        /* bins of each of the four pair features */
+#define DESC_PAIR_BINS (DESC_PAIR_NB * DESC_PAIR_NB * DESC_PAIR_NB * DESC_PAIR_NB)
+#define DESC_PAIR_R 0.3       /* pairs of fit centres closer than this (of R) */
+#define DESC_LOCAL_LEN (DESC_LOCAL_SCALES * DESC_SI_BINS * DESC_CV_BINS + DESC_PAIR_BINS)
 
 #define DESC_RELIEF_SCALES 3
 #define DESC_RELIEF_STATS 8
@@ -314,6 +317,7 @@ struct desc_bfit {
 	float rq;          /* ridge-ness of the band's Hessian, 0..1 */
 	float re;          /* its curvature energy, the weight of rq */
 	float a4;          /* 4-fold variogram harmonic of the L residuals */
+	float nrm[3];      /* the L fit's normal (normalised frame) */
 	uint8_t lbp;       /* riu2 code 0..P+1, 255 when no colour */
 	uint8_t ok;        /* the L fit succeeded */
 	uint8_t sok;       /* the S pass succeeded */
@@ -353,6 +357,8 @@ void desc_tent(double x, double lo, double step, int nb, int idx[2], double w[2]
 
 /* Shape index x curvedness histogram of one scale (Hellinger, unit norm). */
 void desc_local_hist(const struct desc_bfit *f, size_t n, float *out);
+int desc_pair_hist(const struct desc_pts *C, const struct desc_bfit *f, double rp,
+		   int threads, float *out);
 
 /* Raw statistics of one relief band, heights in units of its L radius. */
 struct desc_band_raw {

@@ -31,6 +31,7 @@
  */
 #include "desc_int.h"
 #include "../common/alloc.h"
+#include "../common/err.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -98,6 +99,87 @@ void desc_local_hist(const struct desc_bfit *f, size_t n, float *out)
 	for (int i = 0; i < DESC_SI_BINS * DESC_CV_BINS; i++)
 		out[i] = (float)h[i];
 	desc_hellinger(out, DESC_SI_BINS * DESC_CV_BINS);
+}
+
+/*
+ * Point pair features (Drost, Ulrich, Navab, Ilic 2010), unsigned and
+ * local: for every two fit centres closer than rp, their distance / rp,
+ * |n1.n2|, and the larger and the smaller of |n1.u| and |n2.u| (u the
+ * unit vector from one to the other), DESC_PAIR_NB bins each; Hellinger.
+ * Unsigned, so that a guessed orientation does not matter; local, so that
+ * what a crop keeps keeps its pairs.  The centres are swept in x order, so
+ * only those within rp in x are compared.  The counts are integers, so the
+ * sum over threads is exact and the result does not depend on their
+ * number.  Returns 0 or ERR_NOMEM.
+ */
+struct pair_key {
+	float x;
+	uint32_t i;
+};
+
+static int cmp_pair_key(const void *a, const void *b)
+{
+	const struct pair_key *p = a, *q = b;
+	if (p->x != q->x)
+		return p->x < q->x ? -1 : 1;
+	return (p->i > q->i) - (p->i < q->i);
+}
+
+int desc_pair_hist(const struct desc_pts *C, const struct desc_bfit *f, double rp,
+		   int threads, float *out)
+{
+	enum { NB = DESC_PAIR_NB, NH = DESC_PAIR_BINS };
+	double h[NH];
+	memset(h, 0, sizeof(h));
+	/* the usable centres swept along x: only those within rp in x pair */
+	struct pair_key *key = alloc_array(C->n ? C->n : 1, sizeof(*key));
+	if (!key)
+		return ERR_NOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < C->n; i++)
+		if (f[i].ok)
+			key[n++] = (struct pair_key){ C->pos[3 * i], (uint32_t)i };
+	qsort(key, n, sizeof(*key), cmp_pair_key);
+	double rp2 = rp * rp;
+	#pragma omp parallel num_threads(threads)
+	{
+		double loc[NH];
+		memset(loc, 0, sizeof(loc));
+		#pragma omp for schedule(dynamic, 64)
+		for (size_t s = 0; s < n; s++) {
+			size_t i = key[s].i;
+			const float *p = C->pos + 3 * i, *a = f[i].nrm;
+			for (size_t t = s + 1; t < n && key[t].x - key[s].x < rp; t++) {
+				size_t j = key[t].i;
+				const float *q = C->pos + 3 * j, *b = f[j].nrm;
+				double d[3] = { q[0] - p[0], q[1] - p[1], q[2] - p[2] };
+				double d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+				if (!(d2 < rp2) || !(d2 > 0))
+					continue;
+				double dl = sqrt(d2);
+				double ab = fabs(a[0] * b[0] + a[1] * b[1] + a[2] * b[2]);
+				double au = fabs(a[0] * d[0] + a[1] * d[1] + a[2] * d[2]) / dl;
+				double bu = fabs(b[0] * d[0] + b[1] * d[1] + b[2] * d[2]) / dl;
+				int ix[4] = { (int)(dl / rp * NB), (int)(ab * NB), (int)(fmax(au, bu) * NB),
+					      (int)(fmin(au, bu) * NB) };
+				int k = 0;
+				for (int c = 0; c < 4; c++)
+					k = k * NB + (ix[c] < NB ? ix[c] : NB - 1);
+				loc[k] += 1;
+			}
+		}
+		#pragma omp critical
+		for (int k = 0; k < NH; k++)
+			h[k] += loc[k];
+	}
+	xfree(key);
+	double sum = 0;
+	for (int k = 0; k < NH; k++)
+		sum += h[k];
+	for (int k = 0; k < NH; k++)
+		out[k] = (float)(sum > 0 ? h[k] / sum : 0);
+	desc_hellinger(out, NH);
+	return 0;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -39,7 +39,7 @@ static const struct desc_block blocks[DESC_N_BLOCKS] = {
 	{ "shape", OFF_SHAPE, DESC_SHAPE_LEN, 1.0f,
 	  "D2/A3/D1 distributions, SH energies of the distance field, PCA ratios" },
 	{ "local", OFF_LOCAL, DESC_LOCAL_LEN, 0.75f,
-	  "shape index x curvedness at radii 0.09 and 0.27 of the RMS radius" },
+	  "shape index x curvedness at radii 0.09 and 0.27 of the RMS radius, normal pairs" },
 	{ "relief", OFF_RELIEF, DESC_RELIEF_LEN, 0.5f,
 	  "relief in bands 0.01-0.03, 0.03-0.09, 0.09-0.27 of the RMS radius" },
 	{ "relief_mm", OFF_RELIEF_MM, DESC_RELIEF_LEN, 0.5f,
@@ -60,7 +60,9 @@ static const struct desc_cue cues[] = {
 	{ "shape", DESC_SHAPE, OFF_SHAPE, DESC_SHAPE_LEN },
 	{ "local-fine", DESC_LOCAL, OFF_LOCAL, DESC_SI_BINS * DESC_CV_BINS },
 	{ "local-coarse", DESC_LOCAL, OFF_LOCAL + DESC_SI_BINS * DESC_CV_BINS,
-	  DESC_LOCAL_LEN - DESC_SI_BINS * DESC_CV_BINS },
+	  DESC_SI_BINS * DESC_CV_BINS },
+	{ "local-pairs", DESC_LOCAL, OFF_LOCAL + DESC_LOCAL_SCALES * DESC_SI_BINS * DESC_CV_BINS,
+	  DESC_PAIR_BINS },
 	{ "relief", DESC_RELIEF, OFF_RELIEF, DESC_RELIEF_LEN },
 	{ "relief_mm", DESC_RELIEF_MM, OFF_RELIEF_MM, DESC_RELIEF_LEN },
 	{ "colour", DESC_COLOUR, OFF_COLOUR, DESC_COLOUR_LEN },
@@ -530,7 +532,22 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 				goto out;
 		}
 		for (int j = 0; j < DESC_SI_BINS * DESC_CV_BINS; j++)
-			h[j] *= (float)sqrt(1.0 / DESC_LOCAL_SCALES);
+			h[j] *= (float)sqrt(1.0 / (DESC_LOCAL_SCALES + 1));
+	}
+	/*
+	 * How the form's faces stand to each other: pairs of centres with
+	 * the normals of the coarsest relative band's L fits (0.27 R), which
+	 * neither relief nor noise turn.
+	 */
+	{
+		float *h = out + OFF_LOCAL + DESC_LOCAL_SCALES * DESC_SI_BINS * DESC_CV_BINS;
+		if (desc_pair_hist(&F, rel.fit[DESC_RELIEF_SCALES - 1], DESC_PAIR_R,
+				   desc_threads(&src), h) < 0) {
+			rc = err_set(e, ERR_NOMEM, "out of memory describing %zu points", F.n);
+			goto out;
+		}
+		for (int j = 0; j < DESC_PAIR_BINS; j++)
+			h[j] *= (float)sqrt(1.0 / (DESC_LOCAL_SCALES + 1));
 	}
 	double phys = src.scale * (src.units ? src.mm_per_unit : 1.0);
 	for (int k = 0; k < DESC_RELIEF_SCALES; k++)

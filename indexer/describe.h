@@ -36,7 +36,7 @@ struct limits;
 struct scan;
 
 /* Identifies the layout below; stored with every descriptor. */
-#define DESC_SCHEMA "refscan-desc-2"
+#define DESC_SCHEMA "refscan-desc-3"
 
 enum desc_block_id {
 	DESC_SHAPE = 0,   /* global shape: D2, A3, D1, SH energies, PCA */

@@ -27,7 +27,7 @@ run "$R" index --archive "$A" --json "$L"
 expect_rc 0 "index the library"
 expect_eq "$(jq -c '[.version, .added, (.failed|length)]' "$out")" '[1,12,0]' "12 scans in version 1"
 M1=$A/versions/00000001.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-2")] | length' "$M1")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-3")] | length' "$M1")" 12 \
 	"every entry has a descriptor of the current schema"
 expect_eq "$(jq -r '.index.file + " " + .index.schema' "$M1")" "00000001.index refscan-index-1" \
 	"the version names its search index"
@@ -96,7 +96,7 @@ expect_eq "$(jq '[.results[] | (([.blocks[].distance] | add) - .distance | fabs)
 # what each match rests on: cues of the descriptor, at least one, at most
 # half of the seven (a sculpt with units and colour has all seven)
 expect_eq "$(jq '[.results[] | (.matched_on | length >= 1 and length <= 3) and
-	(.matched_on - ["shape","local-fine","local-coarse","relief","relief_mm","colour","size"] == [])] | all' "$out")" \
+	(.matched_on - ["shape","local-fine","local-coarse","local-pairs","relief","relief_mm","colour","size"] == [])] | all' "$out")" \
 	true "matched_on names the cues the match rests on"
 run "$R" query --archive "$A" --explain -k 1 "$S/knit-rigid.obj"
 expect_grep "$out" "shape [0-9.]+ \([0-9]+\) local [0-9.]+ \([0-9]+\) relief .*colour off .*closest by [a-z_]+; matched on [a-z_-]+" \
@@ -283,7 +283,7 @@ expect_rc 0 "reindex after a schema change"
 expect_eq "$(jq -c '[.version, .committed, .described, .failed]' "$out")" '[3,true,12,0]' \
 	"every scan described again into version 3"
 M3=$A/versions/00000003.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-2")] | length' "$M3")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-3")] | length' "$M3")" 12 \
 	"version 3 holds current descriptors"
 expect_eq "$(jq -c '[.entries[] | [.path, .blob]]' "$M3")" "$(jq -c '[.entries[] | [.path, .blob]]' "$H")" \
 	"the scans are unchanged"

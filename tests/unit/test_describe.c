@@ -184,7 +184,7 @@ static void test_describe_layout_is_contiguous(void **state)
 	(void)state;
 	const struct desc_block *b = describe_blocks();
 	size_t off = 0;
-	assert_string_equal(DESC_SCHEMA, "refscan-desc-2");
+	assert_string_equal(DESC_SCHEMA, "refscan-desc-3");
 	for (int i = 0; i < DESC_N_BLOCKS; i++) {
 		assert_int_equal(b[i].offset, off);
 		assert_true(b[i].length > 0);
@@ -194,6 +194,63 @@ static void test_describe_layout_is_contiguous(void **state)
 	}
 	assert_int_equal(off, describe_dim());
 	assert_int_equal(describe_block_find("nonsense"), -1);
+}
+
+/* Share of the pair histogram's mass (squared Hellinger entries) whose
+ * pairs have a normal at 15 degrees or more to the line joining them. */
+static double pair_mass_across(const float *v)
+{
+	const struct desc_block *b = describe_blocks();
+	const float *p = v + b[DESC_LOCAL].offset + DESC_LOCAL_SCALES * DESC_SI_BINS * DESC_CV_BINS;
+	double all = 0, across = 0;
+	for (int k = 0; k < DESC_PAIR_BINS; k++) {
+		int hi = (k / DESC_PAIR_NB) % DESC_PAIR_NB;
+		all += (double)p[k] * p[k];
+		across += hi >= 1 ? (double)p[k] * p[k] : 0;
+	}
+	return all > 0 ? across / all : -1;
+}
+
+/*
+ * The pair features see how faces stand to each other, which curvature
+ * histograms cannot: a flat sheet and two parallel sheets 1 mm apart have
+ * the same (flat) local geometry, but only the second has pairs whose
+ * normals point along the line joining them.
+ */
+static void test_describe_pairs_see_facing_surfaces(void **state)
+{
+	(void)state;
+	struct scan one, two;
+	struct err e;
+	struct desc_info info;
+	float *v = vec();
+	err_init(&e);
+	height_field(&one, 61, 20.0, hf_flat, NULL);
+	scan_init(&two);
+	assert_int_equal(scan_alloc(&two, 2 * one.n_vertices, 2 * one.n_faces, 0, &e), 0);
+	two.n_vertices = 2 * one.n_vertices;
+	two.n_faces = two.n_polygons = 2 * one.n_faces;
+	two.units = UNITS_MM;
+	for (size_t i = 0; i < one.n_vertices; i++) {
+		memcpy(two.positions + 3 * i, one.positions + 3 * i, 3 * sizeof(float));
+		memcpy(two.positions + 3 * (one.n_vertices + i), one.positions + 3 * i,
+		       3 * sizeof(float));
+		two.positions[3 * (one.n_vertices + i) + 2] += 1.0f;
+	}
+	for (size_t c = 0; c < 3 * one.n_faces; c++) {
+		two.indices[c] = one.indices[c];
+		two.indices[3 * one.n_faces + c] = one.indices[c] + (uint32_t)one.n_vertices;
+	}
+	assert_int_equal(scan_finalize(&two, &e), 0);
+	describe_ok(&one, NULL, v, &info);
+	double m1 = pair_mass_across(v);
+	describe_ok(&two, NULL, v, &info);
+	double m2 = pair_mass_across(v);
+	assert_true(m1 >= 0 && m1 < 0.01);
+	assert_true(m2 > 0.1);
+	scan_release(&one);
+	scan_release(&two);
+	xfree(v);
 }
 
 static void test_describe_is_invariant_to_rigid_motion_reflection_and_scale(void **state)
@@ -701,6 +758,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_describe_layout_is_contiguous),
+		cmocka_unit_test(test_describe_pairs_see_facing_surfaces),
 		cmocka_unit_test(test_describe_is_invariant_to_rigid_motion_reflection_and_scale),
 		cmocka_unit_test(test_describe_is_byte_identical_across_threads),
 		cmocka_unit_test(test_describe_marks_absent_colour),

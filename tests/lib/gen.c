@@ -2507,57 +2507,25 @@ static int qem_collapse(struct qem *Q, const uint32_t *idx, uint32_t a, uint32_t
 	return 0;
 }
 
-struct vkey {
-	float p[3];
-	uint32_t i;
-};
-
-static int cmp_vkey(const void *x, const void *y)
-{
-	const struct vkey *a = x, *b = y;
-	for (int k = 0; k < 3; k++) {
-		bool na = isnan(a->p[k]), nb = isnan(b->p[k]);
-		if (na || nb) {
-			if (na != nb)
-				return na ? 1 : -1;
-			continue;
-		}
-		if (a->p[k] != b->p[k])
-			return a->p[k] < b->p[k] ? -1 : 1;
-	}
-	return (a->i > b->i) - (a->i < b->i);
-}
-
 /*
  * in's corners with vertices at one position made one (seams, soups), as
- * a mesh tool merges them before decimating; NULL when out of memory.
+ * a mesh tool merges them before decimating: *out, 3 per face.
  */
-static uint32_t *weld_corners(const struct scan *in)
+static int weld_corners(const struct scan *in, uint32_t **out, struct err *e)
 {
-	size_t nv = in->n_vertices;
-	struct vkey *k = alloc_array(nv, sizeof(*k));
-	uint32_t *rep = alloc_array(nv, sizeof(*rep));
+	uint32_t *canon = alloc_array(in->n_vertices, sizeof(*canon));
 	uint32_t *idx = alloc_array(in->n_faces, 3 * sizeof(*idx));
-	if (k && rep && idx) {
-		for (size_t v = 0; v < nv; v++) {
-			memcpy(k[v].p, in->positions + 3 * v, sizeof(k[v].p));
-			k[v].i = (uint32_t)v;
-		}
-		qsort(k, nv, sizeof(*k), cmp_vkey);
-		for (size_t v = 0; v < nv; v++) {
-			const float *p = k[v].p, *q = v > 0 ? k[v - 1].p : NULL;
-			bool same = q && p[0] == q[0] && p[1] == q[1] && p[2] == q[2];
-			rep[k[v].i] = same ? rep[k[v - 1].i] : k[v].i;
-		}
-		for (size_t c = 0; c < 3 * in->n_faces; c++)
-			idx[c] = rep[in->indices[c]];
-	} else {
+	int rc = canon && idx ? weld(in->positions, in->n_vertices, canon, e) :
+				err_set(e, ERR_NOMEM, "out of memory");
+	for (size_t c = 0; !rc && c < 3 * in->n_faces; c++)
+		idx[c] = canon[in->indices[c]];
+	xfree(canon);
+	if (rc) {
 		xfree(idx);
 		idx = NULL;
 	}
-	xfree(k);
-	xfree(rep);
-	return idx;
+	*out = idx;
+	return rc;
 }
 
 static int decimate_qem(const struct scan *in, size_t target, struct scan *out,
@@ -2565,10 +2533,11 @@ static int decimate_qem(const struct scan *in, size_t target, struct scan *out,
 {
 	struct qem Q;
 	uint32_t *map = NULL;
-	uint32_t *idx = weld_corners(in);
-	if (!idx)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	int rc = qem_init(&Q, in, idx);
+	uint32_t *idx;
+	int rc = weld_corners(in, &idx, e);
+	if (rc)
+		return rc;
+	rc = qem_init(&Q, in, idx);
 	size_t live = 0;
 	if (!rc) {
 		/* vertices no triangle uses do not count */

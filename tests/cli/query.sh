@@ -49,6 +49,19 @@ expect_eq "$(jq -r '.results[0].path' "$out" | tr '\n' ' ')" \
 	"rank 1: rotated+scaled, rotated+scaled, noisy, decimated, point-sampled, cropped"
 expect_eq "$(jq -s '[.[] | .results[0].score > .results[1].score] | all' "$out")" true \
 	"rank 1 scores above rank 2"
+# one scanner position: the side that faces it, the same bytes for the same seed
+"$P" --view --seed 7 "$L/002-bark-blob.ply" "$S/blob-view.ply"
+"$P" --view --seed 7 "$L/002-bark-blob.ply" "$S/blob-view-again.ply"
+expect_eq "$(cmp -s "$S/blob-view.ply" "$S/blob-view-again.ply" && echo same)" same \
+	"perturb --view is deterministic"
+"$R" info --json "$L/002-bark-blob.ply" > "$T/whole.json"
+"$R" info --json "$S/blob-view.ply" > "$T/view.json"
+whole=$(jq -r '.faces' "$T/whole.json") seen=$(jq -r '.faces' "$T/view.json")
+if [ "$seen" -gt $((whole * 3 / 10)) ] && [ "$seen" -lt $((whole * 6 / 10)) ]; then
+	ok "one view of a closed blob keeps $seen of its $whole faces"
+else
+	not_ok "one view of a closed blob keeps $seen of its $whole faces"
+fi
 
 # ---- JSON shape ----------------------------------------------------------
 expect_eq "$(jq -s 'length' "$out")" 6 "one JSON line per sculpt"

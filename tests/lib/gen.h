@@ -256,4 +256,18 @@ int gen_sample_points(const struct scan *in, size_t n, uint64_t seed,
 int gen_crop(const struct scan *in, double keep, uint64_t seed,
 	     struct scan *out, struct err *e);
 
+/* A direction uniform on the unit sphere, from seed (gen_crop's planes). */
+void gen_direction(uint64_t seed, double dir[3]);
+
+/*
+ * What one scanner position sees: an orthographic view along dir (any
+ * length > 0), with occlusion.  A mesh keeps the triangles whose centre is
+ * not behind the nearest surface in a 256 x 256 depth buffer over its
+ * projected bounding square (back faces and hidden parts go, whatever the
+ * winding; so do surfaces seen nearly edge-on); a point cloud keeps the
+ * points nearest the viewer, each point hiding what lies behind it within
+ * about 2 point spacings.  Every attribute is kept.
+ */
+int gen_view(const struct scan *in, const double dir[3], struct scan *out, struct err *e);
+
 #endif

@@ -4,9 +4,9 @@
  * Used by tests/cli/query.sh and scripts/demo.
  *
  *   perturb [--rigid] [--scale S] [--noise MM] [--decimate F]
- *           [--points N] [--crop KEEP] [--no-colour] [--seed K] IN OUT
+ *           [--points N] [--crop KEEP] [--view] [--no-colour] [--seed K] IN OUT
  *
- * Steps run in the order rigid, noise, decimate, points, crop.  The
+ * Steps run in the order rigid, noise, decimate, points, crop, view.  The
  * texture of IN (if any) is copied beside OUT while the UVs survive.
  * Same arguments, same bytes.  Exit status: 0, 64 usage, else sysexits
  * from the failing step.
@@ -35,12 +35,14 @@ static const char perturb_usage[] =
 	"                    edge collapse (a cloud: by clustering)\n"
 	"  --points N        sample N points from the surface (a point cloud)\n"
 	"  --crop KEEP       keep about KEEP (0..1] of the scan, cut by a plane\n"
+	"  --view            keep what one scanner position sees (a random\n"
+	"                    direction; back and hidden surfaces go)\n"
 	"  --no-colour       drop vertex colours and textures\n"
 	"  --seed K          seed of every random step (default 1)\n"
 	"  -h, --help        show this help\n";
 
 enum { OPT_RIGID = 256, OPT_SCALE, OPT_NOISE, OPT_DECIMATE, OPT_POINTS, OPT_CROP,
-       OPT_NOCOLOUR, OPT_SEED };
+       OPT_NOCOLOUR, OPT_SEED, OPT_VIEW };
 
 static const struct option perturb_options[] = {
 	{ "rigid", no_argument, NULL, OPT_RIGID },
@@ -51,6 +53,7 @@ static const struct option perturb_options[] = {
 	{ "crop", required_argument, NULL, OPT_CROP },
 	{ "no-colour", no_argument, NULL, OPT_NOCOLOUR },
 	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "view", no_argument, NULL, OPT_VIEW },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -84,7 +87,7 @@ static void take(struct scan *s, struct scan *next)
 int main(int argc, char **argv)
 {
 	double scale = 1, noise = 0, decimate = 0, points = 0, crop = 0, seedd = 1;
-	bool rigid = false, nocolour = false;
+	bool rigid = false, nocolour = false, view = false;
 	struct scan s, t;
 	struct image *tex = NULL;
 	struct err e;
@@ -96,6 +99,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case OPT_RIGID: rigid = true; continue;
 		case OPT_NOCOLOUR: nocolour = true; continue;
+		case OPT_VIEW: view = true; continue;
 		case OPT_SCALE: dst = &scale; lo = 1e-6; hi = 1e6; break;
 		case OPT_NOISE: dst = &noise; lo = 0; hi = 1e6; break;
 		case OPT_DECIMATE: dst = &decimate; lo = 1.0001; hi = 1e6; break;
@@ -160,6 +164,13 @@ int main(int argc, char **argv)
 	}
 	if (crop > 0) {
 		if ((rc = gen_crop(&s, crop, seed + 3, &t, &e)) < 0)
+			goto out;
+		take(&s, &t);
+	}
+	if (view) {
+		double dir[3];
+		gen_direction(seed + 4, dir);
+		if ((rc = gen_view(&s, dir, &t, &e)) < 0)
 			goto out;
 		take(&s, &t);
 	}

@@ -834,6 +834,122 @@ static void test_gen_crop_keeps_fraction_and_attributes(void **state)
 	image_release(&tex);
 }
 
+/*
+ * Two 40 mm squares, 10 mm apart along z, each an n x n grid; flip: the
+ * second square's triangles wound the other way.
+ */
+static void two_squares(struct scan *s, bool flip)
+{
+	const size_t n = 21;
+	struct err e;
+	err_init(&e);
+	scan_init(s);
+	size_t nv = 2 * n * n, nf = 4 * (n - 1) * (n - 1);
+	assert_int_equal(scan_alloc(s, nv, nf, 0, &e), 0);
+	s->n_vertices = nv;
+	s->n_faces = s->n_polygons = nf;
+	s->units = UNITS_MM;
+	size_t k = 0;
+	for (size_t q = 0; q < 2; q++) {
+		uint32_t base = (uint32_t)(q * n * n);
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < n; j++) {
+				float *p = s->positions + 3 * (base + i * n + j);
+				p[0] = (float)(2.0 * (double)i);
+				p[1] = (float)(2.0 * (double)j);
+				p[2] = (float)(10.0 * (double)q);
+			}
+		for (size_t i = 0; i + 1 < n; i++)
+			for (size_t j = 0; j + 1 < n; j++, k += 2) {
+				uint32_t v = base + (uint32_t)(i * n + j), w = v + (uint32_t)n;
+				uint32_t *t = s->indices + 3 * k;
+				t[0] = v, t[1] = w, t[2] = w + 1;
+				t[3] = v, t[4] = w + 1, t[5] = v + 1;
+				if (flip && q) {
+					t[1] = w + 1, t[2] = w;
+					t[4] = v + 1, t[5] = w + 1;
+				}
+			}
+	}
+	assert_int_equal(scan_finalize(s, &e), 0);
+}
+
+/* How many vertices of s lie at height z (mm). */
+static size_t at_height(const struct scan *s, float z)
+{
+	size_t c = 0;
+	for (size_t v = 0; v < s->n_vertices; v++)
+		c += s->positions[3 * v + 2] == z;
+	return c;
+}
+
+static void test_gen_view_keeps_what_one_position_sees(void **state)
+{
+	(void)state;
+	struct scan a, v, cloud;
+	struct err e;
+	err_init(&e);
+	/* the nearer square hides the farther one, whatever the winding */
+	for (int flip = 0; flip < 2; flip++) {
+		two_squares(&a, flip);
+		const double down[3] = { 0, 0, 1 }, up[3] = { 0, 0, -2 }, side[3] = { 1, 0, 0 };
+		assert_int_equal(gen_view(&a, down, &v, &e), 0);
+		assert_int_equal(v.n_faces, a.n_faces / 2);
+		assert_int_equal(at_height(&v, 0.0f), v.n_vertices);
+		scan_release(&v);
+		assert_int_equal(gen_view(&a, up, &v, &e), 0);
+		assert_int_equal(v.n_faces, a.n_faces / 2);
+		assert_int_equal(at_height(&v, 10.0f), v.n_vertices);
+		scan_release(&v);
+		/* seen edge-on, a square covers nothing */
+		assert_int_equal(gen_view(&a, side, &v, &e), 0);
+		assert_int_equal(v.n_faces, 0);
+		scan_release(&v);
+		/* a slanted view still sees the near square whole, the far one in part */
+		const double slant[3] = { 1, 0, 1 };
+		assert_int_equal(gen_view(&a, slant, &v, &e), 0);
+		size_t near = at_height(&v, 0.0f), far = at_height(&v, 10.0f);
+		assert_int_equal(near, 21 * 21);
+		assert_true(far > 0 && far < 21 * 21 / 2);
+		scan_release(&v);
+		/* a cloud of both squares: the points of the near one */
+		assert_int_equal(gen_sample_points(&a, 20000, 5, &cloud, &e), 0);
+		assert_int_equal(gen_view(&cloud, down, &v, &e), 0);
+		assert_int_equal(v.n_faces, 0);
+		assert_true(v.n_vertices > 9000 && v.n_vertices < 10000);
+		assert_int_equal(at_height(&v, 0.0f), v.n_vertices);
+		scan_release(&v);
+		scan_release(&cloud);
+		scan_release(&a);
+	}
+	/* a closed form: about the half that faces the viewer, with its attributes */
+	struct gen_params p = small(GEN_FORM_BLOB, GEN_MAT_SKIN, 20000);
+	p.color = GEN_COLOR_VERTEX;
+	make(&p, &a);
+	double dir[3];
+	gen_direction(11, dir);
+	assert_near(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2], 1.0, 1e-12);
+	assert_int_equal(gen_view(&a, dir, &v, &e), 0);
+	double share = gen_surface_area(&v) / gen_surface_area(&a);
+	if (!(share > 0.35 && share < 0.6))
+		fail_msg("the view keeps %.3f of the blob's area", share);
+	assert_non_null(v.colors);
+	assert_non_null(v.normals);
+	/* outward normals of what is seen point back towards the viewer */
+	size_t away = 0;
+	for (size_t i = 0; i < v.n_vertices; i++) {
+		const float *n = v.normals + 3 * i;
+		away += n[0] * dir[0] + n[1] * dir[1] + n[2] * dir[2] > 0.3;
+	}
+	if ((double)away > 0.01 * (double)v.n_vertices)
+		fail_msg("%zu of %zu seen vertices face away from the viewer", away, v.n_vertices);
+	scan_release(&v);
+	const double none[3] = { 0, 0, 0 };
+	assert_int_equal(gen_view(&a, none, &v, &e), ERR_INTERNAL);
+	assert_int_equal(v.n_vertices, 0);
+	scan_release(&a);
+}
+
 static void test_gen_fails_cleanly_when_allocations_fail(void **state)
 {
 	(void)state;
@@ -902,6 +1018,7 @@ int main(void)
 		cmocka_unit_test(test_gen_decimate_keeps_planes_creases_and_borders),
 		cmocka_unit_test(test_gen_sample_points_is_area_weighted),
 		cmocka_unit_test(test_gen_crop_keeps_fraction_and_attributes),
+		cmocka_unit_test(test_gen_view_keeps_what_one_position_sees),
 		cmocka_unit_test(test_gen_fails_cleanly_when_allocations_fail),
 		cmocka_unit_test(test_gen_rejects_bad_parameters),
 	};

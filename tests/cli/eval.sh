@@ -2,8 +2,8 @@
 # The retrieval evaluation on a small generated corpus (scripts/eval-retrieval
 # --quick): the table has every perturbation with the D2 baseline beside
 # it, rigid copies are always found, the descriptor beats D2 on crops, and
-# --copies groups one model saved to two files, and --photo-relief makes a
-# material task of relief from images.
+# --copies groups one model saved to two files, --photo-relief makes a
+# material task of relief from images, and perturbations take strengths.
 # The full table (CGAL meshes, 63-scan corpus) runs under make bench.
 . "$(dirname "$0")/lib.sh"
 
@@ -77,6 +77,20 @@ run "$E" --gen --spacing-mm 0 --perturb rigid
 expect_rc 64 "a spacing of 0 is a usage error"
 run "$E" --perturb bogus --gen
 expect_rc 64 "unknown perturbation is a usage error"
+# strengths: one row per NAME:V, labelled so; a crop that keeps everything
+# is the reference itself; view is one scanner position's part
+run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 \
+	--perturb crop:1,crop:0.5,decimate:10,view
+expect_rc 0 "perturbations at given strengths"
+expect_eq "$(jq -r 'select(.task == "generated") | .case' "$out" | tr '\n' ' ')" \
+	"crop:1 crop:0.5 decimate:10 view " "one row per strength, in the order asked"
+expect_eq "$(jq -r 'select(.case == "crop:1") | .queries, .top1' "$out" | tr '\n' ' ')" "4 1 " \
+	"a crop that keeps everything finds every reference"
+expect_eq "$(jq -r 'select(.case == "view") | .queries' "$out")" 4 "every reference seen from one side"
+for bad in crop:1.5 crop:0 decimate:1 noise:x view:2 rigid:1 points:; do
+	run "$E" --gen --forms 1 --materials 1 --perturb "$bad"
+	expect_rc 64 "--perturb $bad is a usage error"
+done
 run "$E"
 expect_rc 64 "no references is a usage error"
 run "$E" "$T/nothing-here"

@@ -79,7 +79,11 @@ static const char eval_usage[] =
 	"  --min-faces N       skip references with fewer faces (default 200)\n"
 	"  --queries N         queries per reference and perturbation (default 1)\n"
 	"  --perturb LIST      comma list of rigid,noise,noise-strong,decimate,\n"
-	"                      points,crop,combo (default all)\n"
+	"                      points,crop,combo,view (default all); NAME:V sets\n"
+	"                      a strength: noise:S and noise-strong:S (sigma as a\n"
+	"                      fraction of the diagonal, default 0.0005, 0.002),\n"
+	"                      decimate:F (factor, default 4), points:F (points\n"
+	"                      per vertex, default 1), crop:K (kept, default 0.7)\n"
 	"  --cla FILE          class file: also class retrieval figures\n"
 	"  --same FILE         groups of references that are the same object\n"
 	"  --copies            also group references whose surfaces coincide after\n"
@@ -125,10 +129,21 @@ static const struct option eval_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-enum pert { P_RIGID, P_NOISE, P_NOISE_STRONG, P_DECIMATE, P_POINTS, P_CROP, P_COMBO, N_PERT };
-static const char *const pert_names[N_PERT] = {
-	"rigid", "noise", "noise-strong", "decimate", "points", "crop", "combo",
+enum pert {
+	P_RIGID, P_NOISE, P_NOISE_STRONG, P_DECIMATE, P_POINTS, P_CROP, P_COMBO, P_VIEW,
+	N_PERT
 };
+static const char *const pert_names[N_PERT] = {
+	"rigid", "noise", "noise-strong", "decimate", "points", "crop", "combo", "view",
+};
+
+/* One row of the table: a perturbation at a strength (NAN: its default). */
+struct run {
+	enum pert p;
+	double v;
+	char label[48];
+};
+#define MAX_RUNS 32
 
 struct ref {
 	char *name;          /* file stem or form/material */
@@ -832,9 +847,11 @@ static void strip_normals(struct scan *s)
  * A perturbed copy of ref: out owns new geometry; textures stay the
  * reference's (borrowed through the returned pointer).
  */
-static int perturb(const struct ref *ref, enum pert p, uint64_t qseed, struct scan *out,
-		   struct err *e)
+static int perturb(const struct ref *ref, const struct run *run, uint64_t qseed,
+		   struct scan *out, struct err *e)
 {
+	enum pert p = run->p;
+	bool dflt = isnan(run->v);
 	const struct scan *in = &ref->s;
 	struct scan tmp;
 	int rc;
@@ -850,20 +867,29 @@ static int perturb(const struct ref *ref, enum pert p, uint64_t qseed, struct sc
 	case P_NOISE_STRONG:
 		rc = gen_crop(in, 1.0, h, out, e);
 		if (!rc)
-			rc = gen_noise(out, h + 3, (p == P_NOISE ? 0.0005 : 0.002) * d, e);
+			rc = gen_noise(out, h + 3,
+				       (dflt ? p == P_NOISE ? 0.0005 : 0.002 : run->v) * d, e);
 		break;
 	case P_DECIMATE:
-		rc = gen_decimate(in, 4.0, out, e);
+		rc = gen_decimate(in, dflt ? 4.0 : run->v, out, e);
 		break;
-	case P_POINTS:
-		rc = gen_sample_points(in, in->n_vertices, h + 4, out, e);
+	case P_POINTS: {
+		double n = dflt ? (double)in->n_vertices : ceil(run->v * (double)in->n_vertices);
+		rc = gen_sample_points(in, n > 100 ? (size_t)n : 100, h + 4, out, e);
 		/* half the clouds come without normals, as xyz files do */
 		if (!rc && (h >> 7) & 1)
 			strip_normals(out);
 		break;
+	}
 	case P_CROP:
-		rc = gen_crop(in, 0.7, h + 5, out, e);
+		rc = gen_crop(in, dflt ? 0.7 : run->v, h + 5, out, e);
 		break;
+	case P_VIEW: {
+		double dir[3];
+		gen_direction(h + 7, dir);
+		rc = gen_view(in, dir, out, e);
+		break;
+	}
 	case P_COMBO:
 	default:
 		rc = gen_crop(in, 0.85, h + 5, &tmp, e);
@@ -1114,23 +1140,55 @@ static void class_eval(const struct refs *R, int n_cls, char **cls_names, bool j
 	xfree(perd2);
 }
 
-static bool parse_perturb(const char *s, bool *on)
+/*
+ * The rows of --perturb LIST into runs (at most MAX_RUNS): NAME or
+ * NAME:V, V in the range of its perturbation.  False on a bad item.
+ */
+static bool parse_perturb(const char *s, struct run *runs, size_t *n_runs)
 {
-	char buf[256];
-	snprintf(buf, sizeof(buf), "%s", s);
-	for (int p = 0; p < N_PERT; p++)
-		on[p] = false;
+	char buf[512];
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return false;
+	*n_runs = 0;
 	char *save = NULL;
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(t, ':');
+		double v = NAN;
+		if (colon) {
+			char *end;
+			*colon = 0;
+			v = strtod(colon + 1, &end);
+			if (end == colon + 1 || *end || !isfinite(v))
+				return false;
+		}
 		int hit = -1;
 		for (int p = 0; p < N_PERT; p++)
 			if (!strcmp(t, pert_names[p]))
 				hit = p;
-		if (hit < 0)
+		if (hit < 0 || *n_runs == MAX_RUNS)
 			return false;
-		on[hit] = true;
+		if (colon) {
+			bool in_range;
+			switch (hit) {
+			case P_NOISE:
+			case P_NOISE_STRONG: in_range = v > 0 && v <= 0.1; break;
+			case P_DECIMATE: in_range = v > 1 && v <= 1000; break;
+			case P_POINTS: in_range = v > 0 && v <= 10; break;
+			case P_CROP: in_range = v > 0 && v <= 1; break;
+			default: in_range = false; break; /* no strength */
+			}
+			if (!in_range)
+				return false;
+		}
+		struct run *r = &runs[(*n_runs)++];
+		r->p = (enum pert)hit;
+		r->v = v;
+		if (colon)
+			snprintf(r->label, sizeof(r->label), "%s:%g", pert_names[hit], v);
+		else
+			snprintf(r->label, sizeof(r->label), "%s", pert_names[hit]);
 	}
-	return true;
+	return *n_runs > 0;
 }
 
 static long parse_long(const char *s, long lo, long hi, bool *ok)
@@ -1147,14 +1205,19 @@ int main(int argc, char **argv)
 {
 	bool gen = false, colour = false, verbose = false, json = false, ok = true;
 	bool copies = false;
-	bool on[N_PERT];
+	struct run runs[MAX_RUNS];
+	size_t n_runs = 0;
 	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
 	long queries = 1;
 	double spacing = 0;
 	const char *cla = NULL, *same = NULL, *dump = NULL, *name = NULL, *photos = NULL;
 	int c;
-	for (int p = 0; p < N_PERT; p++)
-		on[p] = true;
+	for (int p = 0; p < N_PERT; p++) {
+		runs[n_runs].p = (enum pert)p;
+		runs[n_runs].v = NAN;
+		snprintf(runs[n_runs].label, sizeof(runs[n_runs].label), "%s", pert_names[p]);
+		n_runs++;
+	}
 	n_threads = omp_get_max_threads();
 	while ((c = getopt_long(argc, argv, "h", eval_options, NULL)) != -1) {
 		switch (c) {
@@ -1171,7 +1234,7 @@ int main(int argc, char **argv)
 		}
 		case OPT_MINF: min_faces = parse_long(optarg, 0, LONG_MAX, &ok); break;
 		case OPT_QUERIES: queries = parse_long(optarg, 1, 1000, &ok); break;
-		case OPT_PERTURB: ok = ok && parse_perturb(optarg, on); break;
+		case OPT_PERTURB: ok = ok && parse_perturb(optarg, runs, &n_runs); break;
 		case OPT_CLA: cla = optarg; break;
 		case OPT_SAME: same = optarg; break;
 		case OPT_COPIES: copies = true; break;
@@ -1277,9 +1340,9 @@ int main(int argc, char **argv)
 		 gen ? "material" : "classes");
 	if (!json)
 		printf("\nperturbation   queries  descriptor                     | D2 baseline\n");
-	for (int p = 0; p < N_PERT; p++) {
-		if (!on[p])
-			continue;
+	for (size_t ri = 0; ri < n_runs; ri++) {
+		const struct run *run = &runs[ri];
+		int p = (int)run->p;
 		size_t nq = R.n * (size_t)queries;
 		struct score *sa = alloc_array_zero(nq, sizeof(*sa));
 		struct score *sb = alloc_array_zero(nq, sizeof(*sb));
@@ -1299,7 +1362,7 @@ int main(int argc, char **argv)
 			err_init(&e);
 			uint64_t qs = mix64(seed ^ mix64(((uint64_t)p << 40) ^ qi));
 			top[qi] = -1;
-			if (!v || !h || !rel || perturb(&R.r[i], (enum pert)p, qs, &s, &e) < 0) {
+			if (!v || !h || !rel || perturb(&R.r[i], run, qs, &s, &e) < 0) {
 				xfree(v);
 				xfree(h);
 				xfree(rel);
@@ -1341,19 +1404,19 @@ int main(int argc, char **argv)
 			b.n += sb[qi].n;
 			size_t i = qi / (size_t)queries;
 			if (verbose && !json && top[qi] >= 0 && !sa[qi].top1)
-				printf("    %s: %s -> %s\n", pert_names[p], R.r[i].name,
+				printf("    %s: %s -> %s\n", run->label, R.r[i].name,
 				       R.r[top[qi]].name);
 		}
 		if (a.n < (double)nq)
 			fprintf(stderr, "eval_retrieval: %s: %.0f of %zu queries failed\n",
-				pert_names[p], (double)nq - a.n, nq);
-		print_row(json, task, pert_names[p], &a, &b, false,
+				run->label, (double)nq - a.n, nq);
+		print_row(json, task, run->label, &a, &b, false,
 			  a.n > 0 ? tq / a.n * 1e3 : 0);
 		FILE *fp = qv ? fopen(dump, "a") : NULL;
 		for (size_t qi = 0; fp && qi < nq; qi++) {
 			if (top[qi] < 0)
 				continue;
-			fprintf(fp, "query %s %zu", pert_names[p], qi / (size_t)queries);
+			fprintf(fp, "query %s %zu", run->label, qi / (size_t)queries);
 			for (size_t k = 0; k < dim; k++)
 				fprintf(fp, " %.7g", (double)qv[qi * dim + k]);
 			fputc('\n', fp);

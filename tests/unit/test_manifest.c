@@ -459,7 +459,7 @@ static void test_seed_documents_from_a_real_archive_parse(void **state)
 {
 	(void)state;
 	struct err e;
-	size_t n;
+	size_t n = 0;
 	char *b;
 	err_init(&e);
 	b = slurp("tests/data/manifest/manifest.json", &n);

@@ -2971,6 +2971,7 @@ struct view_grid {
 	float *depth;             /* res * res, nearest depth per cell */
 };
 
+/* Point p in image cells (u, v) and its depth z along the view. */
 static void view_project(const struct view_grid *g, const float *p, double *u, double *v,
 			 double *z)
 {

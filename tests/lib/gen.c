@@ -2829,6 +2829,17 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The scan_alloc flags of every attribute in has. */
+static unsigned alloc_flags(const struct scan *in)
+{
+	return (in->normals ? SCAN_ALLOC_NORMALS : 0u) |
+	       (in->colors ? SCAN_ALLOC_COLORS : 0u) |
+	       (in->uvs ? SCAN_ALLOC_UVS : 0u) |
+	       (in->corner_uvs ? SCAN_ALLOC_CORNER_UVS : 0u) |
+	       (in->face_material ? SCAN_ALLOC_FACE_MATERIAL : 0u) |
+	       (in->face_colors ? SCAN_ALLOC_FACE_COLORS : 0u);
+}
+
 /*
  * The part of in that vkeep and fkeep mark (fkeep NULL: a point cloud),
  * every attribute kept.  Vertices are renumbered in order; a kept face
@@ -2847,12 +2858,7 @@ static int subset(const struct scan *in, const uint8_t *vkeep, const uint8_t *fk
 		map[i] = vkeep[i] ? (uint32_t)kept++ : UINT32_MAX;
 	for (size_t f = 0; fkeep && f < in->n_faces; f++)
 		nf += fkeep[f] != 0;
-	unsigned flags = (in->normals ? SCAN_ALLOC_NORMALS : 0u) |
-			 (in->colors ? SCAN_ALLOC_COLORS : 0u) |
-			 (in->uvs ? SCAN_ALLOC_UVS : 0u) |
-			 (in->corner_uvs ? SCAN_ALLOC_CORNER_UVS : 0u) |
-			 (in->face_material ? SCAN_ALLOC_FACE_MATERIAL : 0u) |
-			 (in->face_colors ? SCAN_ALLOC_FACE_COLORS : 0u);
+	unsigned flags = alloc_flags(in);
 	if ((rc = scan_alloc(out, kept, nf, flags, e)))
 		goto out;
 	out->n_vertices = kept;
@@ -3154,5 +3160,223 @@ out:
 	xfree(g.depth);
 	xfree(vk);
 	xfree(fk);
+	return rc;
+}
+
+int gen_holes(const struct scan *in, int n_holes, double frac, uint64_t seed,
+	      struct scan *out, struct err *e)
+{
+	int rc = 0;
+	size_t nv = in->n_vertices, nf = in->n_faces;
+	double *d2 = NULL, *sorted = NULL;
+	uint32_t *fin = NULL;
+	uint8_t *vk = NULL, *fk = NULL;
+	scan_init(out);
+	if (!(frac > 0 && frac < 1) || n_holes < 1)
+		return err_set(e, ERR_INTERNAL, "%d holes of %g of the scan", n_holes, frac);
+	if (nv > UINT32_MAX - 1)
+		return err_set(e, ERR_LIMIT, "%zu vertices (limit %u)", nv, UINT32_MAX - 1);
+	d2 = alloc_array(nv ? nv : 1, sizeof(*d2));
+	sorted = alloc_array(nv ? nv : 1, sizeof(*sorted));
+	fin = alloc_array(nv ? nv : 1, sizeof(*fin));
+	vk = alloc_array(nv ? nv : 1, 1);
+	fk = alloc_array(nf ? nf : 1, 1);
+	if (!d2 || !sorted || !fin || !vk || !fk) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	size_t nfin = 0;
+	for (size_t i = 0; i < nv; i++) {
+		vk[i] = scan_vertex_finite(in, i);
+		if (vk[i])
+			fin[nfin++] = (uint32_t)i;
+	}
+	/* each hole takes the share of vertices nearest its centre */
+	size_t k = (size_t)ceil(frac * (double)nfin / n_holes);
+	struct rng g = { mix64(seed ^ 0x401Eull) };
+	for (int h = 0; h < n_holes && nfin && k; h++) {
+		size_t c = fin[(size_t)(rng_u01(&g) * (double)nfin) % nfin];
+		const float *pc = in->positions + 3 * c;
+		for (size_t j = 0; j < nfin; j++) {
+			const float *p = in->positions + 3 * (size_t)fin[j];
+			double s = 0;
+			for (int q = 0; q < 3; q++)
+				s += ((double)p[q] - pc[q]) * ((double)p[q] - pc[q]);
+			d2[j] = sorted[j] = s;
+		}
+		qsort(sorted, nfin, sizeof(*sorted), cmp_double);
+		double r2 = sorted[(k < nfin ? k : nfin) - 1];
+		for (size_t j = 0; j < nfin; j++)
+			if (d2[j] <= r2)
+				vk[fin[j]] = 0;
+	}
+	for (size_t f = 0; f < nf; f++) {
+		const uint32_t *t = in->indices + 3 * f;
+		fk[f] = vk[t[0]] && vk[t[1]] && vk[t[2]];
+	}
+	/* a mesh keeps the vertices of the faces it keeps, and no stray ones */
+	if (nf) {
+		memset(vk, 0, nv);
+		for (size_t f = 0; f < nf; f++)
+			if (fk[f])
+				for (int q = 0; q < 3; q++)
+					vk[in->indices[3 * f + (size_t)q]] = 1;
+	}
+	rc = subset(in, vk, nf ? fk : NULL, out, e);
+out:
+	xfree(d2);
+	xfree(sorted);
+	xfree(fin);
+	xfree(vk);
+	xfree(fk);
+	return rc;
+}
+
+int gen_outliers(const struct scan *in, double frac, uint64_t seed, struct scan *out,
+		 struct err *e)
+{
+	int rc = 0;
+	size_t nv = in->n_vertices, nf = in->n_faces;
+	scan_init(out);
+	if (!(frac > 0 && frac <= 1))
+		return err_set(e, ERR_INTERNAL, "outlier fraction %g not in (0, 1]", frac);
+	size_t n_out = (size_t)ceil(frac * (double)(nf ? nf : nv));
+	size_t add_v = nf ? 3 * n_out : n_out, add_f = nf ? n_out : 0;
+	if (nv + add_v > UINT32_MAX - 1)
+		return err_set(e, ERR_LIMIT, "%zu vertices (limit %u)", nv + add_v, UINT32_MAX - 1);
+	unsigned flags = alloc_flags(in);
+	if ((rc = scan_alloc(out, nv + add_v, nf + add_f, flags, e)))
+		goto out;
+	out->n_vertices = nv + add_v;
+	out->n_faces = out->n_polygons = nf + add_f;
+	memcpy(out->positions, in->positions, 3 * nv * sizeof(float));
+	if (in->normals)
+		memcpy(out->normals, in->normals, 3 * nv * sizeof(float));
+	if (in->colors)
+		memcpy(out->colors, in->colors, 4 * nv);
+	if (in->uvs)
+		memcpy(out->uvs, in->uvs, 2 * nv * sizeof(float));
+	if (nf) {
+		memcpy(out->indices, in->indices, 3 * nf * sizeof(uint32_t));
+		if (in->corner_uvs)
+			memcpy(out->corner_uvs, in->corner_uvs, 6 * nf * sizeof(float));
+		if (in->face_material)
+			memcpy(out->face_material, in->face_material, nf * sizeof(int32_t));
+		if (in->face_colors)
+			memcpy(out->face_colors, in->face_colors, 4 * nf);
+	}
+	/* the bounding box grown by a tenth of its size on every side */
+	double lo[3], ext[3];
+	for (int q = 0; q < 3; q++) {
+		double w = (double)in->bbox_max[q] - in->bbox_min[q];
+		lo[q] = in->bbox_min[q] - 0.1 * w;
+		ext[q] = 1.2 * w;
+	}
+	/* a fragment is a triangle of the mesh's mean triangle size */
+	double side = nf ? sqrt(4 * gen_surface_area(in) / (sqrt(3.0) * (double)nf)) : 0;
+	struct rng g = { mix64(seed ^ 0x0A71Eull) };
+	for (size_t o = 0; o < n_out; o++) {
+		double c[3], n[3];
+		for (int q = 0; q < 3; q++)
+			c[q] = lo[q] + rng_u01(&g) * ext[q];
+		double z = 2 * rng_u01(&g) - 1, ph = 2 * M_PI * rng_u01(&g);
+		n[0] = sqrt(1 - z * z) * cos(ph);
+		n[1] = sqrt(1 - z * z) * sin(ph);
+		n[2] = z;
+		uint8_t grey = (uint8_t)(rng_u01(&g) * 255.0);
+		size_t nc = nf ? 3 : 1;
+		/* two unit vectors spanning the fragment's plane */
+		double a[3] = { 0, 0, 0 }, b[3];
+		a[fabs(n[0]) < 0.6 ? 0 : 1] = 1;
+		double an = a[0] * n[0] + a[1] * n[1] + a[2] * n[2];
+		for (int q = 0; q < 3; q++)
+			a[q] -= an * n[q];
+		double al = sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]);
+		for (int q = 0; q < 3; q++)
+			a[q] /= al;
+		b[0] = n[1] * a[2] - n[2] * a[1];
+		b[1] = n[2] * a[0] - n[0] * a[2];
+		b[2] = n[0] * a[1] - n[1] * a[0];
+		for (size_t j = 0; j < nc; j++) {
+			size_t v = nv + nc * o + j;
+			double ang = 2 * M_PI * (double)j / 3.0, r = side / sqrt(3.0);
+			for (int q = 0; q < 3; q++) {
+				double p = c[q];
+				if (nf)
+					p += r * (cos(ang) * a[q] + sin(ang) * b[q]);
+				out->positions[3 * v + (size_t)q] = (float)p;
+				if (in->normals)
+					out->normals[3 * v + (size_t)q] = (float)n[q];
+			}
+			if (in->colors) {
+				memset(out->colors + 4 * v, grey, 3);
+				out->colors[4 * v + 3] = 255;
+			}
+			if (in->uvs)
+				out->uvs[2 * v] = out->uvs[2 * v + 1] = 0.5f;
+		}
+		if (!nf)
+			continue;
+		size_t f = nf + o;
+		for (int q = 0; q < 3; q++)
+			out->indices[3 * f + (size_t)q] = (uint32_t)(nv + 3 * o + (size_t)q);
+		if (in->corner_uvs)
+			for (int q = 0; q < 6; q++)
+				out->corner_uvs[6 * f + (size_t)q] = 0.5f;
+		if (in->face_material)
+			out->face_material[f] = nf ? in->face_material[0] : -1;
+		if (in->face_colors) {
+			memset(out->face_colors + 4 * f, grey, 3);
+			out->face_colors[4 * f + 3] = 255;
+		}
+	}
+	if ((rc = copy_info(in, out, true, e)))
+		goto out;
+	rc = scan_finalize(out, e);
+out:
+	if (rc)
+		scan_release(out);
+	return rc;
+}
+
+int gen_graded_points(const struct scan *in, size_t n, double ratio, uint64_t seed,
+		      struct scan *out, struct err *e)
+{
+	int rc;
+	struct scan dense;
+	uint8_t *vk = NULL;
+	scan_init(out);
+	if (!(ratio >= 1) || !isfinite(ratio))
+		return err_set(e, ERR_INTERNAL, "density ratio %g below 1", ratio);
+	/* keep probability exp(-t ln ratio) for t in [0, 1]: its mean is m */
+	double m = ratio > 1 ? (1 - 1 / ratio) / log(ratio) : 1;
+	double want = ceil((double)n / m);
+	if ((rc = gen_sample_points(in, want > 1 ? (size_t)want : 1, seed, &dense, e)))
+		return rc;
+	double dir[3];
+	gen_direction(seed + 1, dir);
+	double tlo = HUGE_VAL, thi = -HUGE_VAL;
+	for (size_t i = 0; i < dense.n_vertices; i++) {
+		const float *p = dense.positions + 3 * i;
+		double t = dir[0] * p[0] + dir[1] * p[1] + dir[2] * p[2];
+		tlo = t < tlo ? t : tlo;
+		thi = t > thi ? t : thi;
+	}
+	vk = alloc_array(dense.n_vertices ? dense.n_vertices : 1, 1);
+	if (!vk) {
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	uint64_t key = mix64(seed ^ 0x96ADEull);
+	for (size_t i = 0; i < dense.n_vertices; i++) {
+		const float *p = dense.positions + 3 * i;
+		double t = thi > tlo ? (dir[0] * p[0] + dir[1] * p[1] + dir[2] * p[2] - tlo) /
+				       (thi - tlo) : 0;
+		vk[i] = u01(mix64(key + i)) < exp(-t * log(ratio));
+	}
+	rc = subset(&dense, vk, NULL, out, e);
+out:
+	xfree(vk);
+	scan_release(&dense);
 	return rc;
 }

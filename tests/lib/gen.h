@@ -270,4 +270,38 @@ void gen_direction(uint64_t seed, double dir[3]);
  */
 int gen_view(const struct scan *in, const double dir[3], struct scan *out, struct err *e);
 
+/*
+ * Holes, as a scanner leaves where it saw nothing (occluded hollows, shiny
+ * or dark spots): n_holes balls around random vertices, each taking the
+ * frac / n_holes of the finite vertices nearest its centre (so about frac
+ * of the scan in all, less where balls overlap).  A mesh keeps the faces
+ * whose three vertices are kept, and only their vertices; a cloud keeps its
+ * other points.  Every attribute is kept.
+ */
+int gen_holes(const struct scan *in, int n_holes, double frac, uint64_t seed,
+	      struct scan *out, struct err *e);
+
+/*
+ * Outliers, as a scanner picks up specks of background and stray
+ * reflections: frac times as many extra faces as in has (a cloud: extra
+ * points), uniform in the bounding box grown by a tenth on every side.  A
+ * mesh gets isolated equilateral triangles of its mean triangle area,
+ * randomly turned; a cloud gets single points with random normals.
+ * Outliers are grey (when in has colours) and keep every other attribute
+ * of in.
+ */
+int gen_outliers(const struct scan *in, double frac, uint64_t seed, struct scan *out,
+		 struct err *e);
+
+/*
+ * A point cloud of about n points whose density falls off along a random
+ * direction, ratio times denser on one side of the scan than on the other
+ * (exponentially, as a scanner's sampling falls with distance and angle):
+ * area-uniform points (gen_sample_points with seed), each kept with
+ * probability ratio^-t, t in [0, 1] its position along gen_direction(seed
+ * + 1) between the extreme points.
+ */
+int gen_graded_points(const struct scan *in, size_t n, double ratio, uint64_t seed,
+		      struct scan *out, struct err *e);
+
 #endif

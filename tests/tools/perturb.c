@@ -4,9 +4,11 @@
  * Used by tests/cli/query.sh and scripts/demo.
  *
  *   perturb [--rigid] [--scale S] [--noise MM] [--decimate F]
- *           [--points N] [--crop KEEP] [--view] [--no-colour] [--seed K] IN OUT
+ *           [--points N] [--graded RATIO] [--crop KEEP] [--view]
+ *           [--holes FRAC] [--outliers FRAC] [--no-colour] [--seed K] IN OUT
  *
- * Steps run in the order rigid, noise, decimate, points, crop, view.  The
+ * Steps run in the order rigid, noise, decimate, points, crop, view,
+ * holes, outliers.  The
  * texture of IN (if any) is copied beside OUT while the UVs survive.
  * Same arguments, same bytes.  Exit status: 0, 64 usage, else sysexits
  * from the failing step.
@@ -34,15 +36,20 @@ static const char perturb_usage[] =
 	"  --decimate F      keep about 1/F of the vertices (F > 1), by quadric\n"
 	"                    edge collapse (a cloud: by clustering)\n"
 	"  --points N        sample N points from the surface (a point cloud)\n"
+	"  --graded RATIO    with --points: density falling RATIO-fold across the\n"
+	"                    scan along a random direction (RATIO >= 1)\n"
 	"  --crop KEEP       keep about KEEP (0..1] of the scan, cut by a plane\n"
 	"  --view            keep what one scanner position sees (a random\n"
 	"                    direction; back and hidden surfaces go)\n"
+	"  --holes FRAC      cut 5 holes taking about FRAC (0..1) of the scan\n"
+	"  --outliers FRAC   add FRAC (0..1] times as many stray triangles (a\n"
+	"                    cloud: points) around the scan\n"
 	"  --no-colour       drop vertex colours and textures\n"
 	"  --seed K          seed of every random step (default 1)\n"
 	"  -h, --help        show this help\n";
 
 enum { OPT_RIGID = 256, OPT_SCALE, OPT_NOISE, OPT_DECIMATE, OPT_POINTS, OPT_CROP,
-       OPT_NOCOLOUR, OPT_SEED, OPT_VIEW };
+       OPT_NOCOLOUR, OPT_SEED, OPT_VIEW, OPT_GRADED, OPT_HOLES, OPT_OUTLIERS };
 
 static const struct option perturb_options[] = {
 	{ "rigid", no_argument, NULL, OPT_RIGID },
@@ -54,6 +61,9 @@ static const struct option perturb_options[] = {
 	{ "no-colour", no_argument, NULL, OPT_NOCOLOUR },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "view", no_argument, NULL, OPT_VIEW },
+	{ "graded", required_argument, NULL, OPT_GRADED },
+	{ "holes", required_argument, NULL, OPT_HOLES },
+	{ "outliers", required_argument, NULL, OPT_OUTLIERS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -87,6 +97,7 @@ static void take(struct scan *s, struct scan *next)
 int main(int argc, char **argv)
 {
 	double scale = 1, noise = 0, decimate = 0, points = 0, crop = 0, seedd = 1;
+	double graded = 1, holes = 0, outliers = 0;
 	bool rigid = false, nocolour = false, view = false;
 	struct scan s, t;
 	struct image *tex = NULL;
@@ -106,6 +117,9 @@ int main(int argc, char **argv)
 		case OPT_POINTS: dst = &points; lo = 16; hi = 1e8; break;
 		case OPT_CROP: dst = &crop; lo = 1e-3; hi = 1; break;
 		case OPT_SEED: dst = &seedd; lo = 0; hi = 9e15; break;
+		case OPT_GRADED: dst = &graded; lo = 1; hi = 1e6; break;
+		case OPT_HOLES: dst = &holes; lo = 1e-3; hi = 0.999; break;
+		case OPT_OUTLIERS: dst = &outliers; lo = 1e-6; hi = 1; break;
 		case 'h':
 			fputs(perturb_usage, stdout);
 			return out_finish(EXIT_OK);
@@ -121,6 +135,10 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind != 2) {
 		fputs(perturb_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (graded != 1 && !(points > 0)) {
+		fprintf(stderr, "perturb: --graded needs --points\n");
 		return EXIT_USAGE;
 	}
 	const char *in = argv[optind], *out = argv[optind + 1];
@@ -158,7 +176,8 @@ int main(int argc, char **argv)
 		take(&s, &t);
 	}
 	if (points > 0) {
-		if ((rc = gen_sample_points(&s, (size_t)points, seed + 2, &t, &e)) < 0)
+		if ((rc = graded > 1 ? gen_graded_points(&s, (size_t)points, graded, seed + 2, &t, &e)
+				     : gen_sample_points(&s, (size_t)points, seed + 2, &t, &e)) < 0)
 			goto out;
 		take(&s, &t);
 	}
@@ -171,6 +190,16 @@ int main(int argc, char **argv)
 		double dir[3];
 		gen_direction(seed + 4, dir);
 		if ((rc = gen_view(&s, dir, &t, &e)) < 0)
+			goto out;
+		take(&s, &t);
+	}
+	if (holes > 0) {
+		if ((rc = gen_holes(&s, 5, holes, seed + 5, &t, &e)) < 0)
+			goto out;
+		take(&s, &t);
+	}
+	if (outliers > 0) {
+		if ((rc = gen_outliers(&s, outliers, seed + 6, &t, &e)) < 0)
 			goto out;
 		take(&s, &t);
 	}

@@ -950,6 +950,140 @@ static void test_gen_view_keeps_what_one_position_sees(void **state)
 	scan_release(&a);
 }
 
+/* Share of a's vertices whose position is also one of b's (b a subset). */
+static size_t same_positions(const struct scan *a, const struct scan *b)
+{
+	size_t c = 0, j = 0;
+	/* subsets keep the order of the vertices, so one forward walk finds them */
+	for (size_t i = 0; i < a->n_vertices && j < b->n_vertices; i++)
+		if (!memcmp(a->positions + 3 * i, b->positions + 3 * j, 3 * sizeof(float))) {
+			c++;
+			j++;
+		}
+	return c;
+}
+
+static void test_gen_holes_outliers_and_graded_density(void **state)
+{
+	(void)state;
+	struct scan a, h, h2, o, cloud, g, u;
+	struct err e;
+	err_init(&e);
+	struct gen_params p = small(GEN_FORM_BLOB, GEN_MAT_SKIN, 20000);
+	p.color = GEN_COLOR_VERTEX;
+	make(&p, &a);
+
+	/* holes: about a tenth of the vertices, in five places, nothing stray */
+	assert_int_equal(gen_holes(&a, 5, 0.1, 3, &h, &e), 0);
+	double kept = (double)h.n_vertices / (double)a.n_vertices;
+	if (!(kept > 0.88 && kept < 0.91))
+		fail_msg("holes kept %.3f of the vertices", kept);
+	assert_int_equal(same_positions(&a, &h), h.n_vertices);
+	assert_non_null(h.colors);
+	uint8_t *used = test_calloc(h.n_vertices, 1);
+	for (size_t f = 0; f < 3 * h.n_faces; f++)
+		used[h.indices[f]] = 1;
+	size_t stray = 0;
+	for (size_t i = 0; i < h.n_vertices; i++)
+		stray += !used[i];
+	test_free(used);
+	assert_int_equal(stray, 0);
+	double area = gen_surface_area(&h) / gen_surface_area(&a);
+	if (!(area > 0.87 && area < 0.93))
+		fail_msg("holes kept %.3f of the area", area);
+	/* the same seed cuts the same holes, another seed others */
+	assert_int_equal(gen_holes(&a, 5, 0.1, 3, &h2, &e), 0);
+	assert_int_equal(h2.n_faces, h.n_faces);
+	assert_memory_equal(h2.indices, h.indices, 3 * h.n_faces * sizeof(uint32_t));
+	scan_release(&h2);
+	assert_int_equal(gen_holes(&a, 5, 0.1, 4, &h2, &e), 0);
+	assert_true(h2.n_faces != h.n_faces ||
+		    memcmp(h2.indices, h.indices, 3 * h.n_faces * sizeof(uint32_t)));
+	scan_release(&h2);
+	scan_release(&h);
+	/* one hole of a cloud takes the points nearest its centre */
+	assert_int_equal(gen_sample_points(&a, 20000, 5, &cloud, &e), 0);
+	assert_int_equal(gen_holes(&cloud, 1, 0.25, 3, &h, &e), 0);
+	assert_int_equal(h.n_vertices, 15000);
+	scan_release(&h);
+
+	/* outliers: one extra triangle per hundred, of the mean size, in the box */
+	assert_int_equal(gen_outliers(&a, 0.01, 7, &o, &e), 0);
+	size_t extra = (a.n_faces + 99) / 100;
+	assert_int_equal(o.n_faces, a.n_faces + extra);
+	assert_int_equal(o.n_vertices, a.n_vertices + 3 * extra);
+	assert_memory_equal(o.indices, a.indices, 3 * a.n_faces * sizeof(uint32_t));
+	assert_memory_equal(o.positions, a.positions, 3 * a.n_vertices * sizeof(float));
+	double added = gen_surface_area(&o) - gen_surface_area(&a);
+	double share = added / gen_surface_area(&a);
+	if (!(share > 0.008 && share < 0.012))
+		fail_msg("outliers add %.4f of the area", share);
+	size_t far = 0;
+	for (size_t i = a.n_vertices; i < o.n_vertices; i++) {
+		const float *q = o.positions + 3 * i;
+		bool inside = true;
+		for (int k = 0; k < 3; k++) {
+			double w = (double)a.bbox_max[k] - a.bbox_min[k];
+			assert_true(q[k] >= a.bbox_min[k] - 0.11 * w && q[k] <= a.bbox_max[k] + 0.11 * w);
+			inside = inside && q[k] >= a.bbox_min[k] && q[k] <= a.bbox_max[k];
+		}
+		far += !inside;
+		const uint8_t *c = o.colors + 4 * i;
+		assert_true(c[0] == c[1] && c[1] == c[2]);
+	}
+	/* uniform in the grown box: 1 - 1/1.2^3 of them outside the box itself */
+	if (!(far > 0.3 * 3 * (double)extra && far < 0.55 * 3 * (double)extra))
+		fail_msg("%zu of %zu outlier corners outside the bounding box", far, 3 * extra);
+	scan_release(&o);
+	assert_int_equal(gen_outliers(&cloud, 0.05, 7, &o, &e), 0);
+	assert_int_equal(o.n_vertices, 21000);
+	assert_int_equal(o.n_faces, 0);
+	scan_release(&o);
+
+	/* graded density: ten times denser at one end of gen_direction(seed + 1) */
+	assert_int_equal(gen_graded_points(&a, 20000, 10, 9, &g, &e), 0);
+	assert_int_equal(g.n_faces, 0);
+	if (!(g.n_vertices > 19000 && g.n_vertices < 21000))
+		fail_msg("graded cloud of %zu points for 20000", g.n_vertices);
+	assert_int_equal(gen_sample_points(&a, 20000, 9, &u, &e), 0);
+	double dir[3], lo = HUGE_VAL, hi = -HUGE_VAL;
+	gen_direction(10, dir);
+	for (size_t i = 0; i < a.n_vertices; i++) {
+		const float *q = a.positions + 3 * i;
+		double t = dir[0] * q[0] + dir[1] * q[1] + dir[2] * q[2];
+		lo = t < lo ? t : lo;
+		hi = t > hi ? t : hi;
+	}
+	size_t n[2][2] = { { 0, 0 }, { 0, 0 } }; /* [graded, uniform][low, high end] */
+	const struct scan *c2[2] = { &g, &u };
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < c2[k]->n_vertices; i++) {
+			const float *q = c2[k]->positions + 3 * i;
+			double t = (dir[0] * q[0] + dir[1] * q[1] + dir[2] * q[2] - lo) / (hi - lo);
+			if (t < 0.3)
+				n[k][0]++;
+			else if (t > 0.7)
+				n[k][1]++;
+		}
+	/* keep 10^-t: the low end is 10^0.7 = 5 times denser than the high end */
+	assert_true(n[1][0] > 1000 && n[1][1] > 1000);
+	double ratio = ((double)n[0][0] / (double)n[1][0]) / ((double)n[0][1] / (double)n[1][1]);
+	if (!(ratio > 3.5 && ratio < 7))
+		fail_msg("density ratio %.2f between the ends (%zu/%zu, %zu/%zu)", ratio,
+			 n[0][0], n[1][0], n[0][1], n[1][1]);
+	scan_release(&g);
+	scan_release(&u);
+
+	/* bad parameters */
+	assert_int_equal(gen_holes(&a, 0, 0.1, 1, &h, &e), ERR_INTERNAL);
+	assert_int_equal(gen_holes(&a, 5, 1.0, 1, &h, &e), ERR_INTERNAL);
+	assert_int_equal(gen_outliers(&a, 0, 1, &o, &e), ERR_INTERNAL);
+	assert_int_equal(gen_graded_points(&a, 100, 0.5, 1, &g, &e), ERR_INTERNAL);
+	assert_int_equal(gen_graded_points(&cloud, 100, 10, 1, &g, &e), ERR_FORMAT);
+	scan_release(&cloud);
+	scan_release(&a);
+}
+
 static void test_gen_fails_cleanly_when_allocations_fail(void **state)
 {
 	(void)state;
@@ -1019,6 +1153,7 @@ int main(void)
 		cmocka_unit_test(test_gen_sample_points_is_area_weighted),
 		cmocka_unit_test(test_gen_crop_keeps_fraction_and_attributes),
 		cmocka_unit_test(test_gen_view_keeps_what_one_position_sees),
+		cmocka_unit_test(test_gen_holes_outliers_and_graded_density),
 		cmocka_unit_test(test_gen_fails_cleanly_when_allocations_fail),
 		cmocka_unit_test(test_gen_rejects_bad_parameters),
 	};

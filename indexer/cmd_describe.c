@@ -125,6 +125,7 @@ static json_t *describe_json(const char *path, const struct scan *s, const float
 	json_object_set_new(o, "points", json_integer((json_int_t)info->n_points));
 	json_object_set_new(o, "faces", json_integer((json_int_t)info->n_faces));
 	json_object_set_new(o, "skipped", json_integer((json_int_t)info->n_skipped));
+	json_object_set_new(o, "specks", json_integer((json_int_t)info->n_specks));
 	json_object_set_new(o, "extent", json_pack("[f,f,f]", info->extent[0],
 						   info->extent[1], info->extent[2]));
 	json_object_set_new(o, "area", json_real(info->area));
@@ -179,6 +180,8 @@ static void describe_text(const char *path, const struct scan *s, const float *v
 		printf("  surface    mesh, %zu faces, %zu vertices\n", info->n_faces, info->n_points);
 	if (info->n_skipped)
 		printf("  skipped    %zu non-finite vertices and faces using them\n", info->n_skipped);
+	if (info->n_specks)
+		printf("  specks     %zu faces in small detached pieces left out\n", info->n_specks);
 	if (units)
 		printf("  units      mm (%g mm per file unit)\n", info->mm_per_unit);
 	else

@@ -64,6 +64,10 @@ struct image;
 #define DESC_N_S 64           /* expected points per S-filter ball (plane fit) */
 #define DESC_NB_CAP 640       /* points kept per ball (reservoir beyond) */
 #define DESC_MIN_NB 12        /* fewer: widen the ball, then give up */
+#define DESC_SPECK_AREA 0.05  /* specks are left out up to this share of the area */
+#define DESC_AREA_K 8         /* a cloud point's area: its 8th neighbour's distance^2 */
+#define DESC_AREA_CLAMP 100.0 /* cloud weights within this factor of their median */
+#define DESC_AREA_MAX_PTS ((size_t)1 << 24) /* larger clouds weigh points equally */
 #define DESC_MIN_POINTS 16    /* fewer finite points: ERR_UNDESCRIBABLE */
 #define DESC_LEVEL_CAP ((size_t)1 << 21) /* largest global sample set */
 #define DESC_RES_FACTOR 3.0   /* S-filter radius >= this x sampling spacing */
@@ -171,8 +175,13 @@ struct desc_src {
 	uint32_t *pt;             /* finite vertex indices */
 	float *key;               /* u in [0,1): subset of fraction f = key < f */
 	bool cloud_normals;       /* the cloud carries normals */
+	float *wv;                /* area weight per vertex (mean 1), or NULL: equal;
+				     with it, cdf holds the cumulative weights of pt */
 
 	double spacing;           /* sampling resolution: sqrt(area per vertex) */
+	size_t n_specks;          /* mesh faces left out as specks (find_specks) */
+	uint8_t *speck_v;         /* their vertices (1), or NULL when none */
+	size_t n_speck_v;
 
 	bool colour;              /* colour is sampled (some source exists) */
 	bool units;
@@ -297,6 +306,9 @@ int desc_nbhd_init(struct desc_nbhd *nb, const struct desc_src *src, double r,
  * describing.  Returns the previous setting.
  */
 int desc_test_force_sampler(int mode);
+/* Tests only: 0 makes clouds weigh their points equally, 1 by area (the
+ * default); returns the previous setting.  Not thread-safe. */
+int desc_test_cloud_weights(int on);
 void desc_nbhd_release(struct desc_nbhd *nb);
 
 /*

@@ -89,6 +89,16 @@ static double dot(const double a[3], const double b[3])
 	return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
+/* Tests only: 0 makes clouds weigh their points equally (desc_int.h). */
+static int no_cloud_weights;
+
+int desc_test_cloud_weights(int on)
+{
+	int old = !no_cloud_weights;
+	no_cloud_weights = !on;
+	return old;
+}
+
 /* Index of the first cdf entry > t. */
 static size_t cdf_find(const double *cdf, size_t n, double t)
 {
@@ -155,17 +165,110 @@ static double face_area(const struct scan *s, size_t f, const double ref[3],
 	return isfinite(a) ? a : 0;
 }
 
+static uint32_t uf_find(uint32_t *parent, uint32_t x)
+{
+	while (parent[x] != x) {
+		parent[x] = parent[parent[x]];
+		x = parent[x];
+	}
+	return x;
+}
+
+/*
+ * Specks: the connected pieces of a mesh (faces joined by shared vertices)
+ * with at most a thousandth of its faces, as a scanner leaves around what
+ * it scanned (dust, bits of the turntable, stray reflections meshed into a
+ * few triangles).  Left in, a speck floating near the surface is measured
+ * as relief by every fit whose ball it enters.  They are left out when all
+ * of them together hold at most DESC_SPECK_AREA of the area; otherwise the
+ * small pieces are what the scan is (gravel, a soup of unwelded
+ * triangles) and every face stays.  Returns the face mask (1: speck) or
+ * NULL when nothing is left out; sets src->n_specks (faces left out),
+ * src->speck_v (the vertex mask) and src->n_speck_v.
+ */
+static uint8_t *find_specks(struct desc_src *src)
+{
+	const struct scan *s = src->s;
+	size_t nv = s->n_vertices, nf = s->n_faces;
+	if (nf < 1000 || nv > UINT32_MAX)
+		return NULL;
+	uint32_t *parent = alloc_array(nv, sizeof(uint32_t));
+	uint32_t *count = alloc_array_zero(nv, sizeof(uint32_t));
+	double *area = alloc_array_zero(nv, sizeof(double));
+	uint8_t *mask = NULL;
+	if (!parent || !count || !area)
+		goto out;
+	for (size_t v = 0; v < nv; v++)
+		parent[v] = (uint32_t)v;
+	for (size_t f = 0; f < nf; f++) {
+		const uint32_t *ix = s->indices + 3 * f;
+		uint32_t a = uf_find(parent, ix[0]);
+		for (int k = 1; k < 3; k++) {
+			uint32_t b = uf_find(parent, ix[k]);
+			if (a != b)
+				parent[b] = a;
+		}
+	}
+	double total = 0;
+	for (size_t f = 0; f < nf; f++) {
+		double v[3][3];
+		bool bad;
+		static const double zero[3] = { 0, 0, 0 };
+		double a = face_area(s, f, zero, v, &bad);
+		if (!(a > 0))
+			continue;
+		uint32_t r = uf_find(parent, s->indices[3 * f]);
+		count[r]++;
+		area[r] += a;
+		total += a;
+	}
+	size_t small = nf / 1000, n = 0;
+	double speck_area = 0;
+	for (size_t v = 0; v < nv; v++)
+		if (count[v] && count[v] <= small) {
+			n += count[v];
+			speck_area += area[v];
+		}
+	if (!n || !(speck_area <= DESC_SPECK_AREA * total))
+		goto out;
+	mask = alloc_array(nf, 1);
+	src->speck_v = alloc_array(nv, 1);
+	if (!mask || !src->speck_v) {
+		xfree(mask);
+		xfree(src->speck_v);
+		mask = src->speck_v = NULL;
+		goto out;
+	}
+	for (size_t f = 0; f < nf; f++) {
+		uint32_t r = uf_find(parent, s->indices[3 * f]);
+		mask[f] = count[r] && count[r] <= small;
+	}
+	for (size_t v = 0; v < nv; v++) {
+		uint32_t r = uf_find(parent, (uint32_t)v);
+		src->speck_v[v] = count[r] && count[r] <= small;
+		src->n_speck_v += src->speck_v[v];
+	}
+	src->n_specks = n;
+out:
+	xfree(parent);
+	xfree(count);
+	xfree(area);
+	return mask;
+}
+
 static int prepare_mesh(struct desc_src *src, const double ref[3],
 			struct moments *tot, struct err *e)
 {
 	const struct scan *s = src->s;
 	size_t nf = s->n_faces;
+	uint8_t *speck = find_specks(src);
 	size_t n_chunks = (nf + CHUNK - 1) / CHUNK;
 	struct moments *cm = alloc_array_zero(n_chunks ? n_chunks : 1, sizeof(*cm));
 	double *area = alloc_array(nf ? nf : 1, sizeof(double));
 	if (!cm || !area) {
 		xfree(cm);
 		xfree(area);
+		xfree(speck);
 		return err_set(e, ERR_NOMEM, "out of memory preparing %zu faces", nf);
 	}
 	int nt = desc_threads(src);
@@ -178,6 +281,8 @@ static int prepare_mesh(struct desc_src *src, const double ref[3],
 			double v[3][3];
 			bool bad;
 			double a = face_area(s, f, ref, v, &bad);
+			if (speck && speck[f])
+				a = 0;
 			area[f] = a > 0 ? a : 0;
 			if (bad)
 				m.n_bad++;
@@ -203,6 +308,7 @@ static int prepare_mesh(struct desc_src *src, const double ref[3],
 	for (size_t c = 0; c < n_chunks; c++)
 		moments_add(tot, &cm[c]);
 	xfree(cm);
+	xfree(speck);
 	if (!tot->n_valid || !(tot->w > 0)) {
 		xfree(area);
 		return 0;
@@ -230,7 +336,7 @@ static int prepare_mesh(struct desc_src *src, const double ref[3],
 }
 
 static void prepare_cloud_moments(const struct scan *s, const double ref[3],
-				  struct moments *tot, int nt)
+				  const float *wv, struct moments *tot, int nt)
 {
 	size_t nv = s->n_vertices;
 	size_t n_chunks = (nv + CHUNK - 1) / CHUNK;
@@ -250,11 +356,12 @@ static void prepare_cloud_moments(const struct scan *s, const double ref[3],
 					continue;
 				const float *p = s->positions + 3 * i;
 				double v[3] = { p[0] - ref[0], p[1] - ref[1], p[2] - ref[2] };
+				double w = wv ? (double)wv[i] : 1.0;
 				m.n_valid++;
-				m.w += 1;
+				m.w += w;
 				for (int j = 0; j < 3; j++)
-					m.m[j] += v[j];
-				outer_add(m.mm, v, 1.0);
+					m.m[j] += w * v[j];
+				outer_add(m.mm, v, w);
 			}
 			local[c] = m;
 		}
@@ -263,6 +370,182 @@ static void prepare_cloud_moments(const struct scan *s, const double ref[3],
 	}
 }
 
+
+/*
+ * About the median of the positive values of v[0..n): the centre of the
+ * bin of a 4096-bin histogram of log2 v where half the count is reached
+ * (within 4 % of the true median, in linear time: a scale, not a
+ * statistic).  0 when none is positive.
+ */
+static double median_about(const float *v, size_t n)
+{
+	enum { BINS = 4096 };
+	const double lo = -200, hi = 200; /* log2 range of floats, generously */
+	size_t *cnt = alloc_array_zero(BINS, sizeof(size_t)), tot = 0;
+	if (!cnt)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!(v[i] > 0))
+			continue;
+		double b = (log2((double)v[i]) - lo) / (hi - lo) * BINS;
+		size_t k = b < 0 ? 0 : b >= BINS ? BINS - 1 : (size_t)b;
+		cnt[k]++;
+		tot++;
+	}
+	double m = 0;
+	for (size_t k = 0, acc = 0; k < BINS && tot; k++) {
+		acc += cnt[k];
+		if (2 * acc >= tot) {
+			m = exp2(lo + ((double)k + 0.5) * (hi - lo) / BINS);
+			break;
+		}
+	}
+	xfree(cnt);
+	return m;
+}
+
+/*
+ * Area weights of a cloud's points.  A scanner samples what is near it and
+ * faces it more densely than what is far or oblique, so a cloud weighing
+ * its points equally over-counts the dense side in every distribution.
+ * Each point stands for the area around it: a_i = d_k(i)^2, d_k the
+ * distance to its DESC_AREA_K-th nearest point (a disc of that radius
+ * holds about k points), and w_i = the median of a over i and its k
+ * nearest points, so that a stray point floating off the surface, whose
+ * own d_k is large, takes the weight of the surface points around it.
+ * Weights are kept within DESC_AREA_CLAMP times their median either way
+ * (coincident points have no area of their own) and scaled to mean 1.  Returned per vertex of s (0 for non-finite
+ * ones), or NULL with *rc = 0 when the cloud is too large to weigh
+ * (DESC_AREA_MAX_PTS): its points then count equally.
+ */
+static float *cloud_weights(const struct scan *s, const double ref[3], double rms,
+			    size_t n_finite, int nt, int *rc, struct err *e)
+{
+	enum { K = DESC_AREA_K, MAX_RING = 6 };
+	*rc = 0;
+	if (n_finite < 2 * K || n_finite > DESC_AREA_MAX_PTS)
+		return NULL;
+	size_t nv = s->n_vertices, n = 0;
+	float *pos = alloc_array(n_finite, 3 * sizeof(float));
+	uint32_t *vid = alloc_array(n_finite, sizeof(uint32_t));
+	uint32_t *nbr = alloc_array(n_finite, K * sizeof(uint32_t));
+	float *a = alloc_array(n_finite, sizeof(float));
+	float *w = alloc_array_zero(nv, sizeof(float));
+	struct desc_grid g;
+	memset(&g, 0, sizeof(g));
+	if (!pos || !vid || !nbr || !a || !w) {
+		*rc = err_set(e, ERR_NOMEM, "out of memory weighing %zu points", n_finite);
+		goto fail;
+	}
+	for (size_t i = 0; i < nv; i++) {
+		if (!scan_vertex_finite(s, i))
+			continue;
+		for (int k = 0; k < 3; k++)
+			pos[3 * n + (size_t)k] = (float)((double)s->positions[3 * i + (size_t)k] - ref[k]);
+		vid[n++] = (uint32_t)i;
+	}
+	/* cells of about two spacings of a closed surface of this RMS radius */
+	double h = 2 * rms * sqrt(2 * M_PI / (double)n);
+	if (!(h > 0) || (*rc = desc_grid_points(&g, pos, n, h, nt, e)) < 0)
+		goto fail;
+	#pragma omp parallel for num_threads(nt) schedule(dynamic, 1024)
+	for (size_t i = 0; i < n; i++) {
+		const float *p = pos + 3 * i;
+		int32_t c[3];
+		for (int k = 0; k < 3; k++)
+			c[k] = desc_cell(p[k], g.inv_h);
+		float best[K];
+		uint32_t bi[K];
+		int nb = 0;
+		for (int ring = 0; ring <= MAX_RING; ring++) {
+			for (int dx = -ring; dx <= ring; dx++)
+			for (int dy = -ring; dy <= ring; dy++)
+			for (int dz = -ring; dz <= ring; dz++) {
+				int m = abs(dx) > abs(dy) ? abs(dx) : abs(dy);
+				m = abs(dz) > m ? abs(dz) : m;
+				if (m != ring)
+					continue;
+				int32_t x = c[0] + dx, y = c[1] + dy, z = c[2] + dz;
+				uint32_t b = desc_bucket(&g, desc_cell_key(x, y, z));
+				for (uint32_t t = g.start[b]; t < g.start[b + 1]; t++) {
+					uint32_t j = g.items[t];
+					const float *q = pos + 3 * (size_t)j;
+					if (j == (uint32_t)i || desc_cell(q[0], g.inv_h) != x ||
+					    desc_cell(q[1], g.inv_h) != y || desc_cell(q[2], g.inv_h) != z)
+						continue;
+					float d0 = q[0] - p[0], d1 = q[1] - p[1], d2 = q[2] - p[2];
+					float d = d0 * d0 + d1 * d1 + d2 * d2;
+					if (nb == K && !(d < best[K - 1]))
+						continue;
+					/* insertion into the sorted k best (ties: lower index first) */
+					int at = nb < K ? nb++ : K - 1;
+					while (at > 0 && (best[at - 1] > d ||
+							  (best[at - 1] == d && bi[at - 1] > j))) {
+						best[at] = best[at - 1];
+						bi[at] = bi[at - 1];
+						at--;
+					}
+					best[at] = d;
+					bi[at] = j;
+				}
+			}
+			/* every point within ring cells of p has been seen */
+			double reach = ring * h;
+			if (nb == K && (double)best[K - 1] <= reach * reach)
+				break;
+		}
+		double far = (double)MAX_RING * h;
+		a[i] = nb == K ? best[K - 1] : (float)(far * far);
+		for (int k = 0; k < K; k++)
+			nbr[K * i + (size_t)k] = k < nb ? bi[k] : (uint32_t)i;
+	}
+	/* the median over each point and its neighbours; then their median */
+	float *med = alloc_array(n, sizeof(float));
+	if (!med) {
+		*rc = err_set(e, ERR_NOMEM, "out of memory weighing %zu points", n);
+		goto fail;
+	}
+	#pragma omp parallel for num_threads(nt) schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float v[K + 1];
+		v[0] = a[i];
+		for (int k = 0; k < K; k++)
+			v[k + 1] = a[nbr[K * i + (size_t)k]];
+		for (int x = 1; x <= K; x++) /* insertion sort of 9 */
+			for (int y = x; y > 0 && v[y - 1] > v[y]; y--) {
+				float t = v[y];
+				v[y] = v[y - 1];
+				v[y - 1] = t;
+			}
+		med[i] = v[K / 2];
+	}
+	memcpy(a, med, n * sizeof(float));
+	xfree(med);
+	double typ = median_about(a, n);
+	double sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		double x = typ > 0 ? (double)a[i] / typ : 1;
+		x = x < 1 / DESC_AREA_CLAMP ? 1 / DESC_AREA_CLAMP : x > DESC_AREA_CLAMP ? DESC_AREA_CLAMP : x;
+		w[vid[i]] = (float)x;
+		sum += x;
+	}
+	for (size_t i = 0; i < nv; i++)
+		w[i] = (float)((double)w[i] * (double)n / sum);
+	desc_grid_release(&g);
+	xfree(pos);
+	xfree(vid);
+	xfree(nbr);
+	xfree(a);
+	return w;
+fail:
+	desc_grid_release(&g);
+	xfree(pos);
+	xfree(vid);
+	xfree(nbr);
+	xfree(a);
+	xfree(w);
+	return NULL;
+}
 
 int desc_src_init(struct desc_src *src, const struct scan *s,
 		  const struct describe_opts *o, struct desc_info *info,
@@ -307,8 +590,18 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 			return err_set(e, ERR_UNDESCRIBABLE,
 				       "%zu usable point%s, a descriptor needs %d",
 				       n_finite, n_finite == 1 ? "" : "s", DESC_MIN_POINTS);
-		prepare_cloud_moments(s, ref, &tot, desc_threads(src));
+		prepare_cloud_moments(s, ref, NULL, &tot, desc_threads(src));
 		info->flags |= DESC_POINT_CLOUD;
+		double var0 = (tot.mm[0] + tot.mm[3] + tot.mm[5]) / tot.w -
+			      (tot.m[0] * tot.m[0] + tot.m[1] * tot.m[1] + tot.m[2] * tot.m[2]) /
+			      (tot.w * tot.w);
+		int rc = 0;
+		if (var0 > 0 && isfinite(var0) && !no_cloud_weights)
+			src->wv = cloud_weights(s, ref, sqrt(var0), n_finite, desc_threads(src), &rc, e);
+		if (rc < 0)
+			return rc;
+		if (src->wv)
+			prepare_cloud_moments(s, ref, src->wv, &tot, desc_threads(src));
 	}
 	double mean[3], cov[6];
 	for (int k = 0; k < 3; k++)
@@ -359,7 +652,8 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 		 * mesh and a cloud of its vertices agree (a median triangle size
 		 * would follow the big flat triangles of CAD-like meshes).
 		 */
-		src->spacing = sqrt(src->area / (double)(n_finite ? n_finite : 1));
+		size_t nvs = n_finite - (src->n_speck_v < n_finite ? src->n_speck_v : 0);
+		src->spacing = sqrt(src->area / (double)(nvs ? nvs : 1));
 	} else {
 		src->n_pts = n_finite;
 		src->pt = alloc_array(n_finite, sizeof(uint32_t));
@@ -373,6 +667,17 @@ int desc_src_init(struct desc_src *src, const struct scan *s,
 			src->pt[k] = (uint32_t)i;
 			src->key[k] = (float)desc_u01(desc_hash(src->seed, DS_CLOUD, i));
 			k++;
+		}
+		if (src->wv) {
+			/* weighted clouds are sampled like triangles: by cumulative weight */
+			src->cdf = alloc_array(n_finite, sizeof(double));
+			if (!src->cdf)
+				return err_set(e, ERR_NOMEM, "out of memory preparing %zu points", n_finite);
+			double acc = 0;
+			for (size_t j = 0; j < n_finite; j++) {
+				acc += (double)src->wv[src->pt[j]];
+				src->cdf[j] = acc;
+			}
 		}
 		src->cloud_normals = s->normals != NULL;
 		if (!src->cloud_normals)
@@ -420,6 +725,8 @@ void desc_src_release(struct desc_src *src)
 {
 	xfree(src->tri);
 	xfree(src->cdf);
+	xfree(src->speck_v);
+	xfree(src->wv);
 	xfree(src->pt);
 	xfree(src->key);
 	memset(src, 0, sizeof(*src));
@@ -436,6 +743,56 @@ static void cloud_normal(const struct desc_src *src, uint32_t v, float out[3])
 		return;
 	for (int k = 0; k < 3; k++)
 		out[k] = (float)(n[k] / l);
+}
+
+/* Cloud vertex v as sample k of out: position, normal, colour, id. */
+static void put_cloud_point(const struct desc_src *src, uint32_t v, bool colour,
+			    struct desc_pts *out, size_t k)
+{
+	double p[3];
+	desc_vertex(src, v, p);
+	for (int j = 0; j < 3; j++)
+		out->pos[3 * k + j] = (float)p[j];
+	cloud_normal(src, v, out->nrm + 3 * k);
+	if (colour && !desc_vertex_colour(src, v, out->lab + 3 * k))
+		out->lab[3 * k] = out->lab[3 * k + 1] = out->lab[3 * k + 2] = NAN;
+	out->id[k] = v;
+}
+
+/*
+ * n points of a weighted cloud, stratified over the cumulative weights as
+ * mesh samples are over the cumulative area: sample i is the point where
+ * the cumulative weight crosses (i + u_i) / n of the total, so a point
+ * weighing twice the mean is drawn about twice per n / N samples (and at
+ * least once in a row of n >= N / its share).
+ */
+static int sample_weighted_cloud(const struct desc_src *src, size_t n, uint64_t stream,
+				 bool colour, struct desc_pts *out, struct err *e)
+{
+	if (desc_pts_alloc(out, n, colour) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
+	out->id = alloc_array(n ? n : 1, sizeof(uint32_t));
+	if (!out->id) {
+		desc_pts_release(out);
+		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
+	}
+	double total = src->cdf[src->n_pts - 1];
+	const size_t blk = 4096;
+	size_t n_blk = (n + blk - 1) / blk;
+	#pragma omp parallel for num_threads(desc_threads(src)) schedule(dynamic, 1)
+	for (size_t bi = 0; bi < n_blk; bi++) {
+		size_t lo = bi * blk, hi = lo + blk < n ? lo + blk : n, j = 0;
+		for (size_t i = lo; i < hi; i++) {
+			double t = ((double)i + desc_u01(desc_hash(src->seed, stream, i))) /
+				   (double)n * total;
+			if (i == lo)
+				j = cdf_find(src->cdf, src->n_pts, t);
+			while (j + 1 < src->n_pts && !(src->cdf[j] > t))
+				j++;
+			put_cloud_point(src, src->pt[j], colour, out, i);
+		}
+	}
+	return 0;
 }
 
 int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
@@ -486,6 +843,8 @@ int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
 		}
 		return 0;
 	}
+	if (src->cdf)
+		return sample_weighted_cloud(src, n, stream, colour, out, e);
 	/* cloud: keep points whose key is below the fraction */
 	double frac = src->n_pts ? (double)n / (double)src->n_pts : 1;
 	size_t m = 0;
@@ -503,16 +862,7 @@ int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
 	for (size_t i = 0; i < src->n_pts; i++) {
 		if (!(frac >= 1 || src->key[i] < frac))
 			continue;
-		uint32_t v = src->pt[i];
-		double p[3];
-		desc_vertex(src, v, p);
-		for (int j = 0; j < 3; j++)
-			out->pos[3 * k + j] = (float)p[j];
-		cloud_normal(src, v, out->nrm + 3 * k);
-		if (colour && !desc_vertex_colour(src, v, out->lab + 3 * k))
-			out->lab[3 * k] = out->lab[3 * k + 1] = out->lab[3 * k + 2] = NAN;
-		out->id[k] = v;
-		k++;
+		put_cloud_point(src, src->pt[i], colour, out, k++);
 	}
 	return 0;
 }

@@ -229,7 +229,8 @@ static void colour_presence(const struct desc_pts *C, struct desc_info *info)
 	info->flags |= DESC_HAS_COLOUR;
 }
 
-/* Extents along the principal axes over the finite vertices, model units. */
+/* Extents along the principal axes over the finite vertices (specks left
+ * out), model units. */
 static void principal_extents(const struct desc_src *src, double ext[3])
 {
 	double val[3], vec[3][3];
@@ -237,7 +238,7 @@ static void principal_extents(const struct desc_src *src, double ext[3])
 	double lo[3] = { INFINITY, INFINITY, INFINITY }, hi[3] = { -INFINITY, -INFINITY, -INFINITY };
 	const struct scan *s = src->s;
 	for (size_t i = 0; i < s->n_vertices; i++) {
-		if (!scan_vertex_finite(s, i))
+		if (!scan_vertex_finite(s, i) || (src->speck_v && src->speck_v[i]))
 			continue;
 		double p[3];
 		desc_vertex(src, (uint32_t)i, p);
@@ -567,6 +568,7 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	bands_release(&rel);
 
 	info->scale = src.scale;
+	info->n_specks = src.n_specks;
 	info->spacing = src.spacing * src.scale * (src.units ? src.mm_per_unit : 1.0);
 	principal_extents(&src, info->extent);
 	info->area = src.area * src.scale * src.scale;

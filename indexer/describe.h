@@ -36,7 +36,7 @@ struct limits;
 struct scan;
 
 /* Identifies the layout below; stored with every descriptor. */
-#define DESC_SCHEMA "refscan-desc-3"
+#define DESC_SCHEMA "refscan-desc-4"
 
 enum desc_block_id {
 	DESC_SHAPE = 0,   /* global shape: D2, A3, D1, SH energies, PCA */
@@ -128,6 +128,7 @@ struct desc_info {
 	size_t n_points;        /* finite vertices used */
 	size_t n_faces;         /* faces with positive area used (0: point cloud) */
 	size_t n_skipped;       /* non-finite vertices and faces touching them */
+	size_t n_specks;        /* faces left out as specks (small detached pieces) */
 	double mm_per_unit;     /* 0 when unknown */
 	double scale;           /* RMS distance to the centroid, model units */
 	double extent[3];       /* principal extents, largest first (mm when known) */

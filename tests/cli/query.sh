@@ -27,7 +27,7 @@ run "$R" index --archive "$A" --json "$L"
 expect_rc 0 "index the library"
 expect_eq "$(jq -c '[.version, .added, (.failed|length)]' "$out")" '[1,12,0]' "12 scans in version 1"
 M1=$A/versions/00000001.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-3")] | length' "$M1")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-4")] | length' "$M1")" 12 \
 	"every entry has a descriptor of the current schema"
 expect_eq "$(jq -r '.index.file + " " + .index.schema' "$M1")" "00000001.index refscan-index-1" \
 	"the version names its search index"
@@ -62,6 +62,25 @@ if [ "$seen" -gt $((whole * 3 / 10)) ] && [ "$seen" -lt $((whole * 6 / 10)) ]; t
 else
 	not_ok "one view of a closed blob keeps $seen of its $whole faces"
 fi
+
+# specks a scanner picked up around the scan are left out: the query is the scan
+cp "$out" "$T/six.json"
+"$P" --outliers 0.01 --seed 7 "$L/002-bark-blob.ply" "$S/blob-specks.ply"
+"$R" info --json "$S/blob-specks.ply" > "$T/specks.json"
+added=$(( $(jq -r '.faces' "$T/specks.json") - whole ))
+run "$R" describe --json "$S/blob-specks.ply"
+expect_eq "$(jq -r '.specks' "$out")" "$added" "describe counts the $added speck faces it left out"
+run "$R" query --archive "$A" --json -k 1 "$S/blob-specks.ply"
+expect_eq "$(jq -r '.results[0].path' "$out")" 002-bark-blob.ply "a scan with specks finds itself"
+"$P" --holes 0.1 --seed 7 "$L/002-bark-blob.ply" "$S/blob-holes.ply"
+run "$R" query --archive "$A" --json -k 1 "$S/blob-holes.ply"
+expect_eq "$(jq -r '.results[0].path' "$out")" 002-bark-blob.ply "a scan with holes finds its reference"
+run "$P" --graded 3 "$L/002-bark-blob.ply" "$S/graded.ply"
+expect_rc 64 "perturb --graded needs --points"
+"$P" --points 4000 --graded 10 --seed 7 "$L/003-fabric-trunk.obj" "$S/trunk-graded.ply"
+"$R" info --json "$S/trunk-graded.ply" > "$T/graded.json"
+expect_eq "$(jq -r '.faces' "$T/graded.json")" 0 "a graded cloud has no faces"
+cp "$T/six.json" "$out"
 
 # ---- JSON shape ----------------------------------------------------------
 expect_eq "$(jq -s 'length' "$out")" 6 "one JSON line per sculpt"
@@ -296,7 +315,7 @@ expect_rc 0 "reindex after a schema change"
 expect_eq "$(jq -c '[.version, .committed, .described, .failed]' "$out")" '[3,true,12,0]' \
 	"every scan described again into version 3"
 M3=$A/versions/00000003.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-3")] | length' "$M3")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-4")] | length' "$M3")" 12 \
 	"version 3 holds current descriptors"
 expect_eq "$(jq -c '[.entries[] | [.path, .blob]]' "$M3")" "$(jq -c '[.entries[] | [.path, .blob]]' "$H")" \
 	"the scans are unchanged"

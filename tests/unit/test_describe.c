@@ -184,7 +184,7 @@ static void test_describe_layout_is_contiguous(void **state)
 	(void)state;
 	const struct desc_block *b = describe_blocks();
 	size_t off = 0;
-	assert_string_equal(DESC_SCHEMA, "refscan-desc-3");
+	assert_string_equal(DESC_SCHEMA, "refscan-desc-4");
 	for (int i = 0; i < DESC_N_BLOCKS; i++) {
 		assert_int_equal(b[i].offset, off);
 		assert_true(b[i].length > 0);
@@ -579,6 +579,55 @@ static void test_describe_skips_nonfinite_vertices(void **state)
 	xfree(b);
 }
 
+static void test_describe_leaves_out_specks(void **state)
+{
+	(void)state;
+	struct scan s, o, soup;
+	struct err e;
+	struct desc_info ia, ib;
+	float *a = vec(), *b = vec();
+	err_init(&e);
+	gen(GEN_FORM_BLOB, GEN_MAT_SKIN, 20000, 3, GEN_COLOR_VERTEX, &s, NULL);
+	describe_ok(&s, NULL, a, &ia);
+	assert_int_equal(ia.n_specks, 0);
+	/* a hundredth more faces as detached specks around it: left out whole */
+	assert_int_equal(gen_outliers(&s, 0.01, 7, &o, &e), 0);
+	describe_ok(&o, NULL, b, &ib);
+	assert_int_equal(ib.n_specks, o.n_faces - s.n_faces);
+	assert_int_equal(ib.n_faces, ia.n_faces);
+	assert_memory_equal(a, b, describe_dim() * sizeof(float));
+	for (int k = 0; k < 3; k++)
+		assert_true(ib.extent[k] == ia.extent[k]);
+	assert_true(ib.spacing == ia.spacing);
+	scan_release(&o);
+	/* a fifth more: past 5 % of the area they are part of the scan */
+	assert_int_equal(gen_outliers(&s, 0.2, 7, &o, &e), 0);
+	describe_ok(&o, NULL, b, &ib);
+	assert_int_equal(ib.n_specks, 0);
+	assert_int_equal(ib.n_faces, o.n_faces);
+	assert_true(rel_dist(a, b) > 0);
+	scan_release(&o);
+	/* a triangle soup (no shared vertex) is all small pieces: none left out */
+	scan_init(&soup);
+	assert_int_equal(scan_alloc(&soup, 3 * s.n_faces, s.n_faces, 0, &e), 0);
+	soup.n_vertices = 3 * s.n_faces;
+	soup.n_faces = s.n_faces;
+	for (size_t f = 0; f < s.n_faces; f++)
+		for (int k = 0; k < 3; k++) {
+			memcpy(soup.positions + 3 * (3 * f + (size_t)k),
+			       s.positions + 3 * (size_t)s.indices[3 * f + (size_t)k], 3 * sizeof(float));
+			soup.indices[3 * f + (size_t)k] = (uint32_t)(3 * f + (size_t)k);
+		}
+	assert_int_equal(scan_finalize(&soup, &e), 0);
+	describe_ok(&soup, NULL, b, &ib);
+	assert_int_equal(ib.n_specks, 0);
+	assert_int_equal(ib.n_faces, s.n_faces);
+	scan_release(&soup);
+	scan_release(&s);
+	xfree(a);
+	xfree(b);
+}
+
 static void test_point_cloud_describes_like_its_mesh(void **state)
 {
 	(void)state;
@@ -613,6 +662,40 @@ static void test_point_cloud_describes_like_its_mesh(void **state)
  * sample set of the same density describe a surface alike: both are
  * area-uniform.
  */
+static void test_graded_cloud_weighs_points_by_area(void **state)
+{
+	(void)state;
+	struct scan s, even, graded;
+	struct err e;
+	struct desc_info ie, ig;
+	float *a = vec(), *b = vec(), *m = vec(), *u = vec();
+	err_init(&e);
+	gen(GEN_FORM_LIMB, GEN_MAT_BARK, 40000, 4, GEN_COLOR_NONE, &s, NULL);
+	describe_ok(&s, NULL, m, NULL);
+	assert_int_equal(gen_sample_points(&s, 30000, 9, &even, &e), 0);
+	describe_ok(&even, NULL, a, &ie);
+	/* ten times denser at one end, as a scanner samples what is near it */
+	assert_int_equal(gen_graded_points(&s, 30000, 10, 9, &graded, &e), 0);
+	describe_ok(&graded, NULL, b, &ig);
+	/* each point counts for its area: the graded cloud has the even one's area */
+	assert_near(ig.area, ie.area, 0.1 * ie.area);
+	/* weighed equally, the dense end would outweigh the rest */
+	int was = desc_test_cloud_weights(0);
+	describe_ok(&graded, NULL, u, NULL);
+	desc_test_cloud_weights(was);
+	print_message("from the mesh: graded %.4f, even %.4f; graded unweighted %.4f\n",
+		      l2(m, b), l2(m, a), l2(m, u));
+	assert_true(l2(m, b) < 1.5 * l2(m, a));
+	assert_true(l2(m, b) < 0.5 * l2(m, u));
+	scan_release(&graded);
+	scan_release(&even);
+	scan_release(&s);
+	xfree(a);
+	xfree(b);
+	xfree(m);
+	xfree(u);
+}
+
 static void test_both_samplers_agree(void **state)
 {
 	(void)state;
@@ -766,7 +849,9 @@ int main(void)
 		cmocka_unit_test(test_relief_of_flat_plane_is_zero),
 		cmocka_unit_test(test_describe_rejects_degenerate_inputs),
 		cmocka_unit_test(test_describe_skips_nonfinite_vertices),
+		cmocka_unit_test(test_describe_leaves_out_specks),
 		cmocka_unit_test(test_point_cloud_describes_like_its_mesh),
+		cmocka_unit_test(test_graded_cloud_weighs_points_by_area),
 		cmocka_unit_test(test_both_samplers_agree),
 		cmocka_unit_test(test_distance_helpers_match_plain_l2),
 		cmocka_unit_test(test_sparse_cloud_leaves_out_its_local_geometry),

@@ -87,7 +87,16 @@ expect_eq "$(jq -r 'select(.task == "generated") | .case' "$out" | tr '\n' ' ')"
 expect_eq "$(jq -r 'select(.case == "crop:1") | .queries, .top1' "$out" | tr '\n' ' ')" "4 1 " \
 	"a crop that keeps everything finds every reference"
 expect_eq "$(jq -r 'select(.case == "view") | .queries' "$out")" 4 "every reference seen from one side"
-for bad in crop:1.5 crop:0 decimate:1 noise:x view:2 rigid:1 points:; do
+# a scanner's artefacts: holes, specks around the scan (left out by describe,
+# so every reference is found), a cloud of graded density
+run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 \
+	--perturb holes,outliers,outliers:0.03,density:3
+expect_rc 0 "holes, specks and graded density"
+expect_eq "$(jq -r 'select(.task == "generated") | .case' "$out" | tr '\n' ' ')" \
+	"holes outliers outliers:0.03 density:3 " "their rows, in the order asked"
+expect_eq "$(jq -r 'select(.case | startswith("outliers")) | .top1' "$out" | tr '\n' ' ')" "1 1 " \
+	"a reference with specks around it finds itself"
+for bad in crop:1.5 crop:0 decimate:1 noise:x view:2 rigid:1 points: holes:1 outliers:0 density:0.5; do
 	run "$E" --gen --forms 1 --materials 1 --perturb "$bad"
 	expect_rc 64 "--perturb $bad is a usage error"
 done

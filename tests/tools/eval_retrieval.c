@@ -8,7 +8,8 @@
  * References are described once.  For each perturbation type each
  * reference gives --queries seeded perturbed copies (rigid motion and
  * scale 0.4-2.5x, noise along the normals, 4x decimation, point sampling,
- * a 30% planar crop, and combinations); every query is described and
+ * a 30% planar crop, combinations, one scanner position, holes, stray
+ * specks, a cloud of graded density); every query is described and
  * searched exactly (brute force, squared L2 over the whole vector) among
  * the references.  Printed per perturbation: top-1, top-5 and mAP, for the
  * descriptor and, in the same run, for a D2-only baseline (the D2
@@ -79,11 +80,16 @@ static const char eval_usage[] =
 	"  --min-faces N       skip references with fewer faces (default 200)\n"
 	"  --queries N         queries per reference and perturbation (default 1)\n"
 	"  --perturb LIST      comma list of rigid,noise,noise-strong,decimate,\n"
-	"                      points,crop,combo,view (default all); NAME:V sets\n"
-	"                      a strength: noise:S and noise-strong:S (sigma as a\n"
-	"                      fraction of the diagonal, default 0.0005, 0.002),\n"
-	"                      decimate:F (factor, default 4), points:F (points\n"
-	"                      per vertex, default 1), crop:K (kept, default 0.7)\n"
+	"                      points,crop,combo,view,holes,outliers,density\n"
+	"                      (default all); NAME:V sets a strength: noise:S and\n"
+	"                      noise-strong:S (sigma as a fraction of the\n"
+	"                      diagonal, default 0.0005, 0.002), decimate:F\n"
+	"                      (factor, default 4), points:F (points per vertex,\n"
+	"                      default 1), crop:K (kept, default 0.7), holes:F\n"
+	"                      (share cut in 5 holes, default 0.1), outliers:F\n"
+	"                      (stray triangles per face, default 0.01),\n"
+	"                      density:R (a cloud R times denser at one end,\n"
+	"                      default 10)\n"
 	"  --cla FILE          class file: also class retrieval figures\n"
 	"  --same FILE         groups of references that are the same object\n"
 	"  --copies            also group references whose surfaces coincide after\n"
@@ -131,10 +137,12 @@ static const struct option eval_options[] = {
 
 enum pert {
 	P_RIGID, P_NOISE, P_NOISE_STRONG, P_DECIMATE, P_POINTS, P_CROP, P_COMBO, P_VIEW,
+	P_HOLES, P_OUTLIERS, P_DENSITY,
 	N_PERT
 };
 static const char *const pert_names[N_PERT] = {
 	"rigid", "noise", "noise-strong", "decimate", "points", "crop", "combo", "view",
+	"holes", "outliers", "density",
 };
 
 /* One row of the table: a perturbation at a strength (NAN: its default). */
@@ -890,6 +898,18 @@ static int perturb(const struct ref *ref, const struct run *run, uint64_t qseed,
 		rc = gen_view(in, dir, out, e);
 		break;
 	}
+	case P_HOLES:
+		rc = gen_holes(in, 5, dflt ? 0.1 : run->v, h + 8, out, e);
+		break;
+	case P_OUTLIERS:
+		rc = gen_outliers(in, dflt ? 0.01 : run->v, h + 9, out, e);
+		break;
+	case P_DENSITY:
+		rc = gen_graded_points(in, in->n_vertices > 100 ? in->n_vertices : 100,
+				       dflt ? 10 : run->v, h + 10, out, e);
+		if (!rc && (h >> 7) & 1)
+			strip_normals(out);
+		break;
 	case P_COMBO:
 	default:
 		rc = gen_crop(in, 0.85, h + 5, &tmp, e);
@@ -1175,6 +1195,9 @@ static bool parse_perturb(const char *s, struct run *runs, size_t *n_runs)
 			case P_DECIMATE: in_range = v > 1 && v <= 1000; break;
 			case P_POINTS: in_range = v > 0 && v <= 10; break;
 			case P_CROP: in_range = v > 0 && v <= 1; break;
+			case P_HOLES: in_range = v > 0 && v < 1; break;
+			case P_OUTLIERS: in_range = v > 0 && v <= 1; break;
+			case P_DENSITY: in_range = v >= 1 && v <= 1000; break;
 			default: in_range = false; break; /* no strength */
 			}
 			if (!in_range)

@@ -64,7 +64,7 @@ struct image;
 #define DESC_N_S 64           /* expected points per S-filter ball (plane fit) */
 #define DESC_NB_CAP 640       /* points kept per ball (reservoir beyond) */
 #define DESC_MIN_NB 12        /* fewer: widen the ball, then give up */
-#define DESC_SPECK_AREA 0.05  /* specks are left out up to this share of the area */
+#define DESC_SPECK_SHARE 0.05 /* specks are left out up to this share of the faces */
 #define DESC_AREA_K 8         /* a cloud point's area: its 8th neighbour's distance^2 */
 #define DESC_AREA_CLAMP 100.0 /* cloud weights within this factor of their median */
 #define DESC_AREA_MAX_PTS ((size_t)1 << 24) /* larger clouds weigh points equally */

@@ -180,8 +180,8 @@ static uint32_t uf_find(uint32_t *parent, uint32_t x)
  * it scanned (dust, bits of the turntable, stray reflections meshed into a
  * few triangles).  Left in, a speck floating near the surface is measured
  * as relief by every fit whose ball it enters.  They are left out when all
- * of them together hold at most DESC_SPECK_AREA of the area; otherwise the
- * small pieces are what the scan is (gravel, a soup of unwelded
+ * of them together hold at most DESC_SPECK_SHARE of the faces; otherwise
+ * the small pieces are what the scan is (gravel, a soup of unwelded
  * triangles) and every face stays.  Returns the face mask (1: speck) or
  * NULL when nothing is left out; sets src->n_specks (faces left out),
  * src->speck_v (the vertex mask) and src->n_speck_v.
@@ -194,9 +194,8 @@ static uint8_t *find_specks(struct desc_src *src)
 		return NULL;
 	uint32_t *parent = alloc_array(nv, sizeof(uint32_t));
 	uint32_t *count = alloc_array_zero(nv, sizeof(uint32_t));
-	double *area = alloc_array_zero(nv, sizeof(double));
 	uint8_t *mask = NULL;
-	if (!parent || !count || !area)
+	if (!parent || !count)
 		goto out;
 	for (size_t v = 0; v < nv; v++)
 		parent[v] = (uint32_t)v;
@@ -209,27 +208,14 @@ static uint8_t *find_specks(struct desc_src *src)
 				parent[b] = a;
 		}
 	}
-	double total = 0;
-	for (size_t f = 0; f < nf; f++) {
-		double v[3][3];
-		bool bad;
-		static const double zero[3] = { 0, 0, 0 };
-		double a = face_area(s, f, zero, v, &bad);
-		if (!(a > 0))
-			continue;
-		uint32_t r = uf_find(parent, s->indices[3 * f]);
-		count[r]++;
-		area[r] += a;
-		total += a;
-	}
+	for (size_t f = 0; f < nf; f++)
+		count[uf_find(parent, s->indices[3 * f])]++;
 	size_t small = nf / 1000, n = 0;
-	double speck_area = 0;
 	for (size_t v = 0; v < nv; v++)
-		if (count[v] && count[v] <= small) {
+		if (count[v] && count[v] <= small)
 			n += count[v];
-			speck_area += area[v];
-		}
-	if (!n || !(speck_area <= DESC_SPECK_AREA * total))
+	/* none, or so many that the small pieces are the scan */
+	if (!n || (double)n > DESC_SPECK_SHARE * (double)nf)
 		goto out;
 	mask = alloc_array(nf, 1);
 	src->speck_v = alloc_array(nv, 1);
@@ -241,7 +227,7 @@ static uint8_t *find_specks(struct desc_src *src)
 	}
 	for (size_t f = 0; f < nf; f++) {
 		uint32_t r = uf_find(parent, s->indices[3 * f]);
-		mask[f] = count[r] && count[r] <= small;
+		mask[f] = count[r] <= small;
 	}
 	for (size_t v = 0; v < nv; v++) {
 		uint32_t r = uf_find(parent, (uint32_t)v);
@@ -252,7 +238,6 @@ static uint8_t *find_specks(struct desc_src *src)
 out:
 	xfree(parent);
 	xfree(count);
-	xfree(area);
 	return mask;
 }
 

@@ -600,7 +600,7 @@ static void test_describe_leaves_out_specks(void **state)
 		assert_true(ib.extent[k] == ia.extent[k]);
 	assert_true(ib.spacing == ia.spacing);
 	scan_release(&o);
-	/* a fifth more: past 5 % of the area they are part of the scan */
+	/* a fifth more: past 5 % of the faces they are part of the scan */
 	assert_int_equal(gen_outliers(&s, 0.2, 7, &o, &e), 0);
 	describe_ok(&o, NULL, b, &ib);
 	assert_int_equal(ib.n_specks, 0);

@@ -67,6 +67,7 @@ struct image;
 #define DESC_SPECK_SHARE 0.05 /* specks are left out up to this share of the faces */
 #define DESC_AREA_K 8         /* a cloud point's area: its 8th neighbour's distance^2 */
 #define DESC_AREA_CLAMP 100.0 /* cloud weights within this factor of their median */
+#define DESC_AREA_CELL 3.5    /* kNN grid cell, in spacings of a sphere's cloud */
 #define DESC_AREA_MAX_PTS ((size_t)1 << 24) /* larger clouds weigh points equally */
 #define DESC_MIN_POINTS 16    /* fewer finite points: ERR_UNDESCRIBABLE */
 #define DESC_LEVEL_CAP ((size_t)1 << 21) /* largest global sample set */

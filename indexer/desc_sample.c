@@ -429,13 +429,30 @@ static float *cloud_weights(const struct scan *s, const double ref[3], double rm
 			pos[3 * n + (size_t)k] = (float)((double)s->positions[3 * i + (size_t)k] - ref[k]);
 		vid[n++] = (uint32_t)i;
 	}
-	/* cells of about two spacings of a closed surface of this RMS radius */
-	double h = 2 * rms * sqrt(2 * M_PI / (double)n);
+	/*
+	 * Cells of about three spacings of a closed surface of this RMS
+	 * radius: the k nearest then lie within one ring of cells, 27 lookups
+	 * (each a cache miss in a large cloud) for about a hundred points.
+	 */
+	double h = DESC_AREA_CELL * rms * sqrt(2 * M_PI / (double)n);
 	if (!(h > 0) || (*rc = desc_grid_points(&g, pos, n, h, nt, e)) < 0)
 		goto fail;
+	/*
+	 * Positions in grid order, and points visited in grid order: a cell's
+	 * candidates are then read from consecutive memory, and neighbouring
+	 * queries find them in cache (a cloud's file order is often random).
+	 */
+	float *spos = alloc_array(n, 3 * sizeof(float));
+	if (!spos) {
+		*rc = err_set(e, ERR_NOMEM, "out of memory weighing %zu points", n);
+		goto fail;
+	}
+	for (size_t t = 0; t < n; t++)
+		memcpy(spos + 3 * t, pos + 3 * (size_t)g.items[t], 3 * sizeof(float));
 	#pragma omp parallel for num_threads(nt) schedule(dynamic, 1024)
-	for (size_t i = 0; i < n; i++) {
-		const float *p = pos + 3 * i;
+	for (size_t t0 = 0; t0 < n; t0++) {
+		size_t i = g.items[t0];
+		const float *p = spos + 3 * t0;
 		int32_t c[3];
 		for (int k = 0; k < 3; k++)
 			c[k] = desc_cell(p[k], g.inv_h);
@@ -453,14 +470,14 @@ static float *cloud_weights(const struct scan *s, const double ref[3], double rm
 				int32_t x = c[0] + dx, y = c[1] + dy, z = c[2] + dz;
 				uint32_t b = desc_bucket(&g, desc_cell_key(x, y, z));
 				for (uint32_t t = g.start[b]; t < g.start[b + 1]; t++) {
-					uint32_t j = g.items[t];
-					const float *q = pos + 3 * (size_t)j;
-					if (j == (uint32_t)i || desc_cell(q[0], g.inv_h) != x ||
-					    desc_cell(q[1], g.inv_h) != y || desc_cell(q[2], g.inv_h) != z)
-						continue;
+					const float *q = spos + 3 * (size_t)t;
 					float d0 = q[0] - p[0], d1 = q[1] - p[1], d2 = q[2] - p[2];
 					float d = d0 * d0 + d1 * d1 + d2 * d2;
 					if (nb == K && !(d < best[K - 1]))
+						continue;
+					uint32_t j = g.items[t];
+					if (j == (uint32_t)i || desc_cell(q[0], g.inv_h) != x ||
+					    desc_cell(q[1], g.inv_h) != y || desc_cell(q[2], g.inv_h) != z)
 						continue;
 					/* insertion into the sorted k best (ties: lower index first) */
 					int at = nb < K ? nb++ : K - 1;
@@ -484,6 +501,7 @@ static float *cloud_weights(const struct scan *s, const double ref[3], double rm
 		for (int k = 0; k < K; k++)
 			nbr[K * i + (size_t)k] = k < nb ? bi[k] : (uint32_t)i;
 	}
+	xfree(spos);
 	/* the median over each point and its neighbours; then their median */
 	float *med = alloc_array(n, sizeof(float));
 	if (!med) {

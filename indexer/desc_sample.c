@@ -748,6 +748,19 @@ static void cloud_normal(const struct desc_src *src, uint32_t v, float out[3])
 		out[k] = (float)(n[k] / l);
 }
 
+/* n samples of a cloud, with the vertex id of each. */
+static int cloud_pts_alloc(struct desc_pts *out, size_t n, bool colour, struct err *e)
+{
+	if (desc_pts_alloc(out, n, colour) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
+	out->id = alloc_array(n ? n : 1, sizeof(uint32_t));
+	if (!out->id) {
+		desc_pts_release(out);
+		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
+	}
+	return 0;
+}
+
 /* Cloud vertex v as sample k of out: position, normal, colour, id. */
 static void put_cloud_point(const struct desc_src *src, uint32_t v, bool colour,
 			    struct desc_pts *out, size_t k)
@@ -772,13 +785,9 @@ static void put_cloud_point(const struct desc_src *src, uint32_t v, bool colour,
 static int sample_weighted_cloud(const struct desc_src *src, size_t n, uint64_t stream,
 				 bool colour, struct desc_pts *out, struct err *e)
 {
-	if (desc_pts_alloc(out, n, colour) < 0)
-		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
-	out->id = alloc_array(n ? n : 1, sizeof(uint32_t));
-	if (!out->id) {
-		desc_pts_release(out);
-		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", n);
-	}
+	int rc = cloud_pts_alloc(out, n, colour, e);
+	if (rc < 0)
+		return rc;
 	double total = src->cdf[src->n_pts - 1];
 	const size_t blk = 4096;
 	size_t n_blk = (n + blk - 1) / blk;
@@ -854,13 +863,9 @@ int desc_sample(const struct desc_src *src, size_t n, uint64_t stream,
 	for (size_t i = 0; i < src->n_pts; i++)
 		if (frac >= 1 || src->key[i] < frac)
 			m++;
-	if (desc_pts_alloc(out, m, colour) < 0)
-		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", m);
-	out->id = alloc_array(m ? m : 1, sizeof(uint32_t));
-	if (!out->id) {
-		desc_pts_release(out);
-		return err_set(e, ERR_NOMEM, "out of memory sampling %zu points", m);
-	}
+	int rc = cloud_pts_alloc(out, m, colour, e);
+	if (rc < 0)
+		return rc;
 	size_t k = 0;
 	for (size_t i = 0; i < src->n_pts; i++) {
 		if (!(frac >= 1 || src->key[i] < frac))

@@ -80,6 +80,11 @@ size_t describe_dim(void)
 	return DIM;
 }
 
+size_t describe_record_dim(void)
+{
+	return (1 + DESC_VIEWS) * (size_t)DIM;
+}
+
 void describe_default_weights(float *w)
 {
 	for (int b = 0; b < DESC_N_BLOCKS; b++)
@@ -497,7 +502,7 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	if (rc < 0)
 		goto out;
 	/* the local fits run at every other centre: still stratified */
-	rc = pts_stride(&C, 2, &F, e);
+	rc = pts_stride(&C, o->fit_stride > 0 ? (size_t)o->fit_stride : 2, &F, e);
 	if (rc < 0)
 		goto out;
 
@@ -638,7 +643,7 @@ int describe_relief(const struct scan *s, const struct describe_opts *o,
 		if (rc < 0)
 			goto out;
 	}
-	rc = pts_stride(&C, 2, &F, e);
+	rc = pts_stride(&C, o->fit_stride > 0 ? (size_t)o->fit_stride : 2, &F, e);
 	if (rc < 0)
 		goto out;
 	double unit = src.scale * (src.units ? src.mm_per_unit : 1.0);

@@ -36,7 +36,7 @@ struct limits;
 struct scan;
 
 /* Identifies the layout below; stored with every descriptor. */
-#define DESC_SCHEMA "refscan-desc-4"
+#define DESC_SCHEMA "refscan-desc-5"
 
 enum desc_block_id {
 	DESC_SHAPE = 0,   /* global shape: D2, A3, D1, SH energies, PCA */
@@ -95,6 +95,12 @@ struct describe_opts {
 	double mm_per_unit; /* > 0 overrides scan->units; 0 = use scan->units */
 	int threads;        /* OpenMP threads; 0 = omp_get_max_threads() */
 	/*
+	 * Local fits at every fit_stride-th of the DESC_N_CENTRES samples:
+	 * 0 = 2 (the descriptor's own); describe_views() uses
+	 * DESC_VIEW_FIT_STRIDE.  More is cheaper and noisier, never biased.
+	 */
+	int fit_stride;
+	/*
 	 * Decoded texture images, indexed like scan->textures (n_textures
 	 * entries; an entry with rgba == NULL is unavailable).  NULL when the
 	 * caller has none.  Borrowed.  See describe_load_textures().
@@ -129,6 +135,7 @@ struct desc_info {
 	size_t n_faces;         /* faces with positive area used (0: point cloud) */
 	size_t n_skipped;       /* non-finite vertices and faces touching them */
 	size_t n_specks;        /* faces left out as specks (small detached pieces) */
+	size_t n_views;         /* views described (set by the caller of describe_views) */
 	double mm_per_unit;     /* 0 when unknown */
 	double scale;           /* RMS distance to the centroid, model units */
 	double extent[3];       /* principal extents, largest first (mm when known) */
@@ -157,6 +164,51 @@ void describe_opts_init(struct describe_opts *o);
  */
 int describe_scan(const struct scan *s, const struct describe_opts *o,
 		  float *out, struct desc_info *info, struct err *e);
+
+/*
+ * Views (indexer/desc_view.c): what one scanner position sees of a scan.
+ * A reference is described whole and as seen from DESC_VIEWS fixed
+ * directions (describe_view_direction, a Fibonacci lattice in the scan's
+ * own coordinates), so that a query scanned from one side finds it
+ * (query/rank.h, views).  A descriptor record is the whole vector
+ * followed by the views' vectors: describe_record_dim() floats.
+ */
+#define DESC_VIEWS 8
+/* Depth-buffer cells across a mesh's projected bounding square. */
+#define DESC_VIEW_RES 256u
+/* How far behind the nearest surface (in cells) a triangle's centre may
+ * lie and still be seen: a slope of 56 degrees across one cell; steeper,
+ * grazing surfaces drop out as they do for a scanner. */
+#define DESC_VIEW_TOL 1.5
+/* Views fit at every 4th sample (2048 fits), half the whole scan's. */
+#define DESC_VIEW_FIT_STRIDE 4
+
+/* Floats in a descriptor record: (1 + DESC_VIEWS) * describe_dim(). */
+size_t describe_record_dim(void);
+
+/* Unit direction of view i (0 <= i < DESC_VIEWS). */
+void describe_view_direction(int i, double dir[3]);
+
+/*
+ * The vertices and faces of in seen looking along dir (orthographic):
+ * vkeep (n_vertices) and fkeep (n_faces) get 1 for what is seen.  A
+ * mesh keeps the vertices of its seen faces; a cloud the points in
+ * front.  Returns 0, ERR_NOMEM, ERR_INTERNAL (dir has no length).
+ */
+int describe_view_mask(const struct scan *in, const double dir[3], uint8_t *vkeep,
+		       uint8_t *fkeep, struct err *e);
+
+/*
+ * Describe the DESC_VIEWS views of s into out (DESC_VIEWS *
+ * describe_dim() floats), with o as for describe_scan().  whole is s's
+ * own vector (describe_scan() with the same o): a view that sees all of s
+ * is s, and gets it without being described again; a view too small to
+ * describe gets it too.  *n_described (may be NULL) counts the views that
+ * are not too small.  Returns 0, ERR_NOMEM or
+ * ERR_LIMIT.  Thread-safe and deterministic like describe_scan().
+ */
+int describe_views(const struct scan *s, const struct describe_opts *o, const float *whole,
+		   float *out, size_t *n_described, struct err *e);
 
 /*
  * The I/O side: decode the textures a scan references (resolved paths

@@ -41,6 +41,7 @@
 #include "common/err.h"
 #include "formats/formats.h"
 #include "formats/image.h"
+#include "indexer/describe.h"
 #include "formats/scan.h"
 #include "formats/writers.h"
 
@@ -2960,204 +2961,17 @@ out:
 	return rc;
 }
 
-/*
- * gen_view's depth buffer: cells across the projected bounding square of
- * a mesh, and how far behind the nearest surface (in cells) a triangle's
- * centre may lie and still count as seen (a slope of 56 degrees across
- * one cell; steeper, grazing surfaces drop out as they do for a scanner).
- */
-#define GEN_VIEW_RES 256u
-#define GEN_VIEW_TOL 1.5
-
-/* An orthographic view along dir: image axes a, b and a depth buffer. */
-struct view_grid {
-	double a[3], b[3], dir[3]; /* image axes and viewing direction */
-	double u0, v0, cell;      /* lower corner and cell size */
-	size_t res;
-	float *depth;             /* res * res, nearest depth per cell */
-};
-
-/* Point p in image cells (u, v) and its depth z along the view. */
-static void view_project(const struct view_grid *g, const float *p, double *u, double *v,
-			 double *z)
-{
-	double x[3] = { p[0], p[1], p[2] };
-	*u = (x[0] * g->a[0] + x[1] * g->a[1] + x[2] * g->a[2] - g->u0) / g->cell;
-	*v = (x[0] * g->b[0] + x[1] * g->b[1] + x[2] * g->b[2] - g->v0) / g->cell;
-	*z = x[0] * g->dir[0] + x[1] * g->dir[1] + x[2] * g->dir[2];
-}
-
-/* Depth-buffer cell of projected (u, v); -1 outside. */
-static long view_cell(const struct view_grid *g, double u, double v)
-{
-	if (!(u >= 0 && v >= 0 && u < (double)g->res && v < (double)g->res))
-		return -1;
-	return (long)((size_t)v * g->res + (size_t)u);
-}
-
-/* Nearest depth at every cell centre the triangle covers. */
-static void view_raster(struct view_grid *g, const float *p0, const float *p1,
-			const float *p2)
-{
-	double u[3], v[3], z[3];
-	view_project(g, p0, &u[0], &v[0], &z[0]);
-	view_project(g, p1, &u[1], &v[1], &z[1]);
-	view_project(g, p2, &u[2], &v[2], &z[2]);
-	double det = (u[1] - u[0]) * (v[2] - v[0]) - (u[2] - u[0]) * (v[1] - v[0]);
-	if (!(fabs(det) > 1e-12))
-		return; /* seen edge-on: covers no area */
-	double ulo = fmin(u[0], fmin(u[1], u[2])), uhi = fmax(u[0], fmax(u[1], u[2]));
-	double vlo = fmin(v[0], fmin(v[1], v[2])), vhi = fmax(v[0], fmax(v[1], v[2]));
-	long i0 = (long)ceil(ulo - 0.5), i1 = (long)floor(uhi - 0.5);
-	long j0 = (long)ceil(vlo - 0.5), j1 = (long)floor(vhi - 0.5);
-	if (i0 < 0)
-		i0 = 0;
-	if (j0 < 0)
-		j0 = 0;
-	if (i1 >= (long)g->res)
-		i1 = (long)g->res - 1;
-	if (j1 >= (long)g->res)
-		j1 = (long)g->res - 1;
-	for (long j = j0; j <= j1; j++)
-		for (long i = i0; i <= i1; i++) {
-			double cu = (double)i + 0.5, cv = (double)j + 0.5;
-			double l1 = ((cu - u[0]) * (v[2] - v[0]) - (u[2] - u[0]) * (cv - v[0])) / det;
-			double l2 = ((u[1] - u[0]) * (cv - v[0]) - (cu - u[0]) * (v[1] - v[0])) / det;
-			double l0 = 1 - l1 - l2;
-			if (l0 < 0 || l1 < 0 || l2 < 0)
-				continue;
-			float d = (float)(l0 * z[0] + l1 * z[1] + l2 * z[2]);
-			float *c = g->depth + (size_t)j * g->res + (size_t)i;
-			if (d < *c)
-				*c = d;
-		}
-}
-
 int gen_view(const struct scan *in, const double dir[3], struct scan *out, struct err *e)
 {
-	int rc = 0;
-	struct view_grid g;
-	uint8_t *vk = NULL, *fk = NULL;
 	size_t nv = in->n_vertices, nf = in->n_faces;
+	uint8_t *vk = alloc_array_zero(nv ? nv : 1, 1);
+	uint8_t *fk = alloc_array_zero(nf ? nf : 1, 1);
+	int rc;
 	scan_init(out);
-	memset(&g, 0, sizeof(g));
-	double len = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
-	if (!(len > 0) || !isfinite(len))
-		return err_set(e, ERR_INTERNAL, "view direction has no length");
-	for (int k = 0; k < 3; k++)
-		g.dir[k] = dir[k] / len;
-	/* image axes: any two unit vectors perpendicular to dir and each other */
-	double t[3] = { 0, 0, 0 };
-	t[fabs(g.dir[0]) < 0.6 ? 0 : 1] = 1;
-	double ta = t[0] * g.dir[0] + t[1] * g.dir[1] + t[2] * g.dir[2];
-	for (int k = 0; k < 3; k++)
-		g.a[k] = t[k] - ta * g.dir[k];
-	double al = sqrt(g.a[0] * g.a[0] + g.a[1] * g.a[1] + g.a[2] * g.a[2]);
-	for (int k = 0; k < 3; k++)
-		g.a[k] /= al;
-	g.b[0] = g.dir[1] * g.a[2] - g.dir[2] * g.a[1];
-	g.b[1] = g.dir[2] * g.a[0] - g.dir[0] * g.a[2];
-	g.b[2] = g.dir[0] * g.a[1] - g.dir[1] * g.a[0];
-	/* the projected bounding square */
-	double ulo = HUGE_VAL, uhi = -HUGE_VAL, vlo = HUGE_VAL, vhi = -HUGE_VAL;
-	size_t nfin = 0;
-	for (size_t i = 0; i < nv; i++) {
-		if (!scan_vertex_finite(in, i))
-			continue;
-		const float *p = in->positions + 3 * i;
-		double u = p[0] * g.a[0] + p[1] * g.a[1] + p[2] * g.a[2];
-		double v = p[0] * g.b[0] + p[1] * g.b[1] + p[2] * g.b[2];
-		ulo = fmin(ulo, u);
-		uhi = fmax(uhi, u);
-		vlo = fmin(vlo, v);
-		vhi = fmax(vhi, v);
-		nfin++;
-	}
-	vk = alloc_array_zero(nv ? nv : 1, 1);
-	fk = alloc_array_zero(nf ? nf : 1, 1);
-	if (!vk || !fk) {
+	if (!vk || !fk)
 		rc = err_set(e, ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if (!nfin)
-		goto done;
-	/* a mesh: 256 cells across; a cloud: n / 4 cells in the square */
-	g.res = GEN_VIEW_RES;
-	if (!nf) {
-		double r = sqrt((double)nfin / 4.0);
-		if (r < (double)g.res)
-			g.res = r > 4 ? (size_t)r : 4;
-	}
-	g.cell = fmax(uhi - ulo, vhi - vlo) / (double)g.res * (1 + 1e-9);
-	if (!(g.cell > 0))
-		g.cell = 1;
-	g.u0 = ulo;
-	g.v0 = vlo;
-	g.depth = alloc_array(g.res * g.res, sizeof(float));
-	if (!g.depth) {
-		rc = err_set(e, ERR_NOMEM, "out of memory for the depth buffer");
-		goto out;
-	}
-	for (size_t c = 0; c < g.res * g.res; c++)
-		g.depth[c] = INFINITY;
-	double tol = GEN_VIEW_TOL * g.cell;
-	if (nf) {
-		for (size_t f = 0; f < nf; f++) {
-			const uint32_t *tr = in->indices + 3 * f;
-			if (scan_vertex_finite(in, tr[0]) && scan_vertex_finite(in, tr[1]) &&
-			    scan_vertex_finite(in, tr[2]))
-				view_raster(&g, in->positions + 3 * (size_t)tr[0],
-					    in->positions + 3 * (size_t)tr[1],
-					    in->positions + 3 * (size_t)tr[2]);
-		}
-		/* a triangle is seen when its centre is not behind the nearest surface */
-		for (size_t f = 0; f < nf; f++) {
-			const uint32_t *tr = in->indices + 3 * f;
-			if (!scan_vertex_finite(in, tr[0]) || !scan_vertex_finite(in, tr[1]) ||
-			    !scan_vertex_finite(in, tr[2]))
-				continue;
-			float c[3];
-			for (int k = 0; k < 3; k++)
-				c[k] = (in->positions[3 * (size_t)tr[0] + (size_t)k] +
-					in->positions[3 * (size_t)tr[1] + (size_t)k] +
-					in->positions[3 * (size_t)tr[2] + (size_t)k]) / 3.0f;
-			double u, v, z;
-			view_project(&g, c, &u, &v, &z);
-			long cell = view_cell(&g, u, v);
-			/* isfinite: a triangle seen edge-on covers no cell centre */
-			if (cell >= 0 && isfinite(g.depth[cell]) &&
-			    !(z > (double)g.depth[cell] + tol)) {
-				fk[f] = 1;
-				vk[tr[0]] = vk[tr[1]] = vk[tr[2]] = 1;
-			}
-		}
-	} else {
-		for (size_t i = 0; i < nv; i++) {
-			if (!scan_vertex_finite(in, i))
-				continue;
-			double u, v, z;
-			view_project(&g, in->positions + 3 * i, &u, &v, &z);
-			/* a point hides what lies behind it in its cell and the 8 around */
-			for (int dv = -1; dv <= 1; dv++)
-				for (int du = -1; du <= 1; du++) {
-					long cell = view_cell(&g, u + du, v + dv);
-					if (cell >= 0 && z < (double)g.depth[cell])
-						g.depth[cell] = (float)z;
-				}
-		}
-		for (size_t i = 0; i < nv; i++) {
-			if (!scan_vertex_finite(in, i))
-				continue;
-			double u, v, z;
-			view_project(&g, in->positions + 3 * i, &u, &v, &z);
-			long cell = view_cell(&g, u, v);
-			vk[i] = cell >= 0 && !(z > (double)g.depth[cell] + tol);
-		}
-	}
-done:
-	rc = subset(in, vk, nf ? fk : NULL, out, e);
-out:
-	xfree(g.depth);
+	else if (!(rc = describe_view_mask(in, dir, vk, fk, e)))
+		rc = subset(in, vk, nf ? fk : NULL, out, e);
 	xfree(vk);
 	xfree(fk);
 	return rc;

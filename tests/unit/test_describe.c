@@ -184,7 +184,7 @@ static void test_describe_layout_is_contiguous(void **state)
 	(void)state;
 	const struct desc_block *b = describe_blocks();
 	size_t off = 0;
-	assert_string_equal(DESC_SCHEMA, "refscan-desc-4");
+	assert_string_equal(DESC_SCHEMA, "refscan-desc-5");
 	for (int i = 0; i < DESC_N_BLOCKS; i++) {
 		assert_int_equal(b[i].offset, off);
 		assert_true(b[i].length > 0);
@@ -814,6 +814,83 @@ static void test_query_weights_leave_out_what_the_query_lacks(void **state)
 	assert_memory_equal(w, d, sizeof(w));
 }
 
+/*
+ * Views: each is the scan seen from one direction, described as that
+ * part would be on its own (the same vector as describing gen_view()'s
+ * copy with the views' fit stride), byte-identical for any thread count;
+ * a view of a closed form is never the whole; a cloud too small to show
+ * 16 points from a side repeats the whole there.
+ */
+static void test_describe_views(void **state)
+{
+	(void)state;
+	struct scan s, vs;
+	struct err e;
+	struct describe_opts o;
+	size_t dim = describe_dim(), n1 = 0, n2 = 0;
+	float *w = vec(), *one = vec();
+	float *v1 = alloc_array(DESC_VIEWS, dim * sizeof(float));
+	float *v2 = alloc_array(DESC_VIEWS, dim * sizeof(float));
+	assert_non_null(v1);
+	assert_non_null(v2);
+	err_init(&e);
+	gen(GEN_FORM_BLOB, GEN_MAT_BARK, 8000, 5, GEN_COLOR_VERTEX, &s, NULL);
+	describe_opts_init(&o);
+	o.threads = 1;
+	describe_ok(&s, &o, w, NULL);
+	assert_int_equal(describe_views(&s, &o, w, v1, &n1, &e), 0);
+	o.threads = 2;
+	assert_int_equal(describe_views(&s, &o, w, v2, &n2, &e), 0);
+	assert_int_equal(n1, DESC_VIEWS);
+	assert_int_equal(n2, DESC_VIEWS);
+	assert_memory_equal(v1, v2, DESC_VIEWS * dim * sizeof(float));
+	double lo = HUGE_VAL;
+	for (int i = 0; i < DESC_VIEWS; i++) {
+		double dir[3];
+		describe_view_direction(i, dir);
+		assert_near(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2], 1.0, 1e-12);
+		assert_int_equal(gen_view(&s, dir, &vs, &e), 0);
+		/* a view of a closed blob: about half of it */
+		assert_true(vs.n_faces > s.n_faces / 4 && vs.n_faces < 3 * s.n_faces / 4);
+		describe_opts_init(&o);
+		o.threads = 1;
+		o.fit_stride = DESC_VIEW_FIT_STRIDE;
+		describe_ok(&vs, &o, one, NULL);
+		assert_memory_equal(one, v1 + (size_t)i * dim, dim * sizeof(float));
+		double d = l2(w, v1 + (size_t)i * dim);
+		lo = d < lo ? d : lo;
+		scan_release(&vs);
+	}
+	assert_true(lo > 1e-3);
+	/* directions spread over the sphere: no two within 60 degrees */
+	for (int i = 0; i < DESC_VIEWS; i++)
+		for (int j = 0; j < i; j++) {
+			double a[3], b[3];
+			describe_view_direction(i, a);
+			describe_view_direction(j, b);
+			assert_true(a[0] * b[0] + a[1] * b[1] + a[2] * b[2] < 0.5);
+		}
+	scan_release(&s);
+
+	/* 40 points: a side shows about 20, some sides fewer than 16 */
+	gen(GEN_FORM_BLOB, GEN_MAT_NONE, 2000, 5, GEN_COLOR_NONE, &vs, NULL);
+	assert_int_equal(gen_sample_points(&vs, 40, 3, &s, &e), 0);
+	scan_release(&vs);
+	describe_opts_init(&o);
+	describe_ok(&s, &o, w, NULL);
+	assert_int_equal(describe_views(&s, &o, w, v1, &n1, &e), 0);
+	assert_true(n1 < DESC_VIEWS);
+	size_t same = 0;
+	for (int i = 0; i < DESC_VIEWS; i++)
+		same += !memcmp(w, v1 + (size_t)i * dim, dim * sizeof(float));
+	assert_int_equal(same, DESC_VIEWS - n1);
+	scan_release(&s);
+	xfree(v1);
+	xfree(v2);
+	xfree(w);
+	xfree(one);
+}
+
 static void test_describe_fails_cleanly_out_of_memory(void **state)
 {
 	(void)state;
@@ -833,6 +910,21 @@ static void test_describe_fails_cleanly_out_of_memory(void **state)
 		assert_true(rc == 0 || rc == ERR_NOMEM);
 	}
 	assert_int_equal(rc, 0);
+	/* the views: failing at points spread over their allocations */
+	float *views = alloc_array(DESC_VIEWS, describe_dim() * sizeof(float));
+	assert_non_null(views);
+	static const long at[] = { 0, 1, 2, 3, 10, 40, 150, 600, 2500 };
+	for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+		err_init(&e);
+		alloc_fail_after(at[k]);
+		rc = describe_views(&s, &o, v, views, NULL, &e);
+		alloc_fail_after(-1);
+		assert_true(rc == 0 || rc == ERR_NOMEM);
+		if (rc)
+			assert_non_null(strstr(e.msg, "out of memory"));
+	}
+	assert_int_equal(describe_views(&s, &o, v, views, NULL, &e), 0);
+	xfree(views);
 	scan_release(&s);
 	xfree(v);
 }
@@ -856,6 +948,7 @@ int main(void)
 		cmocka_unit_test(test_distance_helpers_match_plain_l2),
 		cmocka_unit_test(test_sparse_cloud_leaves_out_its_local_geometry),
 		cmocka_unit_test(test_query_weights_leave_out_what_the_query_lacks),
+		cmocka_unit_test(test_describe_views),
 		cmocka_unit_test(test_describe_fails_cleanly_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

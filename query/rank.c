@@ -120,6 +120,12 @@ static void expand_weights(const struct rank_layout *l, const float *w, float *w
 			wd[l->blocks[b].offset + j] = w[b];
 }
 
+/* Vector v of row r: 0 the reference's own, 1..views its views. */
+static const float *row_vec(const struct ref_table *t, size_t r, size_t v)
+{
+	return t->vecs + (r * (1 + t->views) + v) * t->dim;
+}
+
 /* The scan kernel, cloned for AVX-512 and AVX2 like knn_l2sqr(). */
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 static float weighted_l2(const float *a, const float *b, const float *w, size_t d)
@@ -174,7 +180,7 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 		for (size_t i = 0; i < m; i++) {
 			/* rows i * n / m: even, deterministic, all rows when m == n */
 			size_t r = i * t->n / m; /* i < 4096: no overflow */
-			d[i] = knn_l2sqr(qv + k->offset, t->vecs + r * t->dim + k->offset, k->len);
+			d[i] = knn_l2sqr(qv + k->offset, row_vec(t, r, 0) + k->offset, k->len);
 		}
 		qsort(d, m, sizeof(*d), cmp_float);
 		float med = m % 2 ? d[m / 2] : 0.5f * (d[m / 2 - 1] + d[m / 2]);
@@ -238,11 +244,29 @@ static float fuse_match(const struct fuse *F, const float *qv, const float *r)
 	return fuse_match_kept(F, qv, r, NULL);
 }
 
-/* What orders the rows: the robust match, or the weighted distance. */
-static float row_order(const struct fuse *F, const float *qv, const float *r,
-		       const float *wd, size_t dim)
+/*
+ * What orders the rows: the robust match, or the weighted distance, of
+ * row r's best vector (a view's times 1 + RANK_VIEW_PENALTY).  OUT (may be
+ * NULL): *view, the vector that gave it.
+ */
+static float row_order(const struct fuse *F, const float *qv, const struct ref_table *t,
+		       size_t r, const float *wd, uint32_t *view)
 {
-	return F->n ? fuse_match(F, qv, r) : weighted_l2(qv, r, wd, dim);
+	float best = 0.0f;
+	uint32_t bv = 0;
+	for (size_t v = 0; v <= t->views; v++) {
+		const float *x = row_vec(t, r, v);
+		float m = F->n ? fuse_match(F, qv, x) : weighted_l2(qv, x, wd, t->dim);
+		if (v)
+			m *= (float)(1.0 + RANK_VIEW_PENALTY);
+		if (v == 0 || m < best) {
+			best = m;
+			bv = (uint32_t)v;
+		}
+	}
+	if (view)
+		*view = bv;
+	return best;
 }
 
 float rank_distance(const struct rank_layout *l, const float *w,
@@ -294,7 +318,7 @@ int rank_calibrate(const struct ref_table *t, const struct rank_layout *l,
 		size_t j = (size_t)(knn_rand(&st) % (t->n - 1));
 		if (j >= i)
 			j++;
-		rank_distance(l, ones, t->vecs + i * t->dim, t->vecs + j * t->dim, part);
+		rank_distance(l, ones, row_vec(t, i, 0), row_vec(t, j, 0), part);
 		for (size_t b = 0; b < l->n_blocks; b++)
 			scale[b] += part[b];
 	}
@@ -307,7 +331,7 @@ int rank_calibrate(const struct ref_table *t, const struct rank_layout *l,
 			return err_set(e, ERR_NOMEM, "calibration: out of memory for %zu components", t->dim);
 		for (size_t r = 0; r < t->n; r++)
 			for (size_t c = 0; c < t->dim; c++)
-				acc[c] += t->vecs[r * t->dim + c];
+				acc[c] += row_vec(t, r, 0)[c];
 		for (size_t c = 0; c < t->dim; c++)
 			mean[c] = (float)(acc[c] / (double)t->n);
 		xfree(acc);
@@ -404,7 +428,7 @@ static int scan_exact(const struct ref_table *t, const float *qv, const float *w
 			for (size_t r = r0; r < r1; r++) {
 				if (pass && !pass[r])
 					continue;
-				float d = row_order(F, qv, t->vecs + r * t->dim, wd, t->dim);
+				float d = row_order(F, qv, t, r, wd, NULL);
 				knn_heap_push(md, mi, &ts[me], kk, d, (int64_t)r);
 			}
 		}
@@ -451,7 +475,7 @@ static int rerank(const struct ref_table *t, const struct rank_query *q,
 			continue;
 		}
 		res->n_candidates++;
-		float d = row_order(F, q->vec, t->vecs + r * t->dim, wd, t->dim);
+		float d = row_order(F, q->vec, t, r, wd, NULL);
 		knn_heap_push(hd, hr, size, kk, d, (int64_t)r);
 	}
 	return 0;
@@ -605,25 +629,27 @@ static int prepare(const struct ref_table *t, const struct rank_layout *l,
 
 /* Fill hits from the finished heap rows hr[0..n_out): parts, score, order. */
 static void emit(const struct ref_table *t, const struct rank_layout *l,
-		 const float *w, const struct fuse *F, const struct rank_query *q,
+		 const float *w, const float *wd, const struct fuse *F, const struct rank_query *q,
 		 const int64_t *hr, size_t n_out, struct rank_hit *hits,
 		 struct rank_result *res)
 {
 	for (size_t i = 0; i < n_out; i++) {
 		struct rank_hit *h = &hits[i];
 		size_t r = (size_t)hr[i];
-		const float *v = t->vecs + r * t->dim;
 		memset(h, 0, sizeof(*h));
 		h->row = r;
 		h->id = t->ids[r];
+		(void)row_order(F, q->vec, t, r, wd, &h->view);
+		const float *v = row_vec(t, r, h->view);
+		float pen = h->view ? (float)(1.0 + RANK_VIEW_PENALTY) : 1.0f;
 		/* parts recomputed per block; dist is their sum so they match */
 		h->dist = rank_distance(l, w, q->vec, v, h->part);
 		if (F->n) {
-			h->match = fuse_match_kept(F, q->vec, v, &h->kept);
+			h->match = pen * fuse_match_kept(F, q->vec, v, &h->kept);
 			h->score = (float)(100.0 * exp(-RANK_FUSE_K * (double)h->match));
 		} else {
-			h->match = h->dist;
-			h->score = rank_score(h->dist, res->scale);
+			h->match = pen * h->dist;
+			h->score = rank_score(h->match, res->scale);
 		}
 	}
 	/*
@@ -737,7 +763,7 @@ int rank_search(const struct ref_table *t, const struct rank_layout *l,
 		if (rc)
 			goto out;
 	}
-	emit(t, l, g.w, &g.F, q, g.hr, n_out, hits, res);
+	emit(t, l, g.w, g.wd, &g.F, q, g.hr, n_out, hits, res);
 out:
 	xfree(pass);
 	ranking_close(&g);
@@ -759,7 +785,7 @@ int rank_candidates(const struct ref_table *t, const struct rank_layout *l,
 		goto out;
 	res->n_fetched = n_cand;
 	knn_heap_finish(g.hd, g.hr, size, g.kk);
-	emit(t, l, g.w, &g.F, q, g.hr, size, hits, res);
+	emit(t, l, g.w, g.wd, &g.F, q, g.hr, size, hits, res);
 out:
 	ranking_close(&g);
 	return rc;

@@ -78,6 +78,16 @@ struct knn;
 #define RANK_FUSE_SAMPLE 1024u
 /* ANN query rows per query at most: itself, then one per block left out. */
 #define RANK_MAX_ANN_ROWS (RANK_MAX_BLOCKS + 1)
+/*
+ * Views: a reference may carry, after its own vector, the vectors of
+ * views of it (what one scanner position sees).  A query is matched
+ * against each and the reference takes its best, a view's match (or
+ * distance) counting (1 + RANK_VIEW_PENALTY) times: a reference has
+ * several chances where others have one only if they have views too,
+ * and a view must be clearly closer than the whole to decide.  Medians,
+ * calibration and the index use the references' own vectors.
+ */
+#define RANK_VIEW_PENALTY 0.3
 /* Share of the cues the robust match keeps by default (at least one). */
 #define RANK_FUSE_KEEP 0.5
 /* Weight of each cue left out of the kept share: breaks ties, bounded. */
@@ -121,8 +131,10 @@ struct rank_layout {
 struct ref_table {
 	size_t n;              /* references */
 	size_t dim;            /* must equal the layout's */
+	size_t views;          /* vectors of views per reference, after its own */
 	const int64_t *ids;    /* n ids, strictly ascending */
-	const float *vecs;     /* n * dim stored descriptors, row-major */
+	const float *vecs;     /* n * (1 + views) * dim stored descriptors: a
+				  reference's own vector, then its views' */
 	const float *size_mm;  /* n largest extents in mm (NAN unknown), or NULL */
 	const double *block_scale; /* n_blocks calibration (rank_calibrate), or NULL */
 	const float *block_mean;   /* dim: mean descriptor (rank_calibrate), or NULL */
@@ -162,6 +174,8 @@ struct rank_query {
 struct rank_hit {
 	int64_t id;
 	size_t row;                   /* row in the ref_table */
+	uint32_t view;                /* vector that matched: 0 the whole scan,
+					 v > 0 its view v (RANK_VIEW_PENALTY applied) */
 	float dist;                   /* weighted squared distance */
 	float match;                  /* what orders hits: dist, or the robust match */
 	uint32_t kept;                /* robust order: bit c for each layout cue c in

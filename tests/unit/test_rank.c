@@ -105,6 +105,85 @@ static void assert_near(double a, double b)
 		fail_msg("%.9g != %.9g", a, b);
 }
 
+/*
+ * Views: three references with one view each (layout8, no cues: plain
+ * weighted distance).  A query that is one reference's view finds that
+ * reference through it; a view must beat the whole by the penalty.
+ */
+static void test_rank_views_by_hand(void **state)
+{
+	(void)state;
+	/* per reference: own vector, then its view */
+	static const float rec[3 * 2 * 8] = {
+		/* id 1: whole at shape (1, 0); view at shape (3, 0) */
+		1, 0, 0, 0, 0, 0, 0, 0,   3, 0, 0, 0, 0, 0, 0, 0,
+		/* id 2: whole at shape (0, 2); view at local (0.5, 0) */
+		0, 2, 0, 0, 0, 0, 0, 0,   0, 0, 0.5f, 0, 0, 0, 0, 0,
+		/* id 3: whole at relief 1.05; view far */
+		0, 0, 0, 0, 1.05f, 0, 0, 0,   0, 0, 0, 0, 0, 0, 0, 9,
+	};
+	static const int64_t ids[3] = { 1, 2, 3 };
+	struct ref_table t = { .n = 3, .dim = 8, .views = 1, .ids = ids, .vecs = rec };
+	struct rank_hit h[3];
+	struct rank_result res;
+	struct rank_query q;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(rank_table_check(&t, &layout8, &e), 0);
+
+	/* at the origin: 2's view (0.25 x 1.3 = 0.325) before 1's whole (1) and 3's (1.1025) */
+	rank_query_init(&q, origin, 3);
+	q.flags = RANK_EXACT;
+	run(&t, &q, h, &res);
+	assert_ids(h, &res, (const int64_t[]){ 2, 1, 3 }, 3);
+	assert_int_equal(h[0].view, 1);
+	assert_near(h[0].dist, 0.25);
+	assert_near(h[0].match, 0.25 * (1 + RANK_VIEW_PENALTY));
+	assert_near(h[0].part[LOCAL], 0.25);
+	assert_int_equal(h[1].view, 0);
+	assert_near(h[1].match, 1.0);
+	assert_int_equal(h[2].view, 0);
+	assert_near(h[2].match, 1.05 * 1.05);
+
+	/* query at shape (2.9, 0): 1's view 0.01 x 1.3; its whole 3.61 */
+	const float qv[8] = { 2.9f, 0, 0, 0, 0, 0, 0, 0 };
+	rank_query_init(&q, qv, 1);
+	run(&t, &q, h, &res);
+	assert_int_equal(h[0].id, 1);
+	assert_int_equal(h[0].view, 1);
+	assert_near(h[0].match, 0.01 * (1 + RANK_VIEW_PENALTY));
+
+	/* a view as close as another's whole loses to it by the penalty */
+	static const float tie[2 * 2 * 8] = {
+		1, 0, 0, 0, 0, 0, 0, 0,   9, 0, 0, 0, 0, 0, 0, 0,
+		9, 0, 0, 0, 0, 0, 0, 0,   0, 1, 0, 0, 0, 0, 0, 0,
+	};
+	static const int64_t tid[2] = { 5, 6 };
+	struct ref_table t2 = { .n = 2, .dim = 8, .views = 1, .ids = tid, .vecs = tie };
+	rank_query_init(&q, origin, 2);
+	run(&t2, &q, h, &res);
+	assert_ids(h, &res, (const int64_t[]){ 5, 6 }, 2);
+	assert_int_equal(h[0].view, 0);
+	assert_int_equal(h[1].view, 1);
+	assert_true(h[1].score < h[0].score);
+
+	/* calibration and the mean are over the scans' own vectors only */
+	double sc[5], sc0[5];
+	float mean[8];
+	assert_int_equal(rank_calibrate(&t, &layout8, 64, 7, sc, mean, &e), 0);
+	assert_near(mean[0], 1.0 / 3);
+	assert_near(mean[1], 2.0 / 3);
+	assert_near(mean[4], 1.05 / 3);
+	assert_near(mean[7], 0);
+	static float own[3 * 8];
+	for (int r = 0; r < 3; r++)
+		memcpy(own + r * 8, rec + r * 16, 8 * sizeof(float));
+	struct ref_table t0 = { .n = 3, .dim = 8, .ids = ids, .vecs = own };
+	assert_int_equal(rank_calibrate(&t0, &layout8, 64, 7, sc0, NULL, &e), 0);
+	for (int b = 0; b < 5; b++)
+		assert_near(sc[b], sc0[b]);
+}
+
 static void test_rank_layout_and_table_checks(void **state)
 {
 	(void)state;
@@ -985,6 +1064,7 @@ int main(void)
 	const struct CMUnitTest small[] = {
 		cmocka_unit_test(test_rank_layout_and_table_checks),
 		cmocka_unit_test(test_rank_robust_order_by_hand),
+		cmocka_unit_test(test_rank_views_by_hand),
 		cmocka_unit_test(test_rank_robust_skips_constant_cue),
 		cmocka_unit_test(test_rank_robust_layout_checks),
 		cmocka_unit_test(test_rank_weights_change_order),

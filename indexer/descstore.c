@@ -5,6 +5,7 @@
  * Table layout, appended after the FAISS index (all little-endian):
  *
  *   row * n      int64 id | 32-byte descriptor blob digest | dim float32
+ *                (dim: a descriptor record, describe_record_dim())
  *   footer (64)  "RSDTAB01" | u32 table format (1) | u32 kind |
  *                u64 n | u32 dim | u32 0 | u64 offset of the first row |
  *                24 bytes schema, NUL-padded
@@ -226,12 +227,12 @@ int descstore_ids(const struct manifest *m, int64_t *ids, struct err *e)
 
 size_t descstore_blob_size(void)
 {
-	return describe_dim() * 4;
+	return describe_record_dim() * 4;
 }
 
 void descstore_encode(const float *v, unsigned char *out)
 {
-	size_t dim = describe_dim();
+	size_t dim = describe_record_dim();
 	for (size_t i = 0; i < dim; i++)
 		put_f32(out + 4 * i, v[i]);
 }
@@ -239,7 +240,7 @@ void descstore_encode(const float *v, unsigned char *out)
 int descstore_decode(const unsigned char *buf, size_t len, float *v,
 		     struct err *e)
 {
-	size_t dim = describe_dim();
+	size_t dim = describe_record_dim();
 	if (len != 4 * dim)
 		return err_set(e, ERR_FORMAT, "descriptor has %zu bytes, schema %s has %zu",
 			       len, DESC_SCHEMA, 4 * dim);
@@ -479,7 +480,8 @@ void descstore_table_read_version(struct archive_dir *a, uint64_t v,
 	if (!v)
 		return;
 	archive_dir_version_path(a, v, ".index", path, sizeof(path));
-	if (descstore_table_read(path, describe_dim(), t, &e) < 0 || strcmp(t->schema, DESC_SCHEMA) != 0)
+	if (descstore_table_read(path, describe_record_dim(), t, &e) < 0 ||
+	    strcmp(t->schema, DESC_SCHEMA) != 0)
 		descstore_table_release(t);
 }
 
@@ -488,7 +490,7 @@ void descstore_table_read_version(struct archive_dir *a, uint64_t v,
 void descstore_cache_init(struct descstore_cache *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->dim = describe_dim();
+	c->dim = describe_record_dim();
 }
 
 void descstore_cache_release(struct descstore_cache *c)
@@ -582,9 +584,10 @@ static json_t *info_json(const struct desc_info *in)
 			json_array_append_new(flags, json_string(names[i]));
 	bool mm = in->flags & DESC_HAS_UNITS;
 	json_t *ext = mm ? json_pack("[f,f,f]", in->extent[0], in->extent[1], in->extent[2]) : json_null();
-	return json_pack("{s:s, s:o, s:I, s:I, s:o, s:o, s:f}", "schema", DESC_SCHEMA,
+	return json_pack("{s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:f}", "schema", DESC_SCHEMA,
 			 "flags", flags ? flags : json_array(),
 			 "points", (json_int_t)in->n_points, "faces", (json_int_t)in->n_faces,
+			 "views", (json_int_t)in->n_views,
 			 "extent_mm", ext ? ext : json_null(),
 			 "area_mm2", mm ? json_real(in->area) : json_null(),
 			 "colour_fraction", in->colour_fraction);
@@ -612,7 +615,7 @@ int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 	struct describe_opts o;
 	struct desc_info info;
 	struct image *tex = NULL;
-	size_t n_failed = 0, w0 = s->n_warnings, dim = describe_dim();
+	size_t n_failed = 0, w0 = s->n_warnings, dim = describe_dim(), n_views = 0;
 	float *v = NULL;
 	unsigned char *blob = NULL;
 	int rc;
@@ -631,7 +634,7 @@ int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 	o.n_textures = tex ? s->n_textures : 0;
 	/* inside the indexer's workers: one thread per scan */
 	o.threads = omp_in_parallel() ? 1 : 0;
-	v = alloc_array(dim, sizeof(*v));
+	v = alloc_array(describe_record_dim(), sizeof(*v));
 	blob = xmalloc(descstore_blob_size());
 	if (!v || !blob) {
 		rc = err_set(e, ERR_NOMEM, "out of memory");
@@ -650,6 +653,14 @@ int descstore_describe(void *ctx, struct scan *s, struct manifest_entry *en,
 		err_set(e, rc, "cannot describe: %s", why);
 		goto out;
 	}
+	/* then as seen from DESC_VIEWS sides, for queries scanned from one */
+	if ((rc = describe_views(s, &o, v, v + dim, &n_views, e)) < 0) {
+		char why[sizeof(e->msg)];
+		snprintf(why, sizeof(why), "%s", e->msg);
+		err_set(e, rc, "cannot describe its views: %s", why);
+		goto out;
+	}
+	info.n_views = n_views;
 	descstore_encode(v, blob);
 	if (c) {
 		unsigned char d[SHA256_LEN];
@@ -784,7 +795,7 @@ int descstore_collect(struct archive_dir *a, const struct manifest *m,
 		      struct descstore_table *t, size_t *n_skipped,
 		      struct err *e)
 {
-	size_t dim = describe_dim(), bsize = descstore_blob_size(), n = 0, n_want = 0;
+	size_t dim = describe_record_dim(), bsize = descstore_blob_size(), n = 0, n_want = 0;
 	struct order *ord = NULL;
 	struct want *want = NULL;
 	unsigned char *blob = NULL;

@@ -50,7 +50,8 @@ static const char query_usage[] =
 	"\n"
 	"Find the archived scans closest to each SCULPT (any scan format refscan\n"
 	"reads) by shape and surface texture.  Several sculpts are described in\n"
-	"parallel and searched together.\n"
+	"parallel and searched together.  Every reference is matched whole and\n"
+	"as seen from 8 sides, so a sculpt or scan of one side finds the whole.\n"
 	"\n"
 	"  -a, --archive DIR   archive directory (default: $REFSCAN_ARCHIVE,\n"
 	"                      else $XDG_DATA_HOME/refscan/archive)\n"
@@ -70,7 +71,8 @@ static const char query_usage[] =
 	"      --exact         scan every reference even with an ANN index\n"
 	"      --units U       units of sculpts that do not say (default:\n"
 	"                      $REFSCAN_DEFAULT_UNITS, else mm)\n"
-	"  -e, --explain       per-block distances: what made each match close\n"
+	"  -e, --explain       per-block distances: what made each match close,\n"
+	"                      and the side (view) it was matched from\n"
 	"      --json          one JSON object per sculpt per line\n"
 	"  -x, --extract DIR   restore each match under DIR/<rank>-<name>/\n"
 	"                      (DIR/<sculpt>/<rank>-<name>/ for several sculpts)\n"
@@ -419,6 +421,11 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 				printf("%s%s", sep, vx->cues[c].name);
 				sep = ", ";
 			}
+		if (h->view) {
+			double d[3];
+			describe_view_direction((int)h->view - 1, d);
+			printf("; as seen from view %u (along %.2f %.2f %.2f)", h->view, d[0], d[1], d[2]);
+		}
 		putchar('\n');
 	}
 }
@@ -438,6 +445,8 @@ static json_t *hit_json(struct vindex *vx, const struct qopts *qo,
 			      "size_mm", isnan(mm) ? json_null() : json_real((double)mm),
 			      "format", en->format ? en->format : "",
 			      "meta", meta);
+	if (o)
+		json_object_set_new(o, "view", json_integer((json_int_t)h->view));
 	if (o && qo->explain) {
 		json_t *blocks = json_object();
 		for (size_t b = 0; blocks && b < vx->layout.n_blocks; b++) {

@@ -30,6 +30,7 @@ int vindex_build(void *ctx, struct archive_dir *a, const struct manifest *m,
 	struct descstore_table prev, t;
 	struct knn k;
 	size_t skipped = 0;
+	float *wholes = NULL;
 	int rc;
 
 	knn_init(&k);
@@ -52,7 +53,16 @@ int vindex_build(void *ctx, struct archive_dir *a, const struct manifest *m,
 		if (!*end && v > 0)
 			ko.exact_max = (size_t)v;
 	}
-	if ((rc = knn_build(&k, t.dim, t.n, t.vecs, t.ids, &ko, e)) < 0)
+	/* the index holds the scans' own vectors; views are ranked exactly */
+	size_t dim = describe_dim(), stride = t.dim;
+	wholes = alloc_array(t.n, dim * sizeof(float));
+	if (!wholes) {
+		rc = err_set(e, ERR_NOMEM, "out of memory for %zu descriptors", t.n);
+		goto out;
+	}
+	for (size_t r = 0; r < t.n; r++)
+		memcpy(wholes + r * dim, t.vecs + r * stride, dim * sizeof(float));
+	if ((rc = knn_build(&k, dim, t.n, wholes, t.ids, &ko, e)) < 0)
 		goto out;
 	t.kind = k.kind == KNN_EXACT ? DESCSTORE_EXACT : DESCSTORE_ANN;
 	if ((rc = knn_write(&k, tmp_path, e)) < 0 ||
@@ -60,6 +70,7 @@ int vindex_build(void *ctx, struct archive_dir *a, const struct manifest *m,
 		goto out;
 	*schema = VINDEX_SCHEMA;
 out:
+	xfree(wholes);
 	knn_release(&k);
 	descstore_table_release(&t);
 	return rc;
@@ -220,11 +231,11 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 	snprintf(path, sizeof(path), "%s/versions/%s", a->path, vx->m.index.file);
 	if ((rc = descstore_table_read(path, 0, &vx->t, e)) < 0)
 		goto out;
-	if (strcmp(vx->t.schema, DESC_SCHEMA) != 0 || vx->t.dim != dim) {
+	if (strcmp(vx->t.schema, DESC_SCHEMA) != 0 || vx->t.dim != describe_record_dim()) {
 		err_set_path(e, path);
 		rc = err_set(e, ERR_VERSION,
 			     "descriptors are '%s' (%zu floats), this refscan describes with '%s' (%zu); run 'refscan reindex'",
-			     vx->t.schema, vx->t.dim, DESC_SCHEMA, dim);
+			     vx->t.schema, vx->t.dim, DESC_SCHEMA, describe_record_dim());
 		goto out;
 	}
 	if (vx->t.kind == DESCSTORE_ANN) {
@@ -311,6 +322,7 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 	vx->layout.cues = vx->cues;
 	vx->refs.n = n;
 	vx->refs.dim = dim;
+	vx->refs.views = DESC_VIEWS;
 	vx->refs.ids = vx->t.ids;
 	vx->refs.vecs = vx->t.vecs;
 	vx->refs.size_mm = vx->size_mm;

@@ -27,7 +27,9 @@ PY
 }
 cp -a "$A" "$T/flip"
 v2=$T/flip/volumes/00000002.tar.zst
-flip "$v2" $(($(stat -c %s "$v2") / 2))
+# an eighth in: inside the first blob (blobs go in digest order), so that
+# blob and every one after it in the stream are damaged
+flip "$v2" $(($(stat -c %s "$v2") / 8))
 run "$R" verify --archive "$T/flip"
 expect_rc 65 "a flipped byte is damage"
 expect_grep "$out" "^damaged volume volumes/00000002.tar.zst: " "the damaged volume is named"

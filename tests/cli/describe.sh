@@ -25,7 +25,7 @@ mkdir -p "$T/s"
 # text output names every block and the relief bands
 run "$REFSCAN_BIN" describe "$T/s/knit.ply"
 expect_rc 0 "describe a generated PLY"
-expect_grep "$out" '^.*knit\.ply: refscan-desc-4, [0-9]+ floats$' "header names the schema and length"
+expect_grep "$out" '^.*knit\.ply: refscan-desc-5, [0-9]+ floats$' "header names the schema and length"
 for b in shape local relief relief_mm colour size; do
 	expect_grep "$out" "^  $b +[0-9]+ +[0-9]+ " "block $b listed"
 done
@@ -52,7 +52,7 @@ expect_eq "$(wc -l <"$out")" 2 "one JSON line per file"
 dim=$(jq -r 'select(.path | endswith("knit.ply")) | .dim' "$out")
 len=$(jq -r 'select(.path | endswith("knit.ply")) | .vector | length' "$out")
 expect_eq "$len" "$dim" "vector length equals dim"
-expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .schema' "$out")" refscan-desc-4 "schema key"
+expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .schema' "$out")" refscan-desc-5 "schema key"
 expect_eq "$(jq -r 'select(.path | endswith("stone.obj")) | .flags | index("colour") != null' "$out")" \
 	true "texture decoded and used for colour"
 expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | [.blocks[].name] | join(",")' "$out")" \

@@ -27,7 +27,7 @@ run "$R" index --archive "$A" --json "$L"
 expect_rc 0 "index the library"
 expect_eq "$(jq -c '[.version, .added, (.failed|length)]' "$out")" '[1,12,0]' "12 scans in version 1"
 M1=$A/versions/00000001.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-4")] | length' "$M1")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-5")] | length' "$M1")" 12 \
 	"every entry has a descriptor of the current schema"
 expect_eq "$(jq -r '.index.file + " " + .index.schema' "$M1")" "00000001.index refscan-index-1" \
 	"the version names its search index"
@@ -87,7 +87,7 @@ expect_eq "$(jq -s 'length' "$out")" 6 "one JSON line per sculpt"
 expect_eq "$(jq -sc '[.[0] | keys_unsorted[]]' "$out")" \
 	'["query","version","references","search","exact","colour","candidates","notes","results"]' "sculpt keys"
 expect_eq "$(jq -sc '[.[0].results[0] | keys_unsorted[]]' "$out")" \
-	'["rank","path","archive_path","id","score","match","distance","size_mm","format","meta"]' "result keys"
+	'["rank","path","archive_path","id","score","match","distance","size_mm","format","meta","view"]' "result keys"
 expect_eq "$(jq -s '[.[] | .results | length == 3 and (map(.rank) == [1,2,3])] | all' "$out")" true \
 	"k results ranked 1..k"
 expect_eq "$(jq -s '[.[].results[] | (.score >= 0 and .score <= 100) and .distance >= 0 and (.id | type) == "number"] | all' "$out")" \
@@ -118,6 +118,27 @@ expect_grep "$errf" "trunk-sparse.ply: a point cloud too sparse for local geomet
 run "$R" query --archive "$A" --json --surface -k 1 "$S/trunk-sparse.ply"
 expect_eq "$(jq -r '[.notes[] | select(test("local block"))] | length' "$out")" 0 \
 	"no such note when the search does not use local geometry"
+
+# ---- one side of a scan: found through the reference's views -------------
+# what one scanner position sees of each library scan, turned: every one
+# finds its scan, most through one of its views (JSON "view" > 0)
+found=0 via_view=0
+for f in "$L"/0*.ply "$L"/0*.obj "$L"/0*.stl; do
+	b=$(basename "$f")
+	"$P" --view --rigid --seed 1 "$f" "$T/side.ply" || not_ok "perturb --view $b"
+	"$R" query --archive "$A" --json -k 1 "$T/side.ply" >"$T/side.json" 2>/dev/null
+	[ "$(jq -r '.results[0].path' "$T/side.json")" = "$b" ] && found=$((found + 1))
+	[ "$(jq -r '.results[0].view' "$T/side.json")" -gt 0 ] && via_view=$((via_view + 1))
+done
+expect_eq "$found" 12 "one scanner position of each of the 12 scans finds it"
+expect_eq "$([ "$via_view" -ge 8 ] && echo most)" most "most of them through a view ($via_view of 12)"
+"$P" --view --rigid --seed 1 "$L/002-bark-blob.ply" "$T/side.ply"
+run "$R" query --archive "$A" --explain -k 1 "$T/side.ply"
+expect_grep "$out" "; as seen from view [1-8] \\(along -?[0-9.]+ -?[0-9.]+ -?[0-9.]+\\)$" \
+	"explain says which view matched"
+run "$R" query --archive "$A" --json --explain -k 1 "$L/002-bark-blob.ply"
+expect_eq "$(jq -r '.results[0] | [.path, .view, .score] | @tsv' "$out")" "$(printf '002-bark-blob.ply\t0\t100')" \
+	"the whole scan matches its own whole (view 0), score 100"
 
 # ---- --explain -----------------------------------------------------------
 run "$R" query --archive "$A" --json --explain -k 2 "$S/blob-noisy.ply"
@@ -315,7 +336,7 @@ expect_rc 0 "reindex after a schema change"
 expect_eq "$(jq -c '[.version, .committed, .described, .failed]' "$out")" '[3,true,12,0]' \
 	"every scan described again into version 3"
 M3=$A/versions/00000003.json
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-4")] | length' "$M3")" 12 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-5")] | length' "$M3")" 12 \
 	"version 3 holds current descriptors"
 expect_eq "$(jq -c '[.entries[] | [.path, .blob]]' "$M3")" "$(jq -c '[.entries[] | [.path, .blob]]' "$H")" \
 	"the scans are unchanged"

@@ -120,7 +120,7 @@ static void read_table(struct archive_dir *a, uint64_t v, struct descstore_table
 	struct err e;
 	err_init(&e);
 	archive_dir_version_path(a, v, ".index", path, sizeof(path));
-	assert_int_equal(descstore_table_read(path, describe_dim(), t, &e), 0);
+	assert_int_equal(descstore_table_read(path, describe_record_dim(), t, &e), 0);
 }
 
 static const struct manifest_entry *entry(const struct manifest *m, const char *path)
@@ -138,7 +138,8 @@ static void test_ids_are_stable_across_versions(void **state)
 	struct manifest m1, m2;
 	struct descstore_table t1, t2;
 	struct err e;
-	size_t dim = describe_dim();
+	/* a row holds the scan's record: its own vector, then its views' */
+	size_t dim = describe_record_dim(), own = describe_dim();
 
 	snprintf(archive, sizeof(archive), "%s/archive", tmpdir);
 	put_scan("tile.ply", GEN_FORM_TILE, GEN_MAT_STONE, 1);
@@ -209,11 +210,32 @@ static void test_ids_are_stable_across_versions(void **state)
 	}
 	xfree(blob);
 
-	/* the FAISS part holds the same ids: each vector finds itself */
+	/*
+	 * Every view was described.  A closed form shows only part of
+	 * itself from any side, so none of its views is the whole; an open
+	 * tile seen square-on from either side shows all of itself.
+	 */
+	for (size_t k = 0; k < 4; k++) {
+		const struct manifest_entry *en = entry(&m2, paths2[k]);
+		json_t *views = json_object_get(json_object_get(en->stats, "descriptor"), "views");
+		assert_int_equal(json_integer_value(views), DESC_VIEWS);
+		size_t r = descstore_table_find(&t2, descstore_id(paths2[k])), same = 0;
+		for (size_t v = 1; v <= DESC_VIEWS; v++)
+			same += !memcmp(t2.vecs + r * dim, t2.vecs + r * dim + v * own,
+					own * sizeof(float));
+		if (strstr(paths2[k], "tile")) {
+			/* the four views within 60 degrees of square-on; grazing ones lose relief */
+			assert_int_equal(same, 4);
+		} else {
+			assert_int_equal(same, 0);
+		}
+	}
+
+	/* the FAISS part holds the same ids: each scan's own vector finds itself */
 	struct knn k;
 	char ipath[ERR_PATH_MAX];
 	archive_dir_version_path(&a, 2, ".index", ipath, sizeof(ipath));
-	assert_int_equal(knn_read(&k, ipath, dim, 0, &e), 0);
+	assert_int_equal(knn_read(&k, ipath, own, 0, &e), 0);
 	assert_int_equal(k.n, 4);
 	for (size_t i = 0; i < t2.n; i++) {
 		float d;
@@ -362,7 +384,7 @@ static void test_table_reader_refuses_truncated_and_damaged_files(void **state)
 	assert_int_equal(descstore_table_read(tmp, 0, &t, &e), 0);
 	descstore_table_release(&t);
 	/* the wrong dimension, a newer table format, rows out of order */
-	assert_int_equal(descstore_table_read(tmp, describe_dim() + 1, &t, &e), ERR_FORMAT);
+	assert_int_equal(descstore_table_read(tmp, describe_record_dim() + 1, &t, &e), ERR_FORMAT);
 	buf[len - 64 + 8] = 2;
 	copy_prefix(buf, len, tmp);
 	assert_int_equal(descstore_table_read(tmp, 0, &t, &e), ERR_VERSION);
@@ -370,7 +392,7 @@ static void test_table_reader_refuses_truncated_and_damaged_files(void **state)
 	uint64_t off = 0;
 	for (int i = 7; i >= 0; i--)
 		off = (off << 8) | buf[len - 64 + 32 + i];
-	size_t row = 40 + 4 * describe_dim();
+	size_t row = 40 + 4 * describe_record_dim();
 	unsigned char first[8];
 	memcpy(first, buf + off, 8);
 	memcpy(buf + off, buf + off + row, 8);
@@ -391,7 +413,7 @@ static void test_table_reader_refuses_truncated_and_damaged_files(void **state)
 static void test_blob_decode_checks_size_and_values(void **state)
 {
 	(void)state;
-	size_t dim = describe_dim(), n = descstore_blob_size();
+	size_t dim = describe_record_dim(), n = descstore_blob_size();
 	float *v = xmalloc(dim * sizeof(float)), *w = xmalloc(dim * sizeof(float));
 	unsigned char *b = xmalloc(n);
 	struct err e;

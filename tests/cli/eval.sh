@@ -87,6 +87,13 @@ expect_eq "$(jq -r 'select(.task == "generated") | .case' "$out" | tr '\n' ' ')"
 expect_eq "$(jq -r 'select(.case == "crop:1") | .queries, .top1' "$out" | tr '\n' ' ')" "4 1 " \
 	"a crop that keeps everything finds every reference"
 expect_eq "$(jq -r 'select(.case == "view") | .queries' "$out")" 4 "every reference seen from one side"
+# references are ranked with their views, as refscan index stores them,
+# unless --no-views
+run "$E" --gen --forms 1 --materials 2 --triangles 4000 --perturb view
+expect_grep "$out" "^2 references, refscan-desc-[0-9]+, dimension [0-9]+, 8 views each, described in" \
+	"references described with their 8 views"
+run "$E" --gen --forms 1 --materials 2 --triangles 4000 --perturb view --no-views
+expect_grep "$out" "^2 references, .*, 0 views each, described in" "--no-views: their own vectors only"
 # a scanner's artefacts: holes, specks around the scan (left out by describe,
 # so every reference is found), a cloud of graded density
 run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 \

@@ -95,6 +95,8 @@ static const char eval_usage[] =
 	"  --copies            also group references whose surfaces coincide after\n"
 	"                      normalising position, size, orientation and\n"
 	"                      handedness (one model saved to several files)\n"
+	"  --no-views          rank references by their own vectors only, not also\n"
+	"                      by their views' (as `refscan index` stores them)\n"
 	"  --seed K            seed of the queries and of --gen (default 1)\n"
 	"  --threads N         OpenMP threads (default all)\n"
 	"  --verbose           name every query whose top-1 is wrong\n"
@@ -109,6 +111,7 @@ enum {
 	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
 	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
 	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING, OPT_COPIES, OPT_PHOTO,
+	OPT_NO_VIEWS,
 };
 
 static const struct option eval_options[] = {
@@ -131,6 +134,7 @@ static const struct option eval_options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "dump", required_argument, NULL, OPT_DUMP },
 	{ "name", required_argument, NULL, OPT_NAME },
+	{ "no-views", no_argument, NULL, OPT_NO_VIEWS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -158,7 +162,7 @@ struct ref {
 	struct scan s;
 	struct image *tex;   /* aligned with s.textures, or NULL */
 	size_t n_tex;
-	float *v;            /* descriptor */
+	float *v;            /* descriptor record: own vector, then DESC_VIEWS views' */
 	struct desc_info info;
 	int cls;             /* class index, -1 none */
 	int group;           /* same-object group, own index when none */
@@ -170,6 +174,7 @@ struct refs {
 	/* the described references as rank_search() reads them (refs_table) */
 	int64_t *ids;
 	float *vecs;
+	size_t views; /* views per reference ranked (0 or DESC_VIEWS) */
 };
 
 static size_t dim;
@@ -835,6 +840,26 @@ static int describe_one(const struct scan *s, const struct image *tex, size_t n_
 	return rc;
 }
 
+/* A reference's record: its own vector, then its views' (or none). */
+static int describe_ref(struct ref *r, bool views)
+{
+	struct describe_opts o;
+	struct err e;
+	describe_opts_init(&o);
+	o.threads = 1;
+	o.textures = r->tex;
+	o.n_textures = r->tex ? r->n_tex : 0;
+	err_init(&e);
+	int rc = describe_scan(&r->s, &o, r->v, &r->info, &e);
+	if (!rc && views)
+		rc = describe_views(&r->s, &o, r->v, r->v + dim, &r->info.n_views, &e);
+	if (rc < 0) {
+		char buf[512];
+		out_error("describe %s: %s", r->name, err_format(&e, buf, sizeof(buf)));
+	}
+	return rc;
+}
+
 static double diag_of(const struct scan *s)
 {
 	double d = 0;
@@ -1001,7 +1026,8 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 		fprintf(stderr, "eval_retrieval: out of memory\n");
 		exit(EXIT_SOFTWARE);
 	}
-	struct ref_table T = { .n = R->n, .dim = dim, .ids = R->ids, .vecs = R->vecs };
+	struct ref_table T = { .n = R->n, .dim = dim, .views = R->views,
+				 .ids = R->ids, .vecs = R->vecs };
 	rank_query_init(&rq, q, R->n);
 	rq.weights = w;
 	rq.flags = RANK_EXACT;
@@ -1021,13 +1047,14 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 /* Lay the described references out once for rank_search(): ids 0..n-1. */
 static int refs_table(struct refs *R)
 {
+	size_t rec = (1 + R->views) * dim;
 	R->ids = alloc_array(R->n ? R->n : 1, sizeof(*R->ids));
-	R->vecs = alloc_array(R->n ? R->n : 1, dim * sizeof(float));
+	R->vecs = alloc_array(R->n ? R->n : 1, rec * sizeof(float));
 	if (!R->ids || !R->vecs)
 		return -1;
 	for (size_t i = 0; i < R->n; i++) {
 		R->ids[i] = (int64_t)i;
-		memcpy(R->vecs + i * dim, R->r[i].v, dim * sizeof(float));
+		memcpy(R->vecs + i * rec, R->r[i].v, rec * sizeof(float));
 	}
 	return 0;
 }
@@ -1227,7 +1254,7 @@ static long parse_long(const char *s, long lo, long hi, bool *ok)
 int main(int argc, char **argv)
 {
 	bool gen = false, colour = false, verbose = false, json = false, ok = true;
-	bool copies = false;
+	bool copies = false, views = true;
 	struct run runs[MAX_RUNS];
 	size_t n_runs = 0;
 	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
@@ -1268,6 +1295,7 @@ int main(int argc, char **argv)
 		case OPT_JSON: json = true; break;
 		case OPT_DUMP: dump = optarg; break;
 		case OPT_NAME: name = optarg; break;
+		case OPT_NO_VIEWS: views = false; break;
 		case 'h': fputs(eval_usage, stdout); return out_finish(EXIT_OK);
 		default: fputs(eval_usage, stderr); return EXIT_USAGE;
 		}
@@ -1319,11 +1347,14 @@ int main(int argc, char **argv)
 	int fail = 0;
 	double t0 = now();
 	for (size_t i = 0; i < R.n; i++)
-		R.r[i].v = alloc_array(dim, sizeof(float));
+		if (!(R.r[i].v = alloc_array(describe_record_dim(), sizeof(float)))) {
+			out_error("out of memory for %zu references", R.n);
+			return EXIT_SOFTWARE;
+		}
+	R.views = views ? DESC_VIEWS : 0;
 	#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
 	for (size_t i = 0; i < R.n; i++) {
-		if (describe_one(&R.r[i].s, R.r[i].tex, R.r[i].n_tex, R.r[i].v, &R.r[i].info,
-				 1) < 0) {
+		if (describe_ref(&R.r[i], R.views > 0) < 0) {
 			#pragma omp atomic
 			fail++;
 		}
@@ -1355,8 +1386,8 @@ int main(int argc, char **argv)
 	}
 	float *qv = dump ? alloc_array(R.n * (size_t)queries, dim * sizeof(float)) : NULL;
 	if (!json)
-		printf("%zu references, %s, dimension %zu, described in %.1f s\n", R.n,
-		       DESC_SCHEMA, dim, t_ref);
+		printf("%zu references, %s, dimension %zu, %zu views each, described in %.1f s\n",
+		       R.n, DESC_SCHEMA, dim, R.views, t_ref);
 
 	char cls_task[128];
 	snprintf(cls_task, sizeof(cls_task), "%s%s%s", name ? name : "", name ? "-" : "",

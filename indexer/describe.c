@@ -258,6 +258,36 @@ static void principal_extents(const struct desc_src *src, double ext[3])
 		ext[a] = hi[2 - a] > lo[2 - a] ? (hi[2 - a] - lo[2 - a]) * src->scale : 0;
 }
 
+bool describe_axes(const struct scan *s, double centre[3], double axis[3][3])
+{
+	double sum[3] = { 0, 0, 0 }, cov[6] = { 0, 0, 0, 0, 0, 0 }, val[3], vec[3][3];
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_vertices; i++) {
+		if (!scan_vertex_finite(s, i))
+			continue;
+		for (int k = 0; k < 3; k++)
+			sum[k] += s->positions[3 * i + k];
+		n++;
+	}
+	if (!n)
+		return false;
+	for (int k = 0; k < 3; k++)
+		centre[k] = sum[k] / (double)n;
+	for (size_t i = 0; i < s->n_vertices; i++) {
+		if (!scan_vertex_finite(s, i))
+			continue;
+		double d[3];
+		for (int k = 0; k < 3; k++)
+			d[k] = s->positions[3 * i + k] - centre[k];
+		desc_cov_add(cov, d);
+	}
+	desc_eig3(cov, val, vec);
+	/* vec rows are ascending eigenvalues: largest first */
+	for (int a = 0; a < 3; a++)
+		memcpy(axis[a], vec[2 - a], sizeof(axis[a]));
+	return true;
+}
+
 static void size_block(const struct desc_info *info, float *out)
 {
 	/* log10 mm spans about 0.1 mm .. 10 m: map [-1, 4] to [-1, 1] */

@@ -183,6 +183,14 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 /* Views fit at every 4th sample (2048 fits), half the whole scan's. */
 #define DESC_VIEW_FIT_STRIDE 4
 
+/*
+ * The centroid and principal axes of a scan's finite vertices, each vertex
+ * counted once: axis[0] along the largest spread, axis[2] the least (unit
+ * rows).  false when the scan has no finite vertex.  For pictures and
+ * framing; the descriptor's own frame weighs the surface by area.
+ */
+bool describe_axes(const struct scan *s, double centre[3], double axis[3][3]);
+
 /* Floats in a descriptor record: (1 + DESC_VIEWS) * describe_dim(). */
 size_t describe_record_dim(void);
 

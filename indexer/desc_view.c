@@ -25,6 +25,7 @@
 #include "desc_int.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
+#include "../common/raster.h"
 #include "../formats/scan.h"
 
 #include <math.h>
@@ -66,34 +67,7 @@ static void view_raster(struct view_grid *g, const float *p0, const float *p1,
 	view_project(g, p0, &u[0], &v[0], &z[0]);
 	view_project(g, p1, &u[1], &v[1], &z[1]);
 	view_project(g, p2, &u[2], &v[2], &z[2]);
-	double det = (u[1] - u[0]) * (v[2] - v[0]) - (u[2] - u[0]) * (v[1] - v[0]);
-	if (!(fabs(det) > 1e-12))
-		return; /* seen edge-on: covers no area */
-	double ulo = fmin(u[0], fmin(u[1], u[2])), uhi = fmax(u[0], fmax(u[1], u[2]));
-	double vlo = fmin(v[0], fmin(v[1], v[2])), vhi = fmax(v[0], fmax(v[1], v[2]));
-	long i0 = (long)ceil(ulo - 0.5), i1 = (long)floor(uhi - 0.5);
-	long j0 = (long)ceil(vlo - 0.5), j1 = (long)floor(vhi - 0.5);
-	if (i0 < 0)
-		i0 = 0;
-	if (j0 < 0)
-		j0 = 0;
-	if (i1 >= (long)g->res)
-		i1 = (long)g->res - 1;
-	if (j1 >= (long)g->res)
-		j1 = (long)g->res - 1;
-	for (long j = j0; j <= j1; j++)
-		for (long i = i0; i <= i1; i++) {
-			double cu = (double)i + 0.5, cv = (double)j + 0.5;
-			double l1 = ((cu - u[0]) * (v[2] - v[0]) - (u[2] - u[0]) * (cv - v[0])) / det;
-			double l2 = ((u[1] - u[0]) * (cv - v[0]) - (cu - u[0]) * (v[1] - v[0])) / det;
-			double l0 = 1 - l1 - l2;
-			if (l0 < 0 || l1 < 0 || l2 < 0)
-				continue;
-			float d = (float)(l0 * z[0] + l1 * z[1] + l2 * z[2]);
-			float *c = g->depth + (size_t)j * g->res + (size_t)i;
-			if (d < *c)
-				*c = d;
-		}
+	raster_triangle(u, v, z, g->res, g->res, g->depth, NULL, 0);
 }
 
 static bool face_finite(const struct scan *s, const uint32_t *tr)

@@ -27,6 +27,7 @@
 #include "../formats/scan.h"
 #include "../indexer/archive.h"
 #include "../indexer/extract.h"
+#include "sheet.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/banned.h"
 
@@ -46,7 +48,8 @@ static const char query_usage[] =
 	"usage: refscan query [--archive DIR] [--version V] [-k K] [--surface]\n"
 	"                     [--weights W] [--where KEY=VALUE]... [--size-mm MIN:MAX]\n"
 	"                     [--exact]\n"
-	"                     [--units U] [--explain] [--json] [--extract DIR] SCULPT...\n"
+	"                     [--units U] [--explain] [--json] [--extract DIR]\n"
+	"                     [--sheet FILE.png] SCULPT...\n"
 	"\n"
 	"Find the archived scans closest to each SCULPT (any scan format refscan\n"
 	"reads) by shape and surface texture.  Several sculpts are described in\n"
@@ -76,14 +79,17 @@ static const char query_usage[] =
 	"      --json          one JSON object per sculpt per line\n"
 	"  -x, --extract DIR   restore each match under DIR/<rank>-<name>/\n"
 	"                      (DIR/<sculpt>/<rank>-<name>/ for several sculpts)\n"
+	"      --sheet FILE    draw each sculpt and its matches, a row per sculpt,\n"
+	"                      into the PNG FILE, a bar under each match for its\n"
+	"                      score\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"exit status: 0 every sculpt answered; 1 some sculpts (or extracted\n"
-	"files) failed, the rest answered; 64 usage; 65 every sculpt is bad\n"
+	"files, or drawings) failed, the rest answered; 64 usage; 65 every sculpt is bad\n"
 	"data; 66 no archive, version or index, or no sculpt could be opened;\n"
 	"74 I/O error.\n";
 
-enum { OPT_JSON = 256, OPT_SIZE, OPT_EXACT, OPT_UNITS };
+enum { OPT_JSON = 256, OPT_SIZE, OPT_EXACT, OPT_UNITS, OPT_SHEET };
 
 static const struct option query_options[] = {
 	{ "archive", required_argument, NULL, 'a' },
@@ -97,6 +103,7 @@ static const struct option query_options[] = {
 	{ "explain", no_argument, NULL, 'e' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "extract", required_argument, NULL, 'x' },
+	{ "sheet", required_argument, NULL, OPT_SHEET },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -124,6 +131,7 @@ struct qopts {
 	double size_min, size_max;
 	bool exact, explain, json;
 	const char *extract;
+	const char *sheet;       /* --sheet: PNG path */
 	double mm_per_unit;      /* for sculpts without units */
 };
 
@@ -609,6 +617,193 @@ out:
 	return status;
 }
 
+/* ---- --sheet --------------------------------------------------------------- */
+
+/* Read and draw one cell; *bad set when it could not be drawn. */
+static int sheet_one(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_kind kind,
+		     const char *path, const char *label, const double *dir, double score,
+		     bool *bad)
+{
+	struct scan s;
+	struct err e;
+	int rc;
+	scan_init(&s);
+	err_init(&e);
+	if (!path || (rc = scan_read_file(path, NULL, &s, &e)) < 0) {
+		rc = sheet_cell(sh, row, col, SHEET_MISSING, NULL, NULL, score, &e);
+		*bad = true;
+	} else if ((rc = sheet_cell(sh, row, col, kind, &s, dir, score, &e)) == ERR_UNDESCRIBABLE) {
+		out_error("%s: cannot draw it: %s", label, e.msg);
+		*bad = true;
+		rc = 0;
+	}
+	scan_release(&s);
+	return rc;
+}
+
+/*
+ * Draw each answered sculpt and its matches into qo->sheet.  The matches'
+ * scans are restored into a temporary directory first.  Returns the exit
+ * status: EXIT_PARTIAL when some cell could not be drawn.
+ */
+static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qopts *qo,
+		      struct sculpt *sc, size_t n_sc)
+{
+	struct extract_file *f = NULL;
+	char **names = NULL, tmpl[ERR_PATH_MAX] = "";
+	size_t n = 0, cap = 0, n_ok = 0, n_bad = 0, cols = 1, rows = 0;
+	int status = EXIT_OK, rc = 0;
+	struct sheet sh;
+	struct err e;
+
+	err_init(&e);
+	memset(&sh, 0, sizeof(sh));
+	for (size_t s = 0; s < n_sc; s++)
+		if (sc[s].rc >= 0) {
+			rows++;
+			if (1 + sc[s].res.n_hits > cols)
+				cols = 1 + sc[s].res.n_hits;
+		}
+	const char *tdir = getenv("TMPDIR");
+	snprintf(tmpl, sizeof(tmpl), "%s/refscan-sheet.XXXXXX", tdir && *tdir ? tdir : "/tmp");
+	if (!mkdtemp(tmpl)) {
+		err_set_path(&e, tmpl);
+		err_set_errno(&e, ERR_IO, "cannot create a temporary directory");
+		out_err(&e);
+		return EXIT_IOERR;
+	}
+	/* every matched scan once, as m<row><ext> */
+	for (size_t s = 0; s < n_sc && !rc; s++) {
+		if (sc[s].rc < 0)
+			continue;
+		for (size_t i = 0; i < sc[s].res.n_hits && !rc; i++) {
+			size_t row = sc[s].hits[i].row;
+			bool seen = false;
+			for (size_t t = 0; t < s && !seen; t++)
+				for (size_t j = 0; sc[t].rc >= 0 && j < sc[t].res.n_hits && !seen; j++)
+					seen = sc[t].hits[j].row == row;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = sc[s].hits[j].row == row;
+			if (seen)
+				continue;
+			const struct manifest_entry *en = vindex_entry(vx, row);
+			const char *base = strrchr(en->path, '/');
+			const char *ext = strrchr(base ? base + 1 : en->path, '.');
+			char name[64];
+			snprintf(name, sizeof(name), "m%zu%.16s", row, ext ? ext : "");
+			for (char *p = name; *p; p++)
+				if (*p == '/')
+					*p = '_';
+			char **nn = NULL;
+			if (alloc_grow((void **)&f, &cap, n + 1, sizeof(*f)) < 0 ||
+			    !(nn = realloc_array(names, n + 1, sizeof(*names)))) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			names = nn;
+			if (!(names[n] = xstrdup(name))) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			memcpy(f[n].digest, en->blob, SHA256_LEN);
+			f[n].size = en->size;
+			f[n].path = names[n];
+			f[n].mode = 0600;
+			f[n].mtime_ns = en->mtime_ns;
+			n++;
+		}
+	}
+	if (rc < 0) {
+		out_error("out of memory");
+		status = EXIT_SOFTWARE;
+		goto out;
+	}
+	if (n && (rc = extract_files(a, f, n, tmpl, &n_ok, &n_bad, &e)) < 0) {
+		out_err(&e);
+		status = err_exit_status(rc);
+		goto out;
+	}
+	if ((rc = sheet_init(&sh, (uint32_t)rows, (uint32_t)cols, &e)) < 0) {
+		out_err(&e);
+		status = err_exit_status(rc);
+		goto out;
+	}
+	/* the cells, in parallel: (sculpt row r, column c) */
+	size_t *row_of_sc = alloc_array(rows ? rows : 1, sizeof(*row_of_sc));
+	if (!row_of_sc) {
+		out_error("out of memory");
+		status = EXIT_SOFTWARE;
+		goto out;
+	}
+	for (size_t s = 0, r = 0; s < n_sc; s++)
+		if (sc[s].rc >= 0)
+			row_of_sc[r++] = s;
+	bool bad = false;
+	int fail = 0;
+	#pragma omp parallel for schedule(dynamic, 1) reduction(|:fail)
+	for (size_t cell = 0; cell < rows * cols; cell++) {
+		size_t r = cell / cols, c = cell % cols;
+		const struct sculpt *q = &sc[row_of_sc[r]];
+		bool my_bad = false;
+		int x = 0;
+		if (c == 0) {
+			x = sheet_one(&sh, (uint32_t)r, 0, SHEET_SCULPT, q->path, q->path, NULL, -1,
+				      &my_bad);
+		} else if (c - 1 < q->res.n_hits) {
+			const struct rank_hit *h = &q->hits[c - 1];
+			const struct manifest_entry *en = vindex_entry(vx, h->row);
+			const char *base = strrchr(en->path, '/');
+			const char *ext = strrchr(base ? base + 1 : en->path, '.');
+			char path[ERR_PATH_MAX + 80];
+			snprintf(path, sizeof(path), "%s/m%zu%.16s", tmpl, h->row, ext ? ext : "");
+			for (char *p = path + strlen(tmpl) + 1; *p; p++)
+				if (*p == '/')
+					*p = '_';
+			double d[3], *dir = NULL;
+			if (h->view) {
+				describe_view_direction((int)h->view - 1, d);
+				dir = d;
+			}
+			x = sheet_one(&sh, (uint32_t)r, (uint32_t)c, SHEET_MATCH, path, en->path, dir,
+				      h->score, &my_bad);
+		}
+		if (my_bad) {
+			#pragma omp atomic write
+			bad = true;
+		}
+		fail |= x < 0;
+	}
+	xfree(row_of_sc);
+	if (fail) {
+		out_error("out of memory drawing the sheet");
+		status = EXIT_SOFTWARE;
+		goto out;
+	}
+	if ((rc = sheet_write(&sh, qo->sheet, &e)) < 0) {
+		out_err(&e);
+		status = err_exit_status(rc);
+		goto out;
+	}
+	if (!qo->json)
+		fprintf(stderr, "refscan: drew %zu sculpt%s and %s matches into %s%s\n", rows,
+			rows == 1 ? "" : "s", rows == 1 ? "its" : "their", qo->sheet,
+			bad ? "; some could not be drawn (crossed out)" : "");
+	if (bad || n_bad)
+		status = EXIT_PARTIAL;
+out:
+	sheet_release(&sh);
+	for (size_t i = 0; i < n; i++) {
+		char p[ERR_PATH_MAX + 80];
+		snprintf(p, sizeof(p), "%s/%s", tmpl, names[i]);
+		unlink(p);
+		xfree(names[i]);
+	}
+	rmdir(tmpl);
+	xfree(names);
+	xfree(f);
+	return status;
+}
+
 /* ---- command ------------------------------------------------------------- */
 
 static int open_archive(struct archive_dir *a, const char *opt)
@@ -710,6 +905,9 @@ int cmd_query(int argc, char **argv)
 			break;
 		case 'x':
 			qo.extract = optarg;
+			break;
+		case OPT_SHEET:
+			qo.sheet = optarg;
 			break;
 		case 'h':
 			fputs(query_usage, stdout);
@@ -872,6 +1070,12 @@ int cmd_query(int argc, char **argv)
 		int xs = extract_matches(&a, &vx, &qo, sc, n_sc);
 		if (xs != EXIT_OK && status == EXIT_OK)
 			status = xs;
+	}
+	if (qo.sheet && n_good) {
+		fflush(stdout);
+		int ss = draw_sheet(&a, &vx, &qo, sc, n_sc);
+		if (ss != EXIT_OK && (status == EXIT_OK || ss > EXIT_PARTIAL))
+			status = ss;
 	}
 out:
 	for (size_t i = 0; sc && i < (size_t)(argc - optind); i++) {

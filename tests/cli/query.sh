@@ -248,6 +248,30 @@ expect_eq "$(cd "$T/x2" && find . -name '*.obj' -o -name '*.ply' | sort | tr '\n
 expect_eq "$(cmp -s "$T/x2/limb-rigid/1-006-wood-limb/006-wood-limb.mtl" "$L/006-wood-limb.mtl" && echo same)" same \
 	"the MTL comes along"
 
+# ---- --sheet: a PNG of each sculpt and its matches -------------------------
+png_size() { # width x height from the PNG header
+	echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{print ($1*16777216+$2*65536+$3*256+$4) "x" ($5*16777216+$6*65536+$7*256+$8)}')"
+}
+mkdir -p "$T/sheettmp"
+TMPDIR=$T/sheettmp run "$R" query --archive "$A" -k 3 --sheet "$T/sheet.png" "$S/limb-rigid.obj" "$S/blob-view.ply"
+expect_rc 0 "--sheet"
+expect_eq "$(head -c 8 "$T/sheet.png" | od -An -tx1 | tr -d ' ')" 89504e470d0a1a0a "the sheet is a PNG"
+# 4 columns (sculpt + 3 matches) x 2 rows of 256-pixel cells
+expect_eq "$(png_size "$T/sheet.png")" "$((4 * 264 + 8))x$((2 * 272 + 8))" "a row per sculpt, a column per match"
+expect_grep "$errf" "drew 2 sculpts and their matches into $T/sheet.png\$" "says where the sheet went"
+expect_eq "$(ls -A "$T/sheettmp" | wc -l)" 0 "the restored scans are removed"
+# a sculpt that cannot be read gets no row; the others are drawn
+run "$R" query --archive "$A" -k 2 --sheet "$T/sheet1.png" "$S/no-such.ply" "$S/knit-rigid.obj"
+expect_rc 1 "--sheet with one bad sculpt"
+expect_eq "$(png_size "$T/sheet1.png")" "$((3 * 264 + 8))x$((272 + 8))" "only the answered sculpt has a row"
+run "$R" query --archive "$A" --json -k 1 --sheet "$T/sheet2.png" "$S/knit-rigid.obj"
+expect_rc 0 "--sheet with --json"
+expect_eq "$(jq -r '.results[0].path' "$out")" 008-knit-panel.ply "JSON unchanged beside a sheet"
+expect_eq "$(wc -c < "$errf")" 0 "--json: nothing on stderr"
+run "$R" query --archive "$A" -k 1 --sheet "$T/no-dir/sheet.png" "$S/knit-rigid.obj"
+expect_rc 74 "--sheet into a missing directory"
+expect_grep "$errf" "$T/no-dir/sheet.png" "the error names the sheet"
+
 # ---- an approximate (IVF) index: batched search, exact re-rank --------------
 # REFSCAN_EXACT_MAX lowers the size above which the index is approximate
 "$G" --library "$T/lib24" --count 24 --seed 3 --triangles 4000 -q || not_ok "scangen library of 24"

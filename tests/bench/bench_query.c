@@ -332,7 +332,7 @@ static void single_queries(const struct knn *kn, int via_faiss, const float *bas
  */
 static void rank_modes(const struct opts *o, const struct knn *kn,
 		       const float *base, const int64_t *ids, size_t n, size_t d,
-		       const float *q, size_t nq)
+		       const float *q, size_t nq, size_t n_surf, uint64_t seed)
 {
 	struct blocks b;
 	struct rank_block rb[5];
@@ -431,6 +431,63 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 				    "fetch", fetched / (double)nr, "exact_path", (json_int_t)n_exact,
 				    "exact_p50_ms", e50, "calibration_s", t_cal),
 		       line);
+	}
+	/*
+	 * Views: refscan stores each reference with VIEWS more vectors (what
+	 * 8 scanner positions see) and an exact query ranks all of them.  The
+	 * exact robust scan with and without them, where it runs (archives up
+	 * to the exact index's limit); view vectors are further scans from
+	 * the generator.
+	 */
+	if (n <= KNN_EXACT_MAX) {
+		const size_t views = 8, rec = (1 + views) * d;
+		float *vecs = alloc_array(n, rec * sizeof(float));
+		if (!vecs)
+			exit(70);
+		for (size_t r = 0; r < n; r++)
+			memcpy(vecs + r * rec, base + r * d, d * sizeof(float));
+		for (size_t v = 1; v <= views; v++) {
+			float *g = generate(n, d, n_surf, seed, 10 + v);
+			if (!g)
+				exit(70);
+			for (size_t r = 0; r < n; r++)
+				memcpy(vecs + r * rec + v * d, g + r * d, d * sizeof(float));
+			xfree(g);
+		}
+		struct ref_table tv = t;
+		tv.views = views;
+		tv.vecs = vecs;
+		t.block_mean = tv.block_mean = mean;
+		double *lat_v = alloc_array(nr, sizeof(double));
+		if (!lat_v)
+			exit(70);
+		for (size_t j = 0; j < nr; j++) {
+			struct rank_hit h[K];
+			struct rank_result r;
+			struct rank_query rq;
+			rank_query_init(&rq, q + j * d, K);
+			rq.flags = RANK_EXACT;
+			t0 = now();
+			if (rank_search(&t, &lr, kn, &rq, h, &r, &e))
+				die_err(&e, "rank");
+			lat[j] = now() - t0;
+			t0 = now();
+			if (rank_search(&tv, &lr, kn, &rq, h, &r, &e))
+				die_err(&e, "rank views");
+			lat_v[j] = now() - t0;
+		}
+		double p0 = pct(lat, nr, 0.5) * 1e3, pv = pct(lat_v, nr, 0.5) * 1e3;
+		double mb0 = (double)n * (double)d * 4 / 1e6, mbv = mb0 * (double)(1 + views);
+		snprintf(line, sizeof(line),
+			 "d=%-4zu n=%-8zu views  exact robust p50 %.3f ms with %zu views per reference, "
+			 "%.3f ms without (x%.1f); vectors %.0f MB, %.0f MB without",
+			 d, n, pv, views, p0, pv / p0, mbv, mb0);
+		report(o, json_pack("{s:s,s:i,s:i,s:i,s:f,s:f,s:f,s:f}", "bench", "views",
+				    "d", (json_int_t)d, "n", (json_int_t)n, "views", (json_int_t)views,
+				    "p50_ms", pv, "p50_ms_no_views", p0, "mb", mbv, "mb_no_views", mb0),
+		       line);
+		xfree(lat_v);
+		xfree(vecs);
 	}
 	xfree(lat_e);
 	xfree(lat);
@@ -593,7 +650,7 @@ static void run(const struct opts *o, size_t d, size_t n)
 			    "p50_ms", p50m, "p95_ms", p95m, "same", same),
 	       line);
 
-	rank_modes(o, &kn, base, ids, n, d, q, nq);
+	rank_modes(o, &kn, base, ids, n, d, q, nq, n_surf, seed);
 
 	if (o->peers) {
 		/* peer 1: own exact scan, one query per call */

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -599,4 +600,29 @@ out:
 	xfree(x.buf);
 	json_decref(x.failed);
 	return rc;
+}
+
+int extract_tmpdir(const char *what, char *path, size_t n, struct err *e)
+{
+	const char *tdir = getenv("TMPDIR");
+	snprintf(path, n, "%s/refscan-%s.XXXXXX", tdir && *tdir ? tdir : "/tmp", what);
+	if (!mkdtemp(path)) {
+		err_set_path(e, path);
+		return err_set_errno(e, ERR_IO, "cannot create a temporary directory");
+	}
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void extract_tmpdir_remove(const char *path)
+{
+	if (path && *path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -37,4 +37,14 @@ int extract_files(struct archive_dir *a, const struct extract_file *files,
 		  size_t n, const char *dest, size_t *n_restored,
 		  size_t *n_failed, struct err *e);
 
+/*
+ * A private directory to restore files into for a while (mode 0700):
+ * $TMPDIR (else /tmp) + "/refscan-<what>.XXXXXX", written to path (n
+ * bytes).  Returns 0 or ERR_IO (e names it).
+ */
+int extract_tmpdir(const char *what, char *path, size_t n, struct err *e);
+
+/* Remove such a directory and everything below it (symlinks not followed). */
+void extract_tmpdir_remove(const char *path);
+
 #endif

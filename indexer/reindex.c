@@ -34,7 +34,6 @@
 #include "../formats/scan.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <omp.h>
@@ -92,14 +91,6 @@ struct job {
 	struct err err;
 	int rc;
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* Describe one restored scan; the entry gets its new descriptor fields. */
 static void describe_job(struct job *j, const char *root, struct descstore_cache *c)
@@ -222,13 +213,8 @@ static int reindex_run(struct archive_dir *a, bool force, int jobs, bool wait,
 		goto out;
 
 	/* restore the scans to describe, with their MTL files and textures */
-	const char *tdir = getenv("TMPDIR");
-	snprintf(tmpl, sizeof(tmpl), "%s/refscan-reindex.XXXXXX", tdir && *tdir ? tdir : "/tmp");
-	if (!mkdtemp(tmpl)) {
-		err_set_path(e, tmpl);
-		rc = err_set_errno(e, ERR_IO, "cannot create a temporary directory");
+	if ((rc = extract_tmpdir("reindex", tmpl, sizeof(tmpl), e)) < 0)
 		goto out;
-	}
 	have_tmp = true;
 	for (size_t k = 0; k < n_job; k++) {
 		const struct manifest_entry *en = job[k].en;
@@ -373,7 +359,7 @@ out:
 	if (have_head)
 		head_release(&nh);
 	if (have_tmp)
-		nftw(tmpl, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		extract_tmpdir_remove(tmpl);
 	for (size_t k = 0; job && k < n_job; k++)
 		xfree(job[k].blob);
 	xfree(order);

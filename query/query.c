@@ -629,11 +629,13 @@ static int sheet_one(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_ki
 	int rc;
 	scan_init(&s);
 	err_init(&e);
-	if (!path || (rc = scan_read_file(path, NULL, &s, &e)) < 0) {
+	if ((rc = scan_read_file(path, NULL, &s, &e)) < 0) {
+		if (rc != ERR_NOTFOUND) /* not restored: extract_files said why */
+			fprintf(stderr, "refscan: %s: cannot draw it: %s\n", label, e.msg);
 		rc = sheet_cell(sh, row, col, SHEET_MISSING, NULL, NULL, score, &e);
 		*bad = true;
 	} else if ((rc = sheet_cell(sh, row, col, kind, &s, dir, score, &e)) == ERR_UNDESCRIBABLE) {
-		out_error("%s: cannot draw it: %s", label, e.msg);
+		fprintf(stderr, "refscan: %s: cannot draw it: %s\n", label, e.msg);
 		*bad = true;
 		rc = 0;
 	}
@@ -650,8 +652,9 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 		      struct sculpt *sc, size_t n_sc)
 {
 	struct extract_file *f = NULL;
-	char **names = NULL, tmpl[ERR_PATH_MAX] = "";
+	char tmpl[ERR_PATH_MAX] = "";
 	size_t n = 0, cap = 0, n_ok = 0, n_bad = 0, cols = 1, rows = 0;
+	size_t *row_of_sc = NULL;
 	int status = EXIT_OK, rc = 0;
 	struct sheet sh;
 	struct err e;
@@ -664,50 +667,28 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 			if (1 + sc[s].res.n_hits > cols)
 				cols = 1 + sc[s].res.n_hits;
 		}
-	const char *tdir = getenv("TMPDIR");
-	snprintf(tmpl, sizeof(tmpl), "%s/refscan-sheet.XXXXXX", tdir && *tdir ? tdir : "/tmp");
-	if (!mkdtemp(tmpl)) {
-		err_set_path(&e, tmpl);
-		err_set_errno(&e, ERR_IO, "cannot create a temporary directory");
+	if ((rc = extract_tmpdir("sheet", tmpl, sizeof(tmpl), &e)) < 0) {
 		out_err(&e);
-		return EXIT_IOERR;
+		return err_exit_status(rc);
 	}
-	/* every matched scan once, as m<row><ext> */
+	/* every matched scan once, under its archive path (unique, checked safe) */
 	for (size_t s = 0; s < n_sc && !rc; s++) {
 		if (sc[s].rc < 0)
 			continue;
 		for (size_t i = 0; i < sc[s].res.n_hits && !rc; i++) {
-			size_t row = sc[s].hits[i].row;
+			const struct manifest_entry *en = vindex_entry(vx, sc[s].hits[i].row);
 			bool seen = false;
-			for (size_t t = 0; t < s && !seen; t++)
-				for (size_t j = 0; sc[t].rc >= 0 && j < sc[t].res.n_hits && !seen; j++)
-					seen = sc[t].hits[j].row == row;
-			for (size_t j = 0; j < i && !seen; j++)
-				seen = sc[s].hits[j].row == row;
+			for (size_t j = 0; j < n && !seen; j++)
+				seen = f[j].path == en->path;
 			if (seen)
 				continue;
-			const struct manifest_entry *en = vindex_entry(vx, row);
-			const char *base = strrchr(en->path, '/');
-			const char *ext = strrchr(base ? base + 1 : en->path, '.');
-			char name[64];
-			snprintf(name, sizeof(name), "m%zu%.16s", row, ext ? ext : "");
-			for (char *p = name; *p; p++)
-				if (*p == '/')
-					*p = '_';
-			char **nn = NULL;
-			if (alloc_grow((void **)&f, &cap, n + 1, sizeof(*f)) < 0 ||
-			    !(nn = realloc_array(names, n + 1, sizeof(*names)))) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			names = nn;
-			if (!(names[n] = xstrdup(name))) {
+			if (alloc_grow((void **)&f, &cap, n + 1, sizeof(*f)) < 0) {
 				rc = ERR_NOMEM;
 				break;
 			}
 			memcpy(f[n].digest, en->blob, SHA256_LEN);
 			f[n].size = en->size;
-			f[n].path = names[n];
+			f[n].path = en->path;
 			f[n].mode = 0600;
 			f[n].mtime_ns = en->mtime_ns;
 			n++;
@@ -723,21 +704,16 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 		status = err_exit_status(rc);
 		goto out;
 	}
-	if ((rc = sheet_init(&sh, (uint32_t)rows, (uint32_t)cols, &e)) < 0) {
-		out_err(&e);
-		status = err_exit_status(rc);
-		goto out;
-	}
-	/* the cells, in parallel: (sculpt row r, column c) */
-	size_t *row_of_sc = alloc_array(rows ? rows : 1, sizeof(*row_of_sc));
-	if (!row_of_sc) {
-		out_error("out of memory");
+	if ((rc = sheet_init(&sh, (uint32_t)rows, (uint32_t)cols, &e)) < 0 ||
+	    !(row_of_sc = alloc_array(rows, sizeof(*row_of_sc)))) {
+		out_error("out of memory for the sheet");
 		status = EXIT_SOFTWARE;
 		goto out;
 	}
 	for (size_t s = 0, r = 0; s < n_sc; s++)
 		if (sc[s].rc >= 0)
 			row_of_sc[r++] = s;
+	/* the cells, in parallel: (sculpt row r, column c) */
 	bool bad = false;
 	int fail = 0;
 	#pragma omp parallel for schedule(dynamic, 1) reduction(|:fail)
@@ -752,13 +728,8 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 		} else if (c - 1 < q->res.n_hits) {
 			const struct rank_hit *h = &q->hits[c - 1];
 			const struct manifest_entry *en = vindex_entry(vx, h->row);
-			const char *base = strrchr(en->path, '/');
-			const char *ext = strrchr(base ? base + 1 : en->path, '.');
-			char path[ERR_PATH_MAX + 80];
-			snprintf(path, sizeof(path), "%s/m%zu%.16s", tmpl, h->row, ext ? ext : "");
-			for (char *p = path + strlen(tmpl) + 1; *p; p++)
-				if (*p == '/')
-					*p = '_';
+			char path[2 * ERR_PATH_MAX];
+			snprintf(path, sizeof(path), "%s/%s", tmpl, en->path);
 			double d[3], *dir = NULL;
 			if (h->view) {
 				describe_view_direction((int)h->view - 1, d);
@@ -773,7 +744,6 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 		}
 		fail |= x < 0;
 	}
-	xfree(row_of_sc);
 	if (fail) {
 		out_error("out of memory drawing the sheet");
 		status = EXIT_SOFTWARE;
@@ -791,15 +761,9 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 	if (bad || n_bad)
 		status = EXIT_PARTIAL;
 out:
+	xfree(row_of_sc);
 	sheet_release(&sh);
-	for (size_t i = 0; i < n; i++) {
-		char p[ERR_PATH_MAX + 80];
-		snprintf(p, sizeof(p), "%s/%s", tmpl, names[i]);
-		unlink(p);
-		xfree(names[i]);
-	}
-	rmdir(tmpl);
-	xfree(names);
+	extract_tmpdir_remove(tmpl);
 	xfree(f);
 	return status;
 }

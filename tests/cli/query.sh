@@ -268,6 +268,19 @@ run "$R" query --archive "$A" --json -k 1 --sheet "$T/sheet2.png" "$S/knit-rigid
 expect_rc 0 "--sheet with --json"
 expect_eq "$(jq -r '.results[0].path' "$out")" 008-knit-panel.ply "JSON unchanged beside a sheet"
 expect_eq "$(wc -c < "$errf")" 0 "--json: nothing on stderr"
+# matches that cannot be restored (their volume damaged) are crossed out
+cp -r "$A" "$T/damaged"
+for vol in "$T/damaged"/volumes/*.tar.zst; do
+	size=$(stat -c %s "$vol")
+	for ((o = 100; o < size; o += 16384)); do
+		printf '\xa5' | dd of="$vol" bs=1 seek=$o conv=notrunc status=none
+	done
+done
+run "$R" query --archive "$T/damaged" -k 2 --sheet "$T/sheet3.png" "$S/knit-rigid.obj"
+expect_rc 1 "--sheet when the matches' volume is damaged"
+expect_grep "$errf" "008-knit-panel.ply: cannot restore: volume 00000001 is damaged" "names the match it could not restore"
+expect_grep "$errf" "some could not be drawn \\(crossed out\\)" "says some were crossed out"
+expect_eq "$(png_size "$T/sheet3.png")" "$((3 * 264 + 8))x$((272 + 8))" "the sheet is still drawn"
 run "$R" query --archive "$A" -k 1 --sheet "$T/no-dir/sheet.png" "$S/knit-rigid.obj"
 expect_rc 74 "--sheet into a missing directory"
 expect_grep "$errf" "$T/no-dir/sheet.png" "the error names the sheet"

@@ -667,6 +667,12 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 			if (1 + sc[s].res.n_hits > cols)
 				cols = 1 + sc[s].res.n_hits;
 		}
+	if (cols > SHEET_MAX_COLS)
+		cols = SHEET_MAX_COLS; /* the first matches of a long list */
+	if (rows > SHEET_MAX_ROWS) {
+		out_error("--sheet: %zu sculpts, at most %u fit on one sheet", rows, SHEET_MAX_ROWS);
+		return EXIT_PARTIAL;
+	}
 	if ((rc = extract_tmpdir("sheet", tmpl, sizeof(tmpl), &e)) < 0) {
 		out_err(&e);
 		return err_exit_status(rc);
@@ -675,7 +681,7 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 	for (size_t s = 0; s < n_sc && !rc; s++) {
 		if (sc[s].rc < 0)
 			continue;
-		for (size_t i = 0; i < sc[s].res.n_hits && !rc; i++) {
+		for (size_t i = 0; i < sc[s].res.n_hits && i + 1 < cols && !rc; i++) {
 			const struct manifest_entry *en = vindex_entry(vx, sc[s].hits[i].row);
 			bool seen = false;
 			for (size_t j = 0; j < n && !seen; j++)

@@ -309,8 +309,9 @@ int sheet_render(const struct scan *s, const double *dir, uint8_t *rgb, uint32_t
 int sheet_init(struct sheet *sh, uint32_t rows, uint32_t cols, struct err *e)
 {
 	memset(sh, 0, sizeof(*sh));
-	if (!rows || !cols || rows > 4096 || cols > 4096)
-		return err_set(e, ERR_INTERNAL, "a sheet of %u x %u cells", rows, cols);
+	if (!rows || !cols || rows > SHEET_MAX_ROWS || cols > SHEET_MAX_COLS)
+		return err_set(e, ERR_LIMIT, "a sheet of %u x %u cells: at most %u x %u", rows, cols,
+			       SHEET_MAX_ROWS, SHEET_MAX_COLS);
 	sh->rows = rows;
 	sh->cols = cols;
 	sh->w = cols * (SHEET_CELL + SHEET_PAD) + SHEET_PAD;

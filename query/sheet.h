@@ -27,6 +27,8 @@ struct scan;
 #define SHEET_CELL 256u /* pixels across one drawing */
 #define SHEET_PAD 8u    /* between cells and around the sheet */
 #define SHEET_BAR 6u    /* height of the score bar under a match */
+#define SHEET_MAX_COLS 17u   /* a sculpt and its first 16 matches */
+#define SHEET_MAX_ROWS 1024u /* sculpts on one sheet */
 
 enum sheet_kind {
 	SHEET_SCULPT,  /* head of a row: tinted background */
@@ -50,7 +52,11 @@ struct sheet {
 int sheet_render(const struct scan *s, const double *dir, uint8_t *rgb, uint32_t w,
 		 uint32_t h, struct err *e);
 
-/* A blank sheet of rows x cols cells.  Returns 0 or ERR_NOMEM. */
+/*
+ * A blank sheet of rows x cols cells (at most SHEET_MAX_ROWS x
+ * SHEET_MAX_COLS).  Returns 0, ERR_NOMEM, or ERR_LIMIT for a sheet too
+ * large.
+ */
 int sheet_init(struct sheet *sh, uint32_t rows, uint32_t cols, struct err *e);
 
 /*

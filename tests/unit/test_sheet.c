@@ -398,6 +398,9 @@ static void test_sheet_layout_and_png(void **state)
 	assert_int_equal(sheet_cell(&sh, 0, 1, SHEET_MATCH, &s, NULL, 50, &e), 0);
 	assert_int_equal(sheet_cell(&sh, 1, 2, SHEET_MISSING, NULL, NULL, 20, &e), 0);
 	assert_int_equal(sheet_cell(&sh, 2, 0, SHEET_MATCH, &s, NULL, 1, &e), ERR_INTERNAL);
+	struct sheet big;
+	assert_int_equal(sheet_init(&big, 1, SHEET_MAX_COLS + 1, &e), ERR_LIMIT);
+	assert_null(big.rgb);
 
 	uint32_t row0 = SHEET_PAD, bar = row0 + SHEET_CELL + 2 + SHEET_BAR / 2;
 	uint32_t c0 = SHEET_PAD, c1 = c0 + SHEET_CELL + SHEET_PAD, c2 = c1 + SHEET_CELL + SHEET_PAD;

@@ -92,53 +92,57 @@ int32_t desc_face_texture(const struct scan *s, size_t f)
 	return t >= 0 && (size_t)t < s->n_textures ? t : -1;
 }
 
-bool desc_face_colour(const struct desc_src *src, uint32_t f, double b1,
-		      double b2, float lab[3])
+bool describe_surface_rgb(const struct scan *s, const struct image *tex, size_t n_tex,
+			  size_t f, double b1, double b2, double rgb[3])
 {
-	const struct scan *s = src->s;
 	double b0 = 1 - b1 - b2;
-	double rgb[3];
-	if (src->tex) {
-		{
-			int32_t t = desc_face_texture(s, f);
-			if (t >= 0 && (size_t)t < src->n_tex && src->tex[t].rgba) {
-				double uv[2];
-				bool have = false;
-				if (s->corner_uvs) {
-					const float *c = s->corner_uvs + 6 * (size_t)f;
-					for (int k = 0; k < 2; k++)
-						uv[k] = b0 * c[k] + b1 * c[2 + k] + b2 * c[4 + k];
-					have = true;
-				} else if (s->uvs) {
-					const uint32_t *ix = s->indices + 3 * (size_t)f;
-					for (int k = 0; k < 2; k++)
-						uv[k] = b0 * s->uvs[2 * (size_t)ix[0] + k] +
-							b1 * s->uvs[2 * (size_t)ix[1] + k] +
-							b2 * s->uvs[2 * (size_t)ix[2] + k];
-					have = true;
-				}
-				if (have && texel(&src->tex[t], uv[0], uv[1], rgb)) {
-					desc_srgb_to_lab(rgb[0], rgb[1], rgb[2], lab);
-					return true;
-				}
+	if (tex) {
+		int32_t t = desc_face_texture(s, f);
+		if (t >= 0 && (size_t)t < n_tex && tex[t].rgba) {
+			double uv[2];
+			bool have = false;
+			if (s->corner_uvs) {
+				const float *c = s->corner_uvs + 6 * f;
+				for (int k = 0; k < 2; k++)
+					uv[k] = b0 * c[k] + b1 * c[2 + k] + b2 * c[4 + k];
+				have = true;
+			} else if (s->uvs) {
+				const uint32_t *ix = s->indices + 3 * f;
+				for (int k = 0; k < 2; k++)
+					uv[k] = b0 * s->uvs[2 * (size_t)ix[0] + k] +
+						b1 * s->uvs[2 * (size_t)ix[1] + k] +
+						b2 * s->uvs[2 * (size_t)ix[2] + k];
+				have = true;
 			}
+			if (have && texel(&tex[t], uv[0], uv[1], rgb))
+				return true;
 		}
 	}
 	if (s->colors) {
-		const uint32_t *ix = s->indices + 3 * (size_t)f;
+		const uint32_t *ix = s->indices + 3 * f;
 		for (int k = 0; k < 3; k++)
 			rgb[k] = b0 * s->colors[4 * (size_t)ix[0] + k] +
 				 b1 * s->colors[4 * (size_t)ix[1] + k] +
 				 b2 * s->colors[4 * (size_t)ix[2] + k];
-		desc_srgb_to_lab(rgb[0], rgb[1], rgb[2], lab);
 		return true;
 	}
 	if (s->face_colors) {
-		const uint8_t *c = s->face_colors + 4 * (size_t)f;
-		desc_srgb_to_lab(c[0], c[1], c[2], lab);
+		const uint8_t *c = s->face_colors + 4 * f;
+		for (int k = 0; k < 3; k++)
+			rgb[k] = c[k];
 		return true;
 	}
 	return false;
+}
+
+bool desc_face_colour(const struct desc_src *src, uint32_t f, double b1,
+		      double b2, float lab[3])
+{
+	double rgb[3];
+	if (!describe_surface_rgb(src->s, src->tex, src->n_tex, f, b1, b2, rgb))
+		return false;
+	desc_srgb_to_lab(rgb[0], rgb[1], rgb[2], lab);
+	return true;
 }
 
 bool desc_vertex_colour(const struct desc_src *src, uint32_t v, float lab[3])

@@ -229,6 +229,15 @@ int describe_views(const struct scan *s, const struct describe_opts *o, const fl
 int describe_load_textures(struct scan *s, const struct limits *lim,
 			   struct image **out, size_t *n_failed, struct err *e);
 
+/*
+ * The colour of face f of s at barycentric (b1, b2), sRGB 0..255 in rgb,
+ * by the descriptor's rule (docs/descriptors.md, block 5): its material's
+ * texture (tex: n_tex decoded images aligned with s->textures, may be
+ * NULL), else vertex colours, else face colours.  false when it has none.
+ */
+bool describe_surface_rgb(const struct scan *s, const struct image *tex, size_t n_tex,
+			  size_t f, double b1, double b2, double rgb[3]);
+
 /* Release what describe_load_textures() returned; *texp set to NULL. */
 void describe_textures_free(struct image **texp, size_t n);
 

@@ -619,12 +619,19 @@ out:
 
 /* ---- --sheet --------------------------------------------------------------- */
 
-/* Read and draw one cell; *bad set when it could not be drawn. */
+/*
+ * Read and draw one cell, in its colours when its textures decode (a
+ * texture that does not is drawn without, silently: the query already
+ * warned of the sculpt's, and a reference's was warned of at indexing).
+ * *bad set when it could not be drawn.
+ */
 static int sheet_one(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_kind kind,
 		     const char *path, const char *label, const double *dir, double score,
 		     bool *bad)
 {
 	struct scan s;
+	struct image *tex = NULL;
+	size_t n_failed = 0;
 	struct err e;
 	int rc;
 	scan_init(&s);
@@ -632,13 +639,16 @@ static int sheet_one(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_ki
 	if ((rc = scan_read_file(path, NULL, &s, &e)) < 0) {
 		if (rc != ERR_NOTFOUND) /* not restored: extract_files said why */
 			fprintf(stderr, "refscan: %s: cannot draw it: %s\n", label, e.msg);
-		rc = sheet_cell(sh, row, col, SHEET_MISSING, NULL, NULL, score, &e);
+		rc = sheet_cell(sh, row, col, SHEET_MISSING, NULL, NULL, 0, NULL, score, &e);
 		*bad = true;
-	} else if ((rc = sheet_cell(sh, row, col, kind, &s, dir, score, &e)) == ERR_UNDESCRIBABLE) {
+	} else if ((rc = describe_load_textures(&s, NULL, &tex, &n_failed, &e)) == 0 &&
+		   (rc = sheet_cell(sh, row, col, kind, &s, tex, tex ? s.n_textures : 0, dir, score,
+				    &e)) == ERR_UNDESCRIBABLE) {
 		fprintf(stderr, "refscan: %s: cannot draw it: %s\n", label, e.msg);
 		*bad = true;
 		rc = 0;
 	}
+	describe_textures_free(&tex, s.n_textures);
 	scan_release(&s);
 	return rc;
 }
@@ -685,7 +695,7 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 			const struct manifest_entry *en = vindex_entry(vx, sc[s].hits[i].row);
 			bool seen = false;
 			for (size_t j = 0; j < n && !seen; j++)
-				seen = f[j].path == en->path;
+				seen = !strcmp(f[j].path, en->path);
 			if (seen)
 				continue;
 			if (alloc_grow((void **)&f, &cap, n + 1, sizeof(*f)) < 0) {
@@ -698,6 +708,27 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 			f[n].mode = 0600;
 			f[n].mtime_ns = en->mtime_ns;
 			n++;
+			/* its MTL files and textures, where the scan finds them */
+			for (size_t k = 0; k < en->n_files; k++) {
+				const struct manifest_file *mf = &en->files[k];
+				if (mf->missing || mf->role == MANIFEST_ROLE_SIDECAR)
+					continue;
+				bool dup = false;
+				for (size_t j = 0; j < n && !dup; j++)
+					dup = !strcmp(f[j].path, mf->path);
+				if (dup) /* a texture two scans share */
+					continue;
+				if (alloc_grow((void **)&f, &cap, n + 1, sizeof(*f)) < 0) {
+					rc = ERR_NOMEM;
+					break;
+				}
+				memcpy(f[n].digest, mf->blob, SHA256_LEN);
+				f[n].size = mf->size;
+				f[n].path = mf->path;
+				f[n].mode = 0600;
+				f[n].mtime_ns = mf->mtime_ns;
+				n++;
+			}
 		}
 	}
 	if (rc < 0) {

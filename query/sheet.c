@@ -186,8 +186,29 @@ static float shade(const struct frame *f, double *n)
 	return (float)(0.16 + 0.84 * (lam > 0 ? lam : 0));
 }
 
-static void draw_triangles(const struct scan *s, const struct frame *f, float *zb, float *ib,
-			   uint32_t w, uint32_t h)
+/*
+ * A lit surface point's pixel colour, packed as r << 16 | g << 8 | b in a
+ * float (exact below 2^24): clay, a little warmer than grey, or albedo
+ * (sRGB 0..255) lit by lum.
+ */
+static float paint(float lum, const double *albedo)
+{
+	double c[3];
+	if (albedo) {
+		for (int k = 0; k < 3; k++)
+			c[k] = fmin(albedo[k] * (0.15 + (double)lum), 255);
+	} else {
+		double g = 24 + 226 * (double)lum;
+		c[0] = g;
+		c[1] = 0.97 * g;
+		c[2] = 0.92 * g;
+	}
+	long r = lround(c[0]), gg = lround(c[1]), b = lround(c[2]);
+	return (float)(r << 16 | gg << 8 | b);
+}
+
+static void draw_triangles(const struct scan *s, const struct image *tex, size_t n_tex,
+			   const struct frame *f, float *zb, float *ib, uint32_t w, uint32_t h)
 {
 	for (size_t t = 0; t < s->n_faces; t++) {
 		const uint32_t *tr = s->indices + 3 * t;
@@ -204,7 +225,9 @@ static void draw_triangles(const struct scan *s, const struct frame *f, float *z
 		cross3(e1, e2, n);
 		if (!unit3(n))
 			continue;
-		raster_triangle(u, v, z, w, h, zb, ib, shade(f, n));
+		double rgb[3];
+		bool coloured = describe_surface_rgb(s, tex, n_tex, t, 1.0 / 3, 1.0 / 3, rgb);
+		raster_triangle(u, v, z, w, h, zb, ib, paint(shade(f, n), coloured ? rgb : NULL));
 	}
 }
 
@@ -243,6 +266,11 @@ static void draw_points(const struct scan *s, const struct frame *f, float *zb, 
 		} else {
 			lum = (float)(zhi > zlo ? 0.9 - 0.6 * (z - zlo) / (zhi - zlo) : 0.7);
 		}
+		double rgb[3];
+		if (s->colors)
+			for (int k = 0; k < 3; k++)
+				rgb[k] = s->colors[4 * i + k];
+		float px = paint(lum, s->colors ? rgb : NULL);
 		long i0 = (long)ceil(u - half - 0.5), i1 = (long)floor(u + half - 0.5);
 		long j0 = (long)ceil(v - half - 0.5), j1 = (long)floor(v + half - 0.5);
 		for (long j = j0 < 0 ? 0 : j0; j <= j1 && j < (long)h; j++)
@@ -250,14 +278,14 @@ static void draw_points(const struct scan *s, const struct frame *f, float *zb, 
 				size_t at = (size_t)j * w + (size_t)k;
 				if ((float)z < zb[at]) {
 					zb[at] = (float)z;
-					ib[at] = lum;
+					ib[at] = px;
 				}
 			}
 	}
 }
 
-int sheet_render(const struct scan *s, const double *dir, uint8_t *rgb, uint32_t w,
-		 uint32_t h, struct err *e)
+int sheet_render(const struct scan *s, const struct image *tex, size_t n_tex,
+		 const double *dir, uint8_t *rgb, uint32_t w, uint32_t h, struct err *e)
 {
 	struct frame f;
 	if (!frame_axes(s, dir, &f))
@@ -276,7 +304,7 @@ int sheet_render(const struct scan *s, const double *dir, uint8_t *rgb, uint32_t
 		ib[i] = -1;
 	}
 	if (s->n_faces)
-		draw_triangles(s, &f, zb, ib, W, H);
+		draw_triangles(s, tex, n_tex, &f, zb, ib, W, H);
 	else
 		draw_points(s, &f, zb, ib, W, H);
 	/* average each pixel's samples; uncovered samples show the background */
@@ -286,17 +314,16 @@ int sheet_render(const struct scan *s, const double *dir, uint8_t *rgb, uint32_t
 			double acc[3] = { 0, 0, 0 };
 			for (int sy = 0; sy < SS; sy++)
 				for (int sx = 0; sx < SS; sx++) {
-					float lum = ib[((size_t)y * SS + (size_t)sy) * W + (size_t)x * SS + (size_t)sx];
-					if (lum < 0) {
+					float c = ib[((size_t)y * SS + (size_t)sy) * W + (size_t)x * SS + (size_t)sx];
+					if (c < 0) {
 						for (int k = 0; k < 3; k++)
 							acc[k] += px[k];
 						continue;
 					}
-					/* clay: a little warmer than grey */
-					double g = 24 + 226 * (double)lum;
-					acc[0] += g;
-					acc[1] += 0.97 * g;
-					acc[2] += 0.92 * g;
+					uint32_t v = (uint32_t)c;
+					acc[0] += v >> 16;
+					acc[1] += (v >> 8) & 255;
+					acc[2] += v & 255;
 				}
 			for (int k = 0; k < 3; k++)
 				px[k] = (uint8_t)lround(acc[k] / (SS * SS));
@@ -333,7 +360,8 @@ static void fill(struct sheet *sh, uint32_t x0, uint32_t y0, uint32_t w, uint32_
 }
 
 int sheet_cell(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_kind kind,
-	       const struct scan *s, const double *dir, double score, struct err *e)
+	       const struct scan *s, const struct image *tex, size_t n_tex, const double *dir,
+	       double score, struct err *e)
 {
 	if (row >= sh->rows || col >= sh->cols)
 		return err_set(e, ERR_INTERNAL, "cell %u,%u outside a %ux%u sheet", row, col,
@@ -348,7 +376,7 @@ int sheet_cell(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_kind kin
 		const uint8_t *bg = kind == SHEET_SCULPT ? bg_sculpt : bg_match;
 		for (size_t i = 0; i < (size_t)SHEET_CELL * SHEET_CELL; i++)
 			memcpy(pic + 3 * i, bg, 3);
-		rc = sheet_render(s, dir, pic, SHEET_CELL, SHEET_CELL, e);
+		rc = sheet_render(s, tex, n_tex, dir, pic, SHEET_CELL, SHEET_CELL, e);
 		for (uint32_t y = 0; !rc && y < SHEET_CELL; y++)
 			memcpy(sh->rgb + ((size_t)(y0 + y) * sh->w + x0) * 3,
 			       pic + (size_t)y * SHEET_CELL * 3, (size_t)SHEET_CELL * 3);

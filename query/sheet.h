@@ -4,16 +4,18 @@
  *
  * A match is easier to judge by eye than by its score: the sheet puts
  * each sculpt at the head of a row and its matches after it in rank
- * order, each drawn grey and lit from the upper left so that relief
- * reads, with a bar under every match as long as its score.
+ * order, each lit from the upper left so that relief reads, with a bar
+ * under every match as long as its score.  A surface is drawn in its
+ * colour where it has one (its texture, else vertex or face colours, the
+ * descriptor's rule: describe_surface_rgb), else as grey clay.
  *
  * Drawing is orthographic, looking along the scan's least principal
  * axis (a sheet of relief is seen square-on, a limb from its side) or
  * along a given direction (the view a match was found from), framed to
  * fill the cell.  Meshes are drawn by their triangles with a depth
- * buffer, two-sided, flat-shaded, at twice the resolution and averaged
- * down; clouds by their points, shaded by their normals, or by depth
- * when they have none.  Colour and textures are not drawn.
+ * buffer, two-sided, flat-shaded, one colour per triangle (at its
+ * centre), at twice the resolution and averaged down; clouds by their
+ * points, lit by their normals, or shaded by depth when they have none.
  */
 #ifndef REFSCAN_SHEET_H
 #define REFSCAN_SHEET_H
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 struct err;
+struct image;
 struct scan;
 
 #define SHEET_CELL 256u /* pixels across one drawing */
@@ -44,13 +47,14 @@ struct sheet {
 
 /*
  * Draw s into rgb (w x h RGB, top row first, painted over; w, h >= 16)
- * looking along dir (a unit vector in the scan's coordinates; NULL: its
- * least principal axis).  Returns 0, ERR_NOMEM, or ERR_UNDESCRIBABLE
- * when s has no finite vertex (rgb untouched).  Thread-safe for distinct
- * rgb.
+ * looking along dir (a unit vector in the scan's coordinates; NULL: down
+ * its least principal axis, from the side an open surface faces).  tex:
+ * n_tex decoded textures aligned with s->textures (describe_load_textures;
+ * may be NULL).  Returns 0, ERR_NOMEM, or ERR_UNDESCRIBABLE when s has no
+ * finite vertex (rgb untouched).  Thread-safe for distinct rgb.
  */
-int sheet_render(const struct scan *s, const double *dir, uint8_t *rgb, uint32_t w,
-		 uint32_t h, struct err *e);
+int sheet_render(const struct scan *s, const struct image *tex, size_t n_tex,
+		 const double *dir, uint8_t *rgb, uint32_t w, uint32_t h, struct err *e);
 
 /*
  * A blank sheet of rows x cols cells (at most SHEET_MAX_ROWS x
@@ -67,7 +71,8 @@ int sheet_init(struct sheet *sh, uint32_t rows, uint32_t cols, struct err *e);
  * ERR_UNDESCRIBABLE.
  */
 int sheet_cell(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_kind kind,
-	       const struct scan *s, const double *dir, double score, struct err *e);
+	       const struct scan *s, const struct image *tex, size_t n_tex, const double *dir,
+	       double score, struct err *e);
 
 /* Write the sheet as a PNG (atomically).  Returns 0 or an errc; e names path. */
 int sheet_write(const struct sheet *sh, const char *path, struct err *e);

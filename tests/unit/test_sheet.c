@@ -2,7 +2,8 @@
  * test_sheet.c - contact-sheet drawings (query/sheet.c): silhouettes of
  * known boxes have their proportions along each axis, light falls from
  * the upper left, an open surface is seen from the side it faces, relief
- * shows as shading that a smooth surface lacks,
+ * shows as shading that a smooth surface lacks, colour is drawn where the
+ * scan has it,
  * clouds are drawn as dots, a scan with nothing to draw is refused
  * without touching the picture, and a sheet has its cells, score bars
  * and crossed-out cells where they belong, written as a PNG that reads
@@ -100,7 +101,7 @@ static void render_ok(const struct scan *s, const double *dir, uint8_t *p)
 {
 	struct err e;
 	err_init(&e);
-	int rc = sheet_render(s, dir, p, PX, PX, &e);
+	int rc = sheet_render(s, NULL, 0, dir, p, PX, PX, &e);
 	if (rc)
 		fail_msg("sheet_render: %s", e.msg);
 }
@@ -310,6 +311,76 @@ static void test_sheet_relief_shows(void **state)
 	scan_release(&stone);
 }
 
+/* Drawn pixels whose channel k exceeds both others by more than margin, and all drawn. */
+static void dominant(const uint8_t *p, int k, int margin, size_t *hits, size_t *drawn)
+{
+	*hits = *drawn = 0;
+	for (size_t i = 0; i < (size_t)PX * PX; i++) {
+		const uint8_t *c = p + 3 * i;
+		if (!memcmp(c, white, 3))
+			continue;
+		(*drawn)++;
+		*hits += c[k] > c[(k + 1) % 3] + margin && c[k] > c[(k + 2) % 3] + margin;
+	}
+}
+
+/*
+ * Colour where the scan has it, by the descriptor's rule: a textured
+ * tile whose texture is made all green is drawn green; without its
+ * texture, as clay; with vertex colours all red, red.
+ */
+static void test_sheet_draws_colour(void **state)
+{
+	(void)state;
+	struct gen_params g;
+	struct scan s;
+	struct image tex;
+	struct err e;
+	size_t hits, drawn;
+	err_init(&e);
+	gen_params_init(&g);
+	g.form = GEN_FORM_TILE;
+	g.triangles = 8000;
+	g.color = GEN_COLOR_TEXTURE;
+	image_init(&tex);
+	assert_int_equal(gen_scan(&g, &s, &tex, &e), 0);
+	assert_int_equal(s.n_textures, 1);
+	for (size_t i = 0; i < (size_t)tex.width * tex.height; i++) {
+		tex.rgba[4 * i] = 10;
+		tex.rgba[4 * i + 1] = 200;
+		tex.rgba[4 * i + 2] = 30;
+	}
+	uint8_t *p = blank();
+	assert_int_equal(sheet_render(&s, &tex, 1, NULL, p, PX, PX, &e), 0);
+	dominant(p, 1, 60, &hits, &drawn);
+	assert_true(drawn > PX * PX / 4);
+	assert_true(hits == drawn);
+	for (size_t i = 0; i < (size_t)PX * PX; i++)
+		memcpy(p + 3 * i, white, 3);
+	render_ok(&s, NULL, p); /* no texture given: clay */
+	dominant(p, 1, 5, &hits, &drawn);
+	assert_int_equal(hits, 0);
+	image_release(&tex);
+	scan_release(&s);
+
+	g.color = GEN_COLOR_VERTEX;
+	assert_int_equal(gen_scan(&g, &s, NULL, &e), 0);
+	assert_non_null(s.colors);
+	for (size_t i = 0; i < s.n_vertices; i++) {
+		s.colors[4 * i] = 220;
+		s.colors[4 * i + 1] = 20;
+		s.colors[4 * i + 2] = 20;
+	}
+	for (size_t i = 0; i < (size_t)PX * PX; i++)
+		memcpy(p + 3 * i, white, 3);
+	render_ok(&s, NULL, p);
+	dominant(p, 0, 60, &hits, &drawn);
+	assert_true(drawn > PX * PX / 4);
+	assert_true(hits == drawn);
+	xfree(p);
+	scan_release(&s);
+}
+
 /*
  * A cloud: the points of a disc in the plane z = 0 are drawn as a round
  * patch (centre drawn, corners not), lit by their normals when they have
@@ -364,7 +435,7 @@ static void test_sheet_nothing_to_draw(void **state)
 	for (size_t i = 0; i < 3 * s.n_vertices; i++)
 		s.positions[i] = NAN;
 	uint8_t *p = blank();
-	assert_int_equal(sheet_render(&s, NULL, p, PX, PX, &e), ERR_UNDESCRIBABLE);
+	assert_int_equal(sheet_render(&s, NULL, 0, NULL, p, PX, PX, &e), ERR_UNDESCRIBABLE);
 	assert_non_null(strstr(e.msg, "nothing to draw"));
 	for (uint32_t y = 0; y < PX; y++)
 		for (uint32_t x = 0; x < PX; x++)
@@ -394,10 +465,10 @@ static void test_sheet_layout_and_png(void **state)
 	assert_int_equal(sheet_init(&sh, 2, 3, &e), 0);
 	assert_int_equal(sh.w, 3 * (SHEET_CELL + SHEET_PAD) + SHEET_PAD);
 	assert_int_equal(sh.h, 2 * (SHEET_CELL + SHEET_BAR + 2 + SHEET_PAD) + SHEET_PAD);
-	assert_int_equal(sheet_cell(&sh, 0, 0, SHEET_SCULPT, &s, NULL, -1, &e), 0);
-	assert_int_equal(sheet_cell(&sh, 0, 1, SHEET_MATCH, &s, NULL, 50, &e), 0);
-	assert_int_equal(sheet_cell(&sh, 1, 2, SHEET_MISSING, NULL, NULL, 20, &e), 0);
-	assert_int_equal(sheet_cell(&sh, 2, 0, SHEET_MATCH, &s, NULL, 1, &e), ERR_INTERNAL);
+	assert_int_equal(sheet_cell(&sh, 0, 0, SHEET_SCULPT, &s, NULL, 0, NULL, -1, &e), 0);
+	assert_int_equal(sheet_cell(&sh, 0, 1, SHEET_MATCH, &s, NULL, 0, NULL, 50, &e), 0);
+	assert_int_equal(sheet_cell(&sh, 1, 2, SHEET_MISSING, NULL, NULL, 0, NULL, 20, &e), 0);
+	assert_int_equal(sheet_cell(&sh, 2, 0, SHEET_MATCH, &s, NULL, 0, NULL, 1, &e), ERR_INTERNAL);
 	struct sheet big;
 	assert_int_equal(sheet_init(&big, 1, SHEET_MAX_COLS + 1, &e), ERR_LIMIT);
 	assert_null(big.rgb);
@@ -459,7 +530,7 @@ static void test_sheet_out_of_memory(void **state)
 		alloc_fail_after(n);
 		rc = sheet_init(&sh, 1, 2, &e);
 		if (!rc)
-			rc = sheet_cell(&sh, 0, 1, SHEET_MATCH, &s, NULL, 80, &e);
+			rc = sheet_cell(&sh, 0, 1, SHEET_MATCH, &s, NULL, 0, NULL, 80, &e);
 		alloc_fail_after(-1);
 		assert_true(rc == 0 || rc == ERR_NOMEM);
 		if (rc)
@@ -477,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_sheet_light_from_upper_left),
 		cmocka_unit_test(test_sheet_open_surface_from_its_side),
 		cmocka_unit_test(test_sheet_relief_shows),
+		cmocka_unit_test(test_sheet_draws_colour),
 		cmocka_unit_test(test_sheet_cloud_dots),
 		cmocka_unit_test(test_sheet_nothing_to_draw),
 		cmocka_unit_test(test_sheet_layout_and_png),

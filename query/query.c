@@ -654,6 +654,28 @@ static int sheet_one(struct sheet *sh, uint32_t row, uint32_t col, enum sheet_ki
 }
 
 /*
+ * Add a file to restore unless one of that path is listed (a texture two
+ * scans share, a match of two sculpts).  Returns 0 added, 1 listed
+ * already, or ERR_NOMEM.
+ */
+static int restore_add(struct extract_file **f, size_t *n, size_t *cap, const char *path,
+		       const unsigned char *digest, uint64_t size, int64_t mtime_ns)
+{
+	for (size_t j = 0; j < *n; j++)
+		if (!strcmp((*f)[j].path, path))
+			return 1;
+	if (alloc_grow((void **)f, cap, *n + 1, sizeof(**f)) < 0)
+		return ERR_NOMEM;
+	struct extract_file *x = &(*f)[(*n)++];
+	memcpy(x->digest, digest, SHA256_LEN);
+	x->size = size;
+	x->path = path;
+	x->mode = 0600;
+	x->mtime_ns = mtime_ns;
+	return 0;
+}
+
+/*
  * Draw each answered sculpt and its matches into qo->sheet.  The matches'
  * scans are restored into a temporary directory first.  Returns the exit
  * status: EXIT_PARTIAL when some cell could not be drawn.
@@ -693,42 +715,19 @@ static int draw_sheet(struct archive_dir *a, struct vindex *vx, const struct qop
 			continue;
 		for (size_t i = 0; i < sc[s].res.n_hits && i + 1 < cols && !rc; i++) {
 			const struct manifest_entry *en = vindex_entry(vx, sc[s].hits[i].row);
-			bool seen = false;
-			for (size_t j = 0; j < n && !seen; j++)
-				seen = !strcmp(f[j].path, en->path);
-			if (seen)
+			rc = restore_add(&f, &n, &cap, en->path, en->blob, en->size, en->mtime_ns);
+			if (rc) {
+				rc = rc < 0 ? rc : 0; /* already listed: its files too */
 				continue;
-			if (alloc_grow((void **)&f, &cap, n + 1, sizeof(*f)) < 0) {
-				rc = ERR_NOMEM;
-				break;
 			}
-			memcpy(f[n].digest, en->blob, SHA256_LEN);
-			f[n].size = en->size;
-			f[n].path = en->path;
-			f[n].mode = 0600;
-			f[n].mtime_ns = en->mtime_ns;
-			n++;
 			/* its MTL files and textures, where the scan finds them */
-			for (size_t k = 0; k < en->n_files; k++) {
+			for (size_t k = 0; k < en->n_files && rc >= 0; k++) {
 				const struct manifest_file *mf = &en->files[k];
-				if (mf->missing || mf->role == MANIFEST_ROLE_SIDECAR)
-					continue;
-				bool dup = false;
-				for (size_t j = 0; j < n && !dup; j++)
-					dup = !strcmp(f[j].path, mf->path);
-				if (dup) /* a texture two scans share */
-					continue;
-				if (alloc_grow((void **)&f, &cap, n + 1, sizeof(*f)) < 0) {
-					rc = ERR_NOMEM;
-					break;
-				}
-				memcpy(f[n].digest, mf->blob, SHA256_LEN);
-				f[n].size = mf->size;
-				f[n].path = mf->path;
-				f[n].mode = 0600;
-				f[n].mtime_ns = mf->mtime_ns;
-				n++;
+				if (!mf->missing && mf->role != MANIFEST_ROLE_SIDECAR)
+					rc = restore_add(&f, &n, &cap, mf->path, mf->blob, mf->size,
+							 mf->mtime_ns);
 			}
+			rc = rc < 0 ? rc : 0;
 		}
 	}
 	if (rc < 0) {

@@ -207,28 +207,69 @@ static float paint(float lum, const double *albedo)
 	return (float)(r << 16 | gg << 8 | b);
 }
 
+/*
+ * Face t on screen (u, v, z) and its unit normal; false when it has a
+ * non-finite corner or no area.
+ */
+static bool face_on_screen(const struct scan *s, const struct frame *f, size_t t, uint32_t h,
+			   double u[3], double v[3], double z[3], double n[3])
+{
+	const uint32_t *tr = s->indices + 3 * t;
+	if (!scan_vertex_finite(s, tr[0]) || !scan_vertex_finite(s, tr[1]) ||
+	    !scan_vertex_finite(s, tr[2]))
+		return false;
+	double e1[3], e2[3];
+	for (int k = 0; k < 3; k++)
+		project(f, s, tr[k], h, &u[k], &v[k], &z[k]);
+	for (int k = 0; k < 3; k++) {
+		e1[k] = (double)s->positions[3 * tr[1] + k] - s->positions[3 * tr[0] + k];
+		e2[k] = (double)s->positions[3 * tr[2] + k] - s->positions[3 * tr[0] + k];
+	}
+	cross3(e1, e2, n);
+	return unit3(n);
+}
+
+/*
+ * Triangles.  Without colour each is one lit clay tone.  With colour the
+ * buffer first records which face each sample sees (face numbers are exact
+ * in a float below 2^24), then each sample takes the colour at its own
+ * point of that face, so a texture keeps its detail on large triangles;
+ * bigger meshes take one colour per face, at its centre.
+ */
 static void draw_triangles(const struct scan *s, const struct image *tex, size_t n_tex,
 			   const struct frame *f, float *zb, float *ib, uint32_t w, uint32_t h)
 {
+	bool colour = (tex && n_tex) || s->colors || s->face_colors;
+	bool per_sample = colour && s->n_faces < ((size_t)1 << 24);
+	double u[3], v[3], z[3], n[3], rgb[3];
 	for (size_t t = 0; t < s->n_faces; t++) {
-		const uint32_t *tr = s->indices + 3 * t;
-		if (!scan_vertex_finite(s, tr[0]) || !scan_vertex_finite(s, tr[1]) ||
-		    !scan_vertex_finite(s, tr[2]))
+		if (!face_on_screen(s, f, t, h, u, v, z, n))
 			continue;
-		double u[3], v[3], z[3], e1[3], e2[3], n[3];
-		for (int k = 0; k < 3; k++)
-			project(f, s, tr[k], h, &u[k], &v[k], &z[k]);
-		for (int k = 0; k < 3; k++) {
-			e1[k] = (double)s->positions[3 * tr[1] + k] - s->positions[3 * tr[0] + k];
-			e2[k] = (double)s->positions[3 * tr[2] + k] - s->positions[3 * tr[0] + k];
-		}
-		cross3(e1, e2, n);
-		if (!unit3(n))
-			continue;
-		double rgb[3];
-		bool coloured = describe_surface_rgb(s, tex, n_tex, t, 1.0 / 3, 1.0 / 3, rgb);
-		raster_triangle(u, v, z, w, h, zb, ib, paint(shade(f, n), coloured ? rgb : NULL));
+		float value;
+		if (per_sample)
+			value = (float)t;
+		else if (colour && describe_surface_rgb(s, tex, n_tex, t, 1.0 / 3, 1.0 / 3, rgb))
+			value = paint(shade(f, n), rgb);
+		else
+			value = paint(shade(f, n), NULL);
+		raster_triangle(u, v, z, w, h, zb, ib, value);
 	}
+	if (!per_sample)
+		return;
+	for (size_t j = 0; j < h; j++)
+		for (size_t i = 0; i < w; i++) {
+			float *at = ib + j * w + i;
+			if (*at < 0)
+				continue;
+			size_t t = (size_t)*at;
+			(void)face_on_screen(s, f, t, h, u, v, z, n); /* drawn: on screen */
+			double cu = (double)i + 0.5, cv = (double)j + 0.5;
+			double det = (u[1] - u[0]) * (v[2] - v[0]) - (u[2] - u[0]) * (v[1] - v[0]);
+			double b1 = ((cu - u[0]) * (v[2] - v[0]) - (u[2] - u[0]) * (cv - v[0])) / det;
+			double b2 = ((u[1] - u[0]) * (cv - v[0]) - (cu - u[0]) * (v[1] - v[0])) / det;
+			bool has = describe_surface_rgb(s, tex, n_tex, t, b1, b2, rgb);
+			*at = paint(shade(f, n), has ? rgb : NULL);
+		}
 }
 
 static void draw_points(const struct scan *s, const struct frame *f, float *zb, float *ib,

@@ -13,8 +13,8 @@
  * axis (a sheet of relief is seen square-on, a limb from its side) or
  * along a given direction (the view a match was found from), framed to
  * fill the cell.  Meshes are drawn by their triangles with a depth
- * buffer, two-sided, flat-shaded, one colour per triangle (at its
- * centre), at twice the resolution and averaged down; clouds by their
+ * buffer, two-sided, flat-shaded, coloured at each sample's point of
+ * its triangle, at twice the resolution and averaged down; clouds by their
  * points, lit by their normals, or shaded by depth when they have none.
  */
 #ifndef REFSCAN_SHEET_H

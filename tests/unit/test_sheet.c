@@ -382,6 +382,63 @@ static void test_sheet_draws_colour(void **state)
 }
 
 /*
+ * A texture keeps its detail on large triangles: a 2 x 1 quad of two
+ * triangles (split along its diagonal) with a texture red on its left
+ * half and blue on its right is drawn red at the lower left and blue at
+ * the upper right.  One colour per triangle, at its centre, would paint
+ * the lower-right triangle (centre u = 2/3) blue all the way to the left
+ * edge.
+ */
+static void test_sheet_texture_per_sample(void **state)
+{
+	(void)state;
+	struct scan s;
+	struct image tex;
+	struct err e;
+	err_init(&e);
+	scan_init(&s);
+	assert_int_equal(scan_alloc(&s, 4, 2, SCAN_ALLOC_UVS, &e), 0);
+	static const float pos[4][3] = { { 0, 0, 0 }, { 2, 0, 0 }, { 2, 1, 0 }, { 0, 1, 0 } };
+	static const float uv[4][2] = { { 0, 0 }, { 1, 0 }, { 1, 1 }, { 0, 1 } };
+	static const uint32_t tri[2][3] = { { 0, 1, 2 }, { 0, 2, 3 } };
+	memcpy(s.positions, pos, sizeof(pos));
+	memcpy(s.uvs, uv, sizeof(uv));
+	memcpy(s.indices, tri, sizeof(tri));
+	s.n_vertices = 4;
+	s.n_faces = s.n_polygons = 2;
+	assert_true(scan_material_intern(&s, "m", 1) == 0);
+	assert_true(scan_texture_add(&s, "t.png", 5) == 0);
+	s.materials[0].texture = 0;
+	assert_int_equal(scan_finalize(&s, &e), 0);
+	image_init(&tex);
+	tex.width = 8;
+	tex.height = 1;
+	tex.rgba = alloc_array(8, 4);
+	assert_non_null(tex.rgba);
+	for (int x = 0; x < 8; x++) {
+		uint8_t *c = tex.rgba + 4 * x;
+		c[0] = x < 4 ? 220 : 20;
+		c[1] = 20;
+		c[2] = x < 4 ? 20 : 220;
+		c[3] = 255;
+	}
+	uint8_t *p = blank();
+	assert_int_equal(sheet_render(&s, &tex, 1, NULL, p, PX, PX, &e), 0);
+	uint32_t x0, x1, y0, y1;
+	drawn_box(p, &x0, &x1, &y0, &y1);
+	/* just inside the lower-left and upper-right corners */
+	const uint8_t *ll = p + ((size_t)(y1 - 3) * PX + x0 + 3) * 3;
+	const uint8_t *ur = p + ((size_t)(y0 + 3) * PX + x1 - 3) * 3;
+	const uint8_t *lr_left = p + ((size_t)(y1 - 3) * PX + x0 + (x1 - x0) / 4) * 3;
+	assert_true(ll[0] > ll[2] + 60);
+	assert_true(ur[2] > ur[0] + 60);
+	assert_true(lr_left[0] > lr_left[2] + 60); /* the lower-right triangle's left end: red */
+	xfree(p);
+	image_release(&tex);
+	scan_release(&s);
+}
+
+/*
  * A cloud: the points of a disc in the plane z = 0 are drawn as a round
  * patch (centre drawn, corners not), lit by their normals when they have
  * them, shaded by depth when not.
@@ -549,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_sheet_open_surface_from_its_side),
 		cmocka_unit_test(test_sheet_relief_shows),
 		cmocka_unit_test(test_sheet_draws_colour),
+		cmocka_unit_test(test_sheet_texture_per_sample),
 		cmocka_unit_test(test_sheet_cloud_dots),
 		cmocka_unit_test(test_sheet_nothing_to_draw),
 		cmocka_unit_test(test_sheet_layout_and_png),

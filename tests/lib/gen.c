@@ -3046,6 +3046,29 @@ out:
 	return rc;
 }
 
+/*
+ * out sized for nv vertices and nf faces with in's attributes, in's
+ * vertices copied to its first in->n_vertices (counts set; faces not).
+ */
+static int alloc_with_vertices(const struct scan *in, size_t nv, size_t nf,
+			       struct scan *out, struct err *e)
+{
+	size_t n = in->n_vertices;
+	int rc = scan_alloc(out, nv, nf, alloc_flags(in), e);
+	if (rc)
+		return rc;
+	out->n_vertices = nv;
+	out->n_faces = out->n_polygons = nf;
+	memcpy(out->positions, in->positions, 3 * n * sizeof(float));
+	if (in->normals)
+		memcpy(out->normals, in->normals, 3 * n * sizeof(float));
+	if (in->colors)
+		memcpy(out->colors, in->colors, 4 * n);
+	if (in->uvs)
+		memcpy(out->uvs, in->uvs, 2 * n * sizeof(float));
+	return 0;
+}
+
 int gen_outliers(const struct scan *in, double frac, uint64_t seed, struct scan *out,
 		 struct err *e)
 {
@@ -3058,18 +3081,8 @@ int gen_outliers(const struct scan *in, double frac, uint64_t seed, struct scan 
 	size_t add_v = nf ? 3 * n_out : n_out, add_f = nf ? n_out : 0;
 	if (nv + add_v > UINT32_MAX - 1)
 		return err_set(e, ERR_LIMIT, "%zu vertices (limit %u)", nv + add_v, UINT32_MAX - 1);
-	unsigned flags = alloc_flags(in);
-	if ((rc = scan_alloc(out, nv + add_v, nf + add_f, flags, e)))
+	if ((rc = alloc_with_vertices(in, nv + add_v, nf + add_f, out, e)))
 		goto out;
-	out->n_vertices = nv + add_v;
-	out->n_faces = out->n_polygons = nf + add_f;
-	memcpy(out->positions, in->positions, 3 * nv * sizeof(float));
-	if (in->normals)
-		memcpy(out->normals, in->normals, 3 * nv * sizeof(float));
-	if (in->colors)
-		memcpy(out->colors, in->colors, 4 * nv);
-	if (in->uvs)
-		memcpy(out->uvs, in->uvs, 2 * nv * sizeof(float));
 	if (nf) {
 		memcpy(out->indices, in->indices, 3 * nf * sizeof(uint32_t));
 		if (in->corner_uvs)
@@ -3193,4 +3206,254 @@ out:
 	xfree(vk);
 	scan_release(&dense);
 	return rc;
+}
+
+/* ------------------------------------------------ subdivision, smoothing */
+
+/* Open-addressed map from an edge (a < b) to the vertex at its middle. */
+struct edge_map {
+	uint64_t *key;   /* (a << 32 | b) + 1; 0 empty */
+	uint32_t *mid;
+	size_t mask;
+};
+
+static uint32_t edge_mid(struct edge_map *M, uint32_t a, uint32_t b, uint32_t *next)
+{
+	if (a > b) {
+		uint32_t t = a;
+		a = b;
+		b = t;
+	}
+	uint64_t k = ((uint64_t)a << 32 | b) + 1;
+	size_t i = (size_t)mix64(k) & M->mask;
+	while (M->key[i] && M->key[i] != k)
+		i = (i + 1) & M->mask;
+	if (!M->key[i]) {
+		M->key[i] = k;
+		M->mid[i] = (*next)++;
+	}
+	return M->mid[i];
+}
+
+/* One level: every triangle into four at its edges' midpoints. */
+static int subdivide_once(const struct scan *in, struct scan *out, struct err *e)
+{
+	int rc = 0;
+	size_t nv = in->n_vertices, nf = in->n_faces;
+	struct edge_map M = { NULL, NULL, 0 };
+	uint32_t *mids = NULL;
+	scan_init(out);
+	size_t cap = 16;
+	while (cap < 6 * nf)
+		cap *= 2;
+	/* a closed mesh has 1.5 edges per face: at most 3 */
+	if (nf > (UINT32_MAX - 1 - nv) / 3 || nf > SIZE_MAX / 4 / 3)
+		return err_set(e, ERR_LIMIT, "%zu triangles too many to subdivide", nf);
+	M.key = alloc_array_zero(cap, sizeof(*M.key));
+	M.mid = alloc_array(cap, sizeof(*M.mid));
+	mids = alloc_array(nf ? 3 * nf : 1, sizeof(*mids));
+	if (!M.key || !M.mid || !mids) {
+		rc = err_set(e, ERR_NOMEM, "out of memory subdividing %zu triangles", nf);
+		goto out;
+	}
+	M.mask = cap - 1;
+	uint32_t next = (uint32_t)nv;
+	for (size_t f = 0; f < nf; f++) {
+		const uint32_t *t = in->indices + 3 * f;
+		for (int k = 0; k < 3; k++)
+			mids[3 * f + (size_t)k] = edge_mid(&M, t[k], t[(k + 1) % 3], &next);
+	}
+	if ((rc = alloc_with_vertices(in, next, 4 * nf, out, e)))
+		goto out;
+	for (size_t f = 0; f < nf; f++) {
+		const uint32_t *t = in->indices + 3 * f;
+		const uint32_t *m = mids + 3 * f;
+		for (int k = 0; k < 3; k++) {
+			uint32_t a = t[k], b = t[(k + 1) % 3];
+			size_t v = m[k];
+			for (int q = 0; q < 3; q++)
+				out->positions[3 * v + (size_t)q] = 0.5f *
+					(in->positions[3 * (size_t)a + (size_t)q] +
+					 in->positions[3 * (size_t)b + (size_t)q]);
+			if (in->normals) {
+				double n[3], len = 0;
+				for (int q = 0; q < 3; q++) {
+					n[q] = (double)in->normals[3 * (size_t)a + (size_t)q] +
+					       in->normals[3 * (size_t)b + (size_t)q];
+					len += n[q] * n[q];
+				}
+				len = sqrt(len);
+				for (int q = 0; q < 3; q++)
+					out->normals[3 * v + (size_t)q] =
+						len > 0 ? (float)(n[q] / len) : in->normals[3 * (size_t)a + (size_t)q];
+			}
+			if (in->colors)
+				for (int q = 0; q < 4; q++)
+					out->colors[4 * v + (size_t)q] = (uint8_t)
+						((in->colors[4 * (size_t)a + (size_t)q] +
+						  in->colors[4 * (size_t)b + (size_t)q] + 1) / 2);
+			if (in->uvs)
+				for (int q = 0; q < 2; q++)
+					out->uvs[2 * v + (size_t)q] = 0.5f *
+						(in->uvs[2 * (size_t)a + (size_t)q] +
+						 in->uvs[2 * (size_t)b + (size_t)q]);
+		}
+		/* corners' children: three at the corners, one in the middle */
+		const uint32_t child[4][3] = {
+			{ t[0], m[0], m[2] }, { m[0], t[1], m[1] },
+			{ m[2], m[1], t[2] }, { m[0], m[1], m[2] },
+		};
+		/* the same children as corner numbers: 0-2 corners, 3-5 edges */
+		static const int corner[4][3] = { { 0, 3, 5 }, { 3, 1, 4 }, { 5, 4, 2 }, { 3, 4, 5 } };
+		for (int c = 0; c < 4; c++) {
+			size_t g = 4 * f + (size_t)c;
+			memcpy(out->indices + 3 * g, child[c], sizeof(child[c]));
+			if (in->corner_uvs) {
+				const float *uv = in->corner_uvs + 6 * f;
+				for (int k = 0; k < 3; k++) {
+					int j = corner[c][k];
+					for (int q = 0; q < 2; q++)
+						out->corner_uvs[6 * g + 2 * (size_t)k + (size_t)q] = j < 3 ?
+							uv[2 * j + q] :
+							0.5f * (uv[2 * (j - 3) + q] + uv[2 * ((j - 2) % 3) + q]);
+				}
+			}
+			if (in->face_material)
+				out->face_material[g] = in->face_material[f];
+			if (in->face_colors)
+				memcpy(out->face_colors + 4 * g, in->face_colors + 4 * f, 4);
+		}
+	}
+	if ((rc = copy_info(in, out, true, e)))
+		goto out;
+	rc = scan_finalize(out, e);
+out:
+	xfree(M.key);
+	xfree(M.mid);
+	xfree(mids);
+	if (rc)
+		scan_release(out);
+	return rc;
+}
+
+int gen_subdivide(const struct scan *in, int levels, struct scan *out, struct err *e)
+{
+	struct scan cur, next;
+	int rc = 0;
+	scan_init(out);
+	if (levels < 1 || levels > 8)
+		return err_set(e, ERR_INTERNAL, "subdivision levels %d not in 1..8", levels);
+	if (in->n_faces == 0) {
+		/* a cloud has no triangles to split: an unchanged copy */
+		uint8_t *keep = alloc_array(in->n_vertices ? in->n_vertices : 1, 1);
+		if (!keep)
+			return err_set(e, ERR_NOMEM, "out of memory");
+		memset(keep, 1, in->n_vertices);
+		rc = subset(in, keep, NULL, out, e);
+		xfree(keep);
+		return rc;
+	}
+	scan_init(&cur);
+	for (int l = 0; l < levels && !rc; l++) {
+		rc = subdivide_once(l ? &cur : in, &next, e);
+		scan_release(&cur);
+		cur = next;
+	}
+	if (!rc)
+		*out = cur;
+	else
+		scan_release(&cur);
+	return rc;
+}
+
+int gen_smooth(struct scan *s, int iterations, struct err *e)
+{
+	int rc = 0;
+	size_t nv = s->n_vertices;
+	bool had_normals = s->normals != NULL;
+	if (iterations < 0 || iterations > 100000)
+		return err_set(e, ERR_INTERNAL, "smoothing iterations %d out of range", iterations);
+	if (s->n_faces == 0 || iterations == 0)
+		return 0;
+	if (nv > UINT32_MAX - 1)
+		return err_set(e, ERR_LIMIT, "%zu vertices (limit %u)", nv, UINT32_MAX - 1);
+	uint32_t *canon = alloc_array(nv, sizeof(*canon));
+	double *p = alloc_array(nv, 3 * sizeof(double));
+	double *acc = alloc_array(nv, 4 * sizeof(double));
+	if (!canon || !p || !acc) {
+		rc = err_set(e, ERR_NOMEM, "out of memory for %zu vertices", nv);
+		goto out;
+	}
+	if ((rc = weld(s->positions, nv, canon, e)))
+		goto out;
+	for (size_t i = 0; i < 3 * nv; i++)
+		p[i] = s->positions[i];
+	/* Taubin's lambda|mu pair: pass band k = 1/lambda + 1/mu ~ 0.1 */
+	static const double step[2] = { 0.5, -0.53 };
+	for (int it = 0; it < 2 * iterations; it++) {
+		memset(acc, 0, nv * 4 * sizeof(double));
+		for (size_t f = 0; f < s->n_faces; f++) {
+			const uint32_t *t = s->indices + 3 * f;
+			for (int k = 0; k < 3; k++) {
+				size_t a = canon[t[k]], b = canon[t[(k + 1) % 3]];
+				if (a == b)
+					continue;
+				for (int q = 0; q < 3; q++) {
+					acc[4 * a + (size_t)q] += p[3 * b + (size_t)q];
+					acc[4 * b + (size_t)q] += p[3 * a + (size_t)q];
+				}
+				acc[4 * a + 3] += 1;
+				acc[4 * b + 3] += 1;
+			}
+		}
+		double w = step[it & 1];
+		for (size_t i = 0; i < nv; i++) {
+			if (canon[i] != i || acc[4 * i + 3] == 0)
+				continue;
+			for (int q = 0; q < 3; q++)
+				p[3 * i + (size_t)q] += w * (acc[4 * i + (size_t)q] / acc[4 * i + 3] -
+							     p[3 * i + (size_t)q]);
+		}
+	}
+	for (size_t i = 0; i < nv; i++)
+		for (int q = 0; q < 3; q++)
+			s->positions[3 * i + (size_t)q] = (float)p[3 * (size_t)canon[i] + (size_t)q];
+	if (had_normals && (rc = normals_from_faces(s, canon, e)))
+		goto out;
+	rc = scan_finalize(s, e);
+out:
+	xfree(canon);
+	xfree(p);
+	xfree(acc);
+	return rc;
+}
+
+int gen_flip(struct scan *s, double share, uint64_t seed, struct err *e)
+{
+	if (!(share >= 0 && share <= 1))
+		return err_set(e, ERR_INTERNAL, "share of flipped triangles %g not in [0, 1]", share);
+	struct rng g = { mix64(seed ^ 0xF11Bull) };
+	for (size_t f = 0; f < s->n_faces; f++) {
+		if (share < 1 && !(rng_u01(&g) < share))
+			continue;
+		uint32_t *t = s->indices + 3 * f;
+		uint32_t x = t[1];
+		t[1] = t[2];
+		t[2] = x;
+		if (s->corner_uvs) {
+			float *uv = s->corner_uvs + 6 * f, u[2];
+			memcpy(u, uv + 2, sizeof(u));
+			memcpy(uv + 2, uv + 4, sizeof(u));
+			memcpy(uv + 4, u, sizeof(u));
+		}
+	}
+	if (!s->normals || !s->n_faces)
+		return 0;
+	if (share >= 1) {
+		for (size_t i = 0; i < 3 * s->n_vertices; i++)
+			s->normals[i] = -s->normals[i];
+		return 0;
+	}
+	/* what an exporter writes: normals from the faces as they now are */
+	return gen_normals(s, e);
 }

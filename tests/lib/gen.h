@@ -304,4 +304,30 @@ int gen_outliers(const struct scan *in, double frac, uint64_t seed, struct scan 
 int gen_graded_points(const struct scan *in, size_t n, double ratio, uint64_t seed,
 		      struct scan *out, struct err *e);
 
+/*
+ * levels (1..8) of midpoint subdivision: every triangle split into four at
+ * its edges' midpoints, so the surface is unchanged and each level has four
+ * times the triangles.  Normals, colours and UVs are interpolated at the
+ * new vertices; corner UVs, materials and face colours follow their
+ * triangle.  A point cloud is copied unchanged.
+ */
+int gen_subdivide(const struct scan *in, int levels, struct scan *out, struct err *e);
+
+/*
+ * iterations of Taubin's lambda|mu smoothing (Taubin 1995; lambda 0.5,
+ * mu -0.53, umbrella weights over the mesh's edges, coincident vertices
+ * moved together), as scanner software and sculpting tools smooth: relief
+ * a few edges wide fades, the form keeps its size.  Normals, when present,
+ * are recomputed.  A point cloud is left unchanged.
+ */
+int gen_smooth(struct scan *s, int iterations, struct err *e);
+
+/*
+ * Reverse the winding of each triangle with probability share (1: every
+ * one, the mesh turned inside out, its normals negated), as exporters and
+ * merged scans leave meshes; with share < 1 the normals are recomputed
+ * from the faces as they now are.  A point cloud is left unchanged.
+ */
+int gen_flip(struct scan *s, double share, uint64_t seed, struct err *e);
+
 #endif

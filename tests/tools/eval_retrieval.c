@@ -9,7 +9,8 @@
  * reference gives --queries seeded perturbed copies (rigid motion and
  * scale 0.4-2.5x, noise along the normals, 4x decimation, point sampling,
  * a 30% planar crop, combinations, one scanner position, holes, stray
- * specks, a cloud of graded density); every query is described and
+ * specks, a cloud of graded density, midpoint subdivision, Taubin
+ * smoothing); every query is described and
  * searched exactly (brute force, squared L2 over the whole vector) among
  * the references.  Printed per perturbation: top-1, top-5 and mAP, for the
  * descriptor and, in the same run, for a D2-only baseline (the D2
@@ -80,7 +81,8 @@ static const char eval_usage[] =
 	"  --min-faces N       skip references with fewer faces (default 200)\n"
 	"  --queries N         queries per reference and perturbation (default 1)\n"
 	"  --perturb LIST      comma list of rigid,noise,noise-strong,decimate,\n"
-	"                      points,crop,combo,view,holes,outliers,density\n"
+	"                      points,crop,combo,view,holes,outliers,density,\n"
+	"                      subdivide,smooth,winding\n"
 	"                      (default all); NAME:V sets a strength: noise:S and\n"
 	"                      noise-strong:S (sigma as a fraction of the\n"
 	"                      diagonal, default 0.0005, 0.002), decimate:F\n"
@@ -89,7 +91,10 @@ static const char eval_usage[] =
 	"                      (share cut in 5 holes, default 0.1), outliers:F\n"
 	"                      (stray triangles per face, default 0.01),\n"
 	"                      density:R (a cloud R times denser at one end,\n"
-	"                      default 10)\n"
+	"                      default 10), subdivide:L (midpoint levels, 1-3,\n"
+	"                      default 1), smooth:N (Taubin iterations, default\n"
+	"                      10), winding:F (share of triangles turned,\n"
+	"                      default 0.5; 1: inside out)\n"
 	"  --cla FILE          class file: also class retrieval figures\n"
 	"  --same FILE         groups of references that are the same object\n"
 	"  --copies            also group references whose surfaces coincide after\n"
@@ -141,12 +146,12 @@ static const struct option eval_options[] = {
 
 enum pert {
 	P_RIGID, P_NOISE, P_NOISE_STRONG, P_DECIMATE, P_POINTS, P_CROP, P_COMBO, P_VIEW,
-	P_HOLES, P_OUTLIERS, P_DENSITY,
+	P_HOLES, P_OUTLIERS, P_DENSITY, P_SUBDIVIDE, P_SMOOTH, P_WINDING,
 	N_PERT
 };
 static const char *const pert_names[N_PERT] = {
 	"rigid", "noise", "noise-strong", "decimate", "points", "crop", "combo", "view",
-	"holes", "outliers", "density",
+	"holes", "outliers", "density", "subdivide", "smooth", "winding",
 };
 
 /* One row of the table: a perturbation at a strength (NAN: its default). */
@@ -935,6 +940,19 @@ static int perturb(const struct ref *ref, const struct run *run, uint64_t qseed,
 		if (!rc && (h >> 7) & 1)
 			strip_normals(out);
 		break;
+	case P_SUBDIVIDE:
+		rc = gen_subdivide(in, dflt ? 1 : (int)run->v, out, e);
+		break;
+	case P_SMOOTH:
+		rc = gen_crop(in, 1.0, h, out, e);
+		if (!rc)
+			rc = gen_smooth(out, dflt ? 10 : (int)run->v, e);
+		break;
+	case P_WINDING:
+		rc = gen_crop(in, 1.0, h, out, e);
+		if (!rc)
+			rc = gen_flip(out, dflt ? 0.5 : run->v, h + 11, e);
+		break;
 	case P_COMBO:
 	default:
 		rc = gen_crop(in, 0.85, h + 5, &tmp, e);
@@ -1225,6 +1243,9 @@ static bool parse_perturb(const char *s, struct run *runs, size_t *n_runs)
 			case P_HOLES: in_range = v > 0 && v < 1; break;
 			case P_OUTLIERS: in_range = v > 0 && v <= 1; break;
 			case P_DENSITY: in_range = v >= 1 && v <= 1000; break;
+			case P_SUBDIVIDE: in_range = v >= 1 && v <= 3 && v == floor(v); break;
+			case P_SMOOTH: in_range = v >= 1 && v <= 1000 && v == floor(v); break;
+			case P_WINDING: in_range = v > 0 && v <= 1; break;
 			default: in_range = false; break; /* no strength */
 			}
 			if (!in_range)

@@ -3,12 +3,13 @@
  * tests/lib/gen.h applied to a scan file, written as PLY, OBJ or STL.
  * Used by tests/cli/query.sh and scripts/demo.
  *
- *   perturb [--rigid] [--scale S] [--noise MM] [--decimate F]
- *           [--points N] [--graded RATIO] [--crop KEEP] [--view]
- *           [--holes FRAC] [--outliers FRAC] [--no-colour] [--seed K] IN OUT
+ *   perturb [--rigid] [--scale S] [--subdivide L] [--smooth N] [--noise MM]
+ *           [--decimate F] [--points N] [--graded RATIO] [--crop KEEP]
+ *           [--view] [--holes FRAC] [--outliers FRAC] [--flip SHARE]
+ *           [--no-colour] [--seed K] IN OUT
  *
- * Steps run in the order rigid, noise, decimate, points, crop, view,
- * holes, outliers.  The
+ * Steps run in the order rigid, subdivide, smooth, noise, decimate,
+ * points, crop, view, holes, outliers, flip.  The
  * texture of IN (if any) is copied beside OUT while the UVs survive.
  * Same arguments, same bytes.  Exit status: 0, 64 usage, else sysexits
  * from the failing step.
@@ -32,6 +33,9 @@ static const char perturb_usage[] =
 	"\n"
 	"  --rigid           random rotation and translation (seeded)\n"
 	"  --scale S         uniform scale factor (default 1)\n"
+	"  --subdivide L     L (1-3) levels of midpoint subdivision, 4x the\n"
+	"                    triangles each, the surface unchanged\n"
+	"  --smooth N        N iterations of Taubin smoothing\n"
 	"  --noise MM        Gaussian noise along the normals, sigma in mm\n"
 	"  --decimate F      keep about 1/F of the vertices (F > 1), by quadric\n"
 	"                    edge collapse (a cloud: by clustering)\n"
@@ -44,12 +48,15 @@ static const char perturb_usage[] =
 	"  --holes FRAC      cut 5 holes taking about FRAC (0..1) of the scan\n"
 	"  --outliers FRAC   add FRAC (0..1] times as many stray triangles (a\n"
 	"                    cloud: points) around the scan\n"
+	"  --flip SHARE      turn about SHARE (0..1] of the triangles the other\n"
+	"                    way round (1: the mesh inside out)\n"
 	"  --no-colour       drop vertex colours and textures\n"
 	"  --seed K          seed of every random step (default 1)\n"
 	"  -h, --help        show this help\n";
 
 enum { OPT_RIGID = 256, OPT_SCALE, OPT_NOISE, OPT_DECIMATE, OPT_POINTS, OPT_CROP,
-       OPT_NOCOLOUR, OPT_SEED, OPT_VIEW, OPT_GRADED, OPT_HOLES, OPT_OUTLIERS };
+       OPT_NOCOLOUR, OPT_SEED, OPT_VIEW, OPT_GRADED, OPT_HOLES, OPT_OUTLIERS,
+       OPT_SUBDIVIDE, OPT_SMOOTH, OPT_FLIP };
 
 static const struct option perturb_options[] = {
 	{ "rigid", no_argument, NULL, OPT_RIGID },
@@ -64,6 +71,9 @@ static const struct option perturb_options[] = {
 	{ "graded", required_argument, NULL, OPT_GRADED },
 	{ "holes", required_argument, NULL, OPT_HOLES },
 	{ "outliers", required_argument, NULL, OPT_OUTLIERS },
+	{ "subdivide", required_argument, NULL, OPT_SUBDIVIDE },
+	{ "smooth", required_argument, NULL, OPT_SMOOTH },
+	{ "flip", required_argument, NULL, OPT_FLIP },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -97,7 +107,7 @@ static void take(struct scan *s, struct scan *next)
 int main(int argc, char **argv)
 {
 	double scale = 1, noise = 0, decimate = 0, points = 0, crop = 0, seedd = 1;
-	double graded = 1, holes = 0, outliers = 0;
+	double graded = 1, holes = 0, outliers = 0, subdivide = 0, smooth = 0, flip = 0;
 	bool rigid = false, nocolour = false, view = false;
 	struct scan s, t;
 	struct image *tex = NULL;
@@ -120,6 +130,9 @@ int main(int argc, char **argv)
 		case OPT_GRADED: dst = &graded; lo = 1; hi = 1e6; break;
 		case OPT_HOLES: dst = &holes; lo = 1e-3; hi = 0.999; break;
 		case OPT_OUTLIERS: dst = &outliers; lo = 1e-6; hi = 1; break;
+		case OPT_SUBDIVIDE: dst = &subdivide; lo = 1; hi = 3; break;
+		case OPT_SMOOTH: dst = &smooth; lo = 1; hi = 1000; break;
+		case OPT_FLIP: dst = &flip; lo = 1e-6; hi = 1; break;
 		case 'h':
 			fputs(perturb_usage, stdout);
 			return out_finish(EXIT_OK);
@@ -127,7 +140,8 @@ int main(int argc, char **argv)
 			fputs(perturb_usage, stderr);
 			return EXIT_USAGE;
 		}
-		if (number(optarg, lo, hi, dst) < 0) {
+		if (number(optarg, lo, hi, dst) < 0 ||
+		    ((c == OPT_SUBDIVIDE || c == OPT_SMOOTH) && *dst != floor(*dst))) {
 			fprintf(stderr, "perturb: bad value '%s' for --%s\n", optarg,
 				perturb_options[c - OPT_RIGID].name);
 			return EXIT_USAGE;
@@ -168,6 +182,13 @@ int main(int argc, char **argv)
 			s.bbox_max[k] = (float)(s.bbox_max[k] * scale);
 		}
 	}
+	if (subdivide > 0) {
+		if ((rc = gen_subdivide(&s, (int)subdivide, &t, &e)) < 0)
+			goto out;
+		take(&s, &t);
+	}
+	if (smooth > 0 && (rc = gen_smooth(&s, (int)smooth, &e)) < 0)
+		goto out;
 	if (noise > 0 && (rc = gen_noise(&s, seed + 1, noise, &e)) < 0)
 		goto out;
 	if (decimate > 0) {
@@ -203,6 +224,8 @@ int main(int argc, char **argv)
 			goto out;
 		take(&s, &t);
 	}
+	if (flip > 0 && (rc = gen_flip(&s, flip, seed + 7, &e)) < 0)
+		goto out;
 	if (nocolour) {
 		xfree(s.colors);
 		s.colors = NULL;

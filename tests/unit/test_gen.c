@@ -3,7 +3,7 @@
  * and triangle counts, watertight seams and outward winding, relief
  * statistics that tell the materials apart the way real scans do, texture
  * mode, the library plan, and the perturbations used to evaluate
- * descriptors.
+ * descriptors (subdivision, smoothing and turned triangles among them).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1084,6 +1084,183 @@ static void test_gen_holes_outliers_and_graded_density(void **state)
 	scan_release(&a);
 }
 
+/*
+ * Midpoint subdivision: four times the triangles per level on the same
+ * surface (area, volume, closedness), every new vertex the middle of an
+ * edge of the original with its UV the middle of theirs.
+ */
+static void test_gen_subdivide_keeps_the_surface_and_its_attributes(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_BOX, GEN_MAT_LEATHER, 3000);
+	p.color = GEN_COLOR_TEXTURE;
+	p.texture_px = 16;
+	struct scan a, d, d2, cloud, c2;
+	struct image tex;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(gen_scan(&p, &a, &tex, &e), 0);
+	assert_non_null(a.uvs);
+	assert_int_equal(gen_subdivide(&a, 1, &d, &e), 0);
+	assert_int_equal(d.n_faces, 4 * a.n_faces);
+	assert_true(d.n_vertices > a.n_vertices + a.n_faces);
+	assert_memory_equal(d.positions, a.positions, 3 * a.n_vertices * sizeof(float));
+	assert_near(gen_surface_area(&d), gen_surface_area(&a), 1e-5 * gen_surface_area(&a));
+	assert_near(signed_volume(&d), signed_volume(&a), 1e-5 * fabs(signed_volume(&a)));
+	size_t once, twice, more;
+	edge_census(&d, &once, &twice, &more, NULL);
+	assert_int_equal(once, 0);
+	assert_int_equal(more, 0);
+	/* face f's first child: its corner 0, the middles of its edges 0-1 and 2-0 */
+	for (size_t f = 0; f < a.n_faces; f += 37) {
+		const uint32_t *t = a.indices + 3 * f, *c = d.indices + 12 * f;
+		assert_int_equal(c[0], t[0]);
+		for (int k = 0; k < 2; k++) {
+			uint32_t m = c[1 + k], x = t[0], y = t[k ? 2 : 1];
+			for (int q = 0; q < 3; q++)
+				assert_near(d.positions[3 * m + q],
+					    0.5 * (a.positions[3 * x + q] + a.positions[3 * y + q]), 1e-5);
+			for (int q = 0; q < 2; q++)
+				assert_near(d.uvs[2 * m + q], 0.5 * (a.uvs[2 * x + q] + a.uvs[2 * y + q]),
+					    1e-6);
+			assert_near(hypot(hypot(d.normals[3 * m], d.normals[3 * m + 1]),
+					  d.normals[3 * m + 2]), 1.0, 1e-5);
+		}
+	}
+	assert_int_equal(d.n_textures, 1);
+	assert_int_equal(d.materials[0].texture, 0);
+	/* two levels: sixteen times */
+	assert_int_equal(gen_subdivide(&a, 2, &d2, &e), 0);
+	assert_int_equal(d2.n_faces, 16 * a.n_faces);
+	assert_near(gen_surface_area(&d2), gen_surface_area(&a), 1e-5 * gen_surface_area(&a));
+	/* a cloud has nothing to split; no level is refused */
+	assert_int_equal(gen_sample_points(&a, 500, 3, &cloud, &e), 0);
+	assert_int_equal(gen_subdivide(&cloud, 1, &c2, &e), 0);
+	assert_int_equal(c2.n_vertices, cloud.n_vertices);
+	assert_memory_equal(c2.positions, cloud.positions, 3 * cloud.n_vertices * sizeof(float));
+	scan_release(&c2);
+	assert_int_equal(gen_subdivide(&a, 0, &c2, &e), ERR_INTERNAL);
+	assert_null(c2.positions);
+	/* every allocation failing: nothing half made */
+	for (long n = 0; n < 40; n++) {
+		alloc_fail_after(n);
+		int rc = gen_subdivide(&a, 2, &c2, &e);
+		alloc_fail_after(-1);
+		if (rc == 0) {
+			scan_release(&c2);
+			break;
+		}
+		assert_int_equal(rc, ERR_NOMEM);
+		assert_null(c2.positions);
+	}
+	scan_release(&a);
+	scan_release(&d);
+	scan_release(&d2);
+	scan_release(&cloud);
+	image_release(&tex);
+}
+
+/*
+ * RMS of how far b's vertices are off a's, along a's normals (a and b of
+ * one vertex order): sliding along the surface does not count.
+ */
+static double rms_between(const struct scan *a, const struct scan *b)
+{
+	double s = 0;
+	for (size_t i = 0; i < a->n_vertices; i++) {
+		double d = 0;
+		for (size_t q = 0; q < 3; q++)
+			d += ((double)b->positions[3 * i + q] - a->positions[3 * i + q]) *
+			     a->normals[3 * i + q];
+		s += d * d;
+	}
+	return sqrt(s / (double)a->n_vertices);
+}
+
+/*
+ * Taubin smoothing takes most of a noise a few edges wide off a closed
+ * blob and keeps its volume (a plain Laplacian of as many steps shrinks
+ * it); the mesh stays closed, with unit normals.
+ */
+static void test_gen_smooth_takes_fine_relief_and_keeps_the_form(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_BLOB, GEN_MAT_NONE, 20000);
+	struct scan clean, noisy;
+	struct err e;
+	err_init(&e);
+	make(&p, &clean);
+	make(&p, &noisy);
+	double edge = sqrt(4 * gen_surface_area(&clean) / (sqrt(3.0) * (double)clean.n_faces));
+	assert_int_equal(gen_noise(&noisy, 5, 0.2 * edge, &e), 0);
+	double before = rms_between(&clean, &noisy);
+	assert_int_equal(gen_smooth(&noisy, 10, &e), 0);
+	double after = rms_between(&clean, &noisy);
+	if (!(after < 0.5 * before))
+		fail_msg("smoothing left %.4f of %.4f mm", after, before);
+	double v0 = signed_volume(&clean), v1 = signed_volume(&noisy);
+	if (!(fabs(v1 - v0) < 0.005 * v0))
+		fail_msg("volume %.1f, was %.1f", v1, v0);
+	size_t once, twice, more;
+	edge_census(&noisy, &once, &twice, &more, NULL);
+	assert_int_equal(once, 0);
+	assert_int_equal(more, 0);
+	for (size_t v = 0; v < noisy.n_vertices; v += 101)
+		assert_near(hypot(hypot(noisy.normals[3 * v], noisy.normals[3 * v + 1]),
+				  noisy.normals[3 * v + 2]), 1.0, 1e-5);
+	/* zero iterations change nothing; a negative count is refused */
+	struct scan copy;
+	make(&p, &copy);
+	assert_int_equal(gen_smooth(&copy, 0, &e), 0);
+	assert_true(rms_between(&clean, &copy) == 0);
+	assert_int_equal(gen_smooth(&copy, -1, &e), ERR_INTERNAL);
+	scan_release(&copy);
+	scan_release(&clean);
+	scan_release(&noisy);
+}
+
+/*
+ * Turning triangles: all of them turns the mesh inside out (volume and
+ * normals negated); a share turns about that share, each face keeping its
+ * vertices.
+ */
+static void test_gen_flip_turns_a_share_of_the_triangles(void **state)
+{
+	(void)state;
+	struct gen_params p = small(GEN_FORM_BLOB, GEN_MAT_NONE, 4000);
+	struct scan a, b;
+	struct err e;
+	err_init(&e);
+	make(&p, &a);
+	make(&p, &b);
+	assert_int_equal(gen_flip(&b, 1.0, 3, &e), 0);
+	assert_near(signed_volume(&b), -signed_volume(&a), 1e-6 * fabs(signed_volume(&a)));
+	for (size_t v = 0; v < a.n_vertices; v++)
+		for (int q = 0; q < 3; q++)
+			assert_true(b.normals[3 * v + q] == -a.normals[3 * v + q]);
+	scan_release(&b);
+	make(&p, &b);
+	assert_int_equal(gen_flip(&b, 0.3, 3, &e), 0);
+	size_t turned = 0;
+	for (size_t f = 0; f < a.n_faces; f++) {
+		const uint32_t *x = a.indices + 3 * f, *y = b.indices + 3 * f;
+		assert_int_equal(y[0], x[0]);
+		if (y[1] == x[2] && y[2] == x[1])
+			turned++;
+		else
+			assert_memory_equal(x, y, 3 * sizeof(uint32_t));
+	}
+	double share = (double)turned / (double)a.n_faces;
+	if (!(share > 0.27 && share < 0.33))
+		fail_msg("turned %.3f of the triangles", share);
+	for (size_t v = 0; v < b.n_vertices; v += 53)
+		assert_near(hypot(hypot(b.normals[3 * v], b.normals[3 * v + 1]),
+				  b.normals[3 * v + 2]), 1.0, 1e-5);
+	assert_int_equal(gen_flip(&b, 1.5, 3, &e), ERR_INTERNAL);
+	scan_release(&a);
+	scan_release(&b);
+}
+
 static void test_gen_fails_cleanly_when_allocations_fail(void **state)
 {
 	(void)state;
@@ -1154,6 +1331,9 @@ int main(void)
 		cmocka_unit_test(test_gen_crop_keeps_fraction_and_attributes),
 		cmocka_unit_test(test_gen_view_keeps_what_one_position_sees),
 		cmocka_unit_test(test_gen_holes_outliers_and_graded_density),
+		cmocka_unit_test(test_gen_subdivide_keeps_the_surface_and_its_attributes),
+		cmocka_unit_test(test_gen_smooth_takes_fine_relief_and_keeps_the_form),
+		cmocka_unit_test(test_gen_flip_turns_a_share_of_the_triangles),
 		cmocka_unit_test(test_gen_fails_cleanly_when_allocations_fail),
 		cmocka_unit_test(test_gen_rejects_bad_parameters),
 	};

@@ -3,7 +3,9 @@
 # --quick): the table has every perturbation with the D2 baseline beside
 # it, rigid copies are always found, the descriptor beats D2 on crops, and
 # --copies groups one model saved to two files, --photo-relief makes a
-# material task of relief from images, and perturbations take strengths.
+# material task of relief from images, perturbations take strengths,
+# subdivided and turned copies are found, and --surface asks for the
+# material on another form.
 # The full table (CGAL meshes, 63-scan corpus) runs under make bench.
 . "$(dirname "$0")/lib.sh"
 
@@ -103,7 +105,32 @@ expect_eq "$(jq -r 'select(.task == "generated") | .case' "$out" | tr '\n' ' ')"
 	"holes outliers outliers:0.03 density:3 " "their rows, in the order asked"
 expect_eq "$(jq -r 'select(.case | startswith("outliers")) | .top1' "$out" | tr '\n' ' ')" "1 1 " \
 	"a reference with specks around it finds itself"
-for bad in crop:1.5 crop:0 decimate:1 noise:x view:2 rigid:1 points: holes:1 outliers:0 density:0.5; do
+# what tools do to files: subdivided (the same surface, 4x the triangles),
+# smoothed, triangles wound either way or inside out, noise in point spacings
+run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 \
+	--perturb subdivide,smooth,winding,winding:1,noise-spacing:0.2
+expect_rc 0 "subdivision, smoothing, winding, noise in spacings"
+expect_eq "$(jq -r 'select(.task == "generated") | .case' "$out" | tr '\n' ' ')" \
+	"subdivide smooth winding winding:1 noise-spacing:0.2 " "their rows, in the order asked"
+expect_eq "$(jq -r 'select(.case == "subdivide" or (.case | startswith("winding"))) | .top1' "$out" |
+	tr '\n' ' ')" "1 1 1 " "a subdivided or turned copy finds its reference"
+# the surface question: a perturbed scan finds its material on another form
+run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 --perturb rigid,crop --surface
+expect_rc 0 "--surface runs"
+expect_eq "$(jq -r 'select(.task == "generated") | .queries' "$out" | tr '\n' ' ')" "4 4 " \
+	"every reference asks"
+run "$E" --gen --forms 2 --materials 2 --triangles 4000 --perturb rigid --surface --verbose
+expect_rc 0 "--surface --verbose"
+if grep -q -- '-> ' "$out"; then
+	# a miss names a reference of another material, never the query's own scan
+	expect_eq "$(grep -- '-> ' "$out" | awk '{ split($2, a, "-"); split($4, b, "-");
+		print (a[2] == b[2] || $2 == $4) ? "bad" : "ok" }' | sort -u)" "ok" \
+		"a miss is another material"
+fi
+run "$E" --surface "$T/lib"
+expect_rc 64 "--surface needs a generated corpus"
+for bad in crop:1.5 crop:0 decimate:1 noise:x view:2 rigid:1 points: holes:1 outliers:0 density:0.5 \
+	subdivide:4 subdivide:1.5 smooth:0 smooth:2.5 winding:0 winding:1.5 noise-spacing:0; do
 	run "$E" --gen --forms 1 --materials 1 --perturb "$bad"
 	expect_rc 64 "--perturb $bad is a usage error"
 done

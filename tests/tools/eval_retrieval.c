@@ -82,7 +82,7 @@ static const char eval_usage[] =
 	"  --queries N         queries per reference and perturbation (default 1)\n"
 	"  --perturb LIST      comma list of rigid,noise,noise-strong,decimate,\n"
 	"                      points,crop,combo,view,holes,outliers,density,\n"
-	"                      subdivide,smooth,winding\n"
+	"                      subdivide,smooth,winding,noise-spacing\n"
 	"                      (default all); NAME:V sets a strength: noise:S and\n"
 	"                      noise-strong:S (sigma as a fraction of the\n"
 	"                      diagonal, default 0.0005, 0.002), decimate:F\n"
@@ -94,7 +94,8 @@ static const char eval_usage[] =
 	"                      default 10), subdivide:L (midpoint levels, 1-3,\n"
 	"                      default 1), smooth:N (Taubin iterations, default\n"
 	"                      10), winding:F (share of triangles turned,\n"
-	"                      default 0.5; 1: inside out)\n"
+	"                      default 0.5; 1: inside out), noise-spacing:F\n"
+	"                      (sigma in point spacings, default 0.3)\n"
 	"  --cla FILE          class file: also class retrieval figures\n"
 	"  --same FILE         groups of references that are the same object\n"
 	"  --copies            also group references whose surfaces coincide after\n"
@@ -102,6 +103,11 @@ static const char eval_usage[] =
 	"                      handedness (one model saved to several files)\n"
 	"  --no-views          rank references by their own vectors only, not also\n"
 	"                      by their views' (as `refscan index` stores them)\n"
+	"  --surface           with --gen or --photo-relief: the perturbed queries\n"
+	"                      ask the surface question (surface preset, as\n"
+	"                      `refscan query --surface`): a query is right when it\n"
+	"                      finds its material on another form, its own\n"
+	"                      reference left out\n"
 	"  --seed K            seed of the queries and of --gen (default 1)\n"
 	"  --threads N         OpenMP threads (default all)\n"
 	"  --verbose           name every query whose top-1 is wrong\n"
@@ -116,7 +122,7 @@ enum {
 	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
 	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
 	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING, OPT_COPIES, OPT_PHOTO,
-	OPT_NO_VIEWS,
+	OPT_NO_VIEWS, OPT_SURFACE,
 };
 
 static const struct option eval_options[] = {
@@ -140,18 +146,19 @@ static const struct option eval_options[] = {
 	{ "dump", required_argument, NULL, OPT_DUMP },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "no-views", no_argument, NULL, OPT_NO_VIEWS },
+	{ "surface", no_argument, NULL, OPT_SURFACE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 enum pert {
 	P_RIGID, P_NOISE, P_NOISE_STRONG, P_DECIMATE, P_POINTS, P_CROP, P_COMBO, P_VIEW,
-	P_HOLES, P_OUTLIERS, P_DENSITY, P_SUBDIVIDE, P_SMOOTH, P_WINDING,
+	P_HOLES, P_OUTLIERS, P_DENSITY, P_SUBDIVIDE, P_SMOOTH, P_WINDING, P_NOISE_SPACING,
 	N_PERT
 };
 static const char *const pert_names[N_PERT] = {
 	"rigid", "noise", "noise-strong", "decimate", "points", "crop", "combo", "view",
-	"holes", "outliers", "density", "subdivide", "smooth", "winding",
+	"holes", "outliers", "density", "subdivide", "smooth", "winding", "noise-spacing",
 };
 
 /* One row of the table: a perturbation at a strength (NAN: its default). */
@@ -875,6 +882,19 @@ static double diag_of(const struct scan *s)
 	return sqrt(d);
 }
 
+/* Point spacing: the square root of the area per vertex (a cloud: of the box). */
+static double spacing_of(const struct scan *s)
+{
+	double a = gen_surface_area(s);
+	if (!(a > 0)) {
+		double d[3];
+		for (int k = 0; k < 3; k++)
+			d[k] = (double)s->bbox_max[k] - s->bbox_min[k];
+		a = d[0] * d[1] + d[1] * d[2] + d[0] * d[2];
+	}
+	return sqrt(a / (double)(s->n_vertices ? s->n_vertices : 1));
+}
+
 static void strip_normals(struct scan *s)
 {
 	xfree(s->normals);
@@ -947,6 +967,12 @@ static int perturb(const struct ref *ref, const struct run *run, uint64_t qseed,
 		rc = gen_crop(in, 1.0, h, out, e);
 		if (!rc)
 			rc = gen_smooth(out, dflt ? 10 : (int)run->v, e);
+		break;
+	case P_NOISE_SPACING:
+		/* a scanner's noise follows its resolution: sigma in point spacings */
+		rc = gen_crop(in, 1.0, h, out, e);
+		if (!rc)
+			rc = gen_noise(out, h + 3, (dflt ? 0.3 : run->v) * spacing_of(in), e);
 		break;
 	case P_WINDING:
 		rc = gen_crop(in, 1.0, h, out, e);
@@ -1083,6 +1109,16 @@ struct score {
 };
 
 /* Scores of one ranking; rel(i) says whether reference i is relevant. */
+/* Remove reference i from the ranking h of n; returns n - 1. */
+static size_t drop_hit(struct hit *h, size_t n, size_t i)
+{
+	size_t k = 0;
+	for (size_t j = 0; j < n; j++)
+		if (h[j].i != i)
+			h[k++] = h[j];
+	return k;
+}
+
 static void score_ranking(const struct hit *h, size_t n, const bool *rel, size_t n_rel,
 			  struct score *s, bool class_metrics)
 {
@@ -1246,6 +1282,7 @@ static bool parse_perturb(const char *s, struct run *runs, size_t *n_runs)
 			case P_SUBDIVIDE: in_range = v >= 1 && v <= 3 && v == floor(v); break;
 			case P_SMOOTH: in_range = v >= 1 && v <= 1000 && v == floor(v); break;
 			case P_WINDING: in_range = v > 0 && v <= 1; break;
+			case P_NOISE_SPACING: in_range = v > 0 && v <= 10; break;
 			default: in_range = false; break; /* no strength */
 			}
 			if (!in_range)
@@ -1275,7 +1312,7 @@ static long parse_long(const char *s, long lo, long hi, bool *ok)
 int main(int argc, char **argv)
 {
 	bool gen = false, colour = false, verbose = false, json = false, ok = true;
-	bool copies = false, views = true;
+	bool copies = false, views = true, surface = false;
 	struct run runs[MAX_RUNS];
 	size_t n_runs = 0;
 	long n_forms = GEN_N_FORMS, n_mats = GEN_N_MATERIALS, tris = 60000, min_faces = 200;
@@ -1317,11 +1354,12 @@ int main(int argc, char **argv)
 		case OPT_DUMP: dump = optarg; break;
 		case OPT_NAME: name = optarg; break;
 		case OPT_NO_VIEWS: views = false; break;
+		case OPT_SURFACE: surface = true; break;
 		case 'h': fputs(eval_usage, stdout); return out_finish(EXIT_OK);
 		default: fputs(eval_usage, stderr); return EXIT_USAGE;
 		}
 	}
-	if (!ok || (!gen && optind >= argc)) {
+	if (!ok || (!gen && optind >= argc) || (surface && !gen)) {
 		fputs(eval_usage, stderr);
 		return EXIT_USAGE;
 	}
@@ -1453,14 +1491,19 @@ int main(int argc, char **argv)
 			if (!rc) {
 				size_t n_rel = 0;
 				for (size_t j = 0; j < R.n; j++) {
-					rel[j] = R.r[j].group == R.r[i].group;
+					/* the surface question: the material on another form */
+					rel[j] = surface ? j != i && R.r[j].cls == R.r[i].cls :
+							   R.r[j].group == R.r[i].group;
 					n_rel += rel[j];
 				}
-				rank_preset(v, &info, DESC_PRESET_OBJECT, &R, h);
+				rank_preset(v, &info, surface ? DESC_PRESET_SURFACE : DESC_PRESET_OBJECT,
+					    &R, h);
+				size_t n = surface ? drop_hit(h, R.n, i) : R.n;
 				top[qi] = (int)h[0].i;
-				score_ranking(h, R.n, rel, n_rel, &sa[qi], false);
+				score_ranking(h, n, rel, n_rel, &sa[qi], false);
 				rank_all(v, &R, bl[DESC_SHAPE].offset, 32, h);
-				score_ranking(h, R.n, rel, n_rel, &sb[qi], false);
+				n = surface ? drop_hit(h, R.n, i) : R.n;
+				score_ranking(h, n, rel, n_rel, &sb[qi], false);
 			}
 			scan_release(&s);
 			xfree(v);

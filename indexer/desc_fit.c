@@ -424,6 +424,32 @@ static void fit_band(const struct desc_nbhd *nbs, const struct desc_src *src,
 	out->sok = 1;
 }
 
+/*
+ * The least axis of the ball's weighted covariance (w, summing to sw):
+ * the plane's normal, unoriented.
+ */
+static void least_axis_of_ball(const struct desc_gather *g, const double *w, double sw,
+			       double n[3])
+{
+	double mean[3] = { 0, 0, 0 }, cov[6] = { 0 };
+	for (size_t j = 0; j < g->n; j++)
+		for (int k = 0; k < 3; k++)
+			mean[k] += w[j] * g->p[3 * j + k];
+	for (int k = 0; k < 3; k++)
+		mean[k] /= sw;
+	for (size_t j = 0; j < g->n; j++) {
+		const double *p = g->p + 3 * j;
+		double d[3] = { p[0] - mean[0], p[1] - mean[1], p[2] - mean[2] };
+		cov[0] += w[j] * d[0] * d[0];
+		cov[1] += w[j] * d[0] * d[1];
+		cov[2] += w[j] * d[0] * d[2];
+		cov[3] += w[j] * d[1] * d[1];
+		cov[4] += w[j] * d[1] * d[2];
+		cov[5] += w[j] * d[2] * d[2];
+	}
+	desc_least_axis(cov, n);
+}
+
 static void fit_centre(const struct desc_nbhd *nbl, const struct desc_nbhd *nbs,
 		       const struct desc_src *src, const struct desc_pts *C, size_t i,
 		       double r0, double rs, bool colour, struct fit_scratch *S,
@@ -437,28 +463,11 @@ static void fit_centre(const struct desc_nbhd *nbl, const struct desc_nbhd *nbs,
 	size_t m = gather_widen(nbl, src, C, i, &r, 3, g, &out->widened);
 	if (m < DESC_MIN_NB)
 		return;
-	double sw = biweight(g, r, S->w), mean[3] = { 0, 0, 0 };
+	double sw = biweight(g, r, S->w);
 	if (!(sw > 0))
 		return;
-	for (size_t j = 0; j < m; j++)
-		for (int k = 0; k < 3; k++)
-			mean[k] += S->w[j] * g->p[3 * j + k];
-	for (int k = 0; k < 3; k++)
-		mean[k] /= sw;
-	double cov[6] = { 0 };
-	for (size_t j = 0; j < m; j++) {
-		const double *p = g->p + 3 * j;
-		double d[3] = { p[0] - mean[0], p[1] - mean[1], p[2] - mean[2] };
-		double w = S->w[j];
-		cov[0] += w * d[0] * d[0];
-		cov[1] += w * d[0] * d[1];
-		cov[2] += w * d[0] * d[2];
-		cov[3] += w * d[1] * d[1];
-		cov[4] += w * d[1] * d[2];
-		cov[5] += w * d[2] * d[2];
-	}
 	double n[3], t1[3], t2[3];
-	desc_least_axis(cov, n);
+	least_axis_of_ball(g, S->w, sw, n);
 	/* orientation: surface normals of the ball, else away from the centroid */
 	double ref[3] = { C->nrm[3 * i], C->nrm[3 * i + 1], C->nrm[3 * i + 2] };
 	for (size_t j = 0; j < m; j++)
@@ -612,5 +621,96 @@ out:
 	for (int t = 0; t < nt; t++)
 		scratch_release(&S[t]);
 	xfree(S);
+	return rc;
+}
+
+/*
+ * Roughness below the resolution: the biweight RMS distance of the points
+ * of a ball of radius r about their quadric height field, at every
+ * stride-th centre whose ball is not cut by an edge.  Vertex noise puts
+ * its own RMS here; a clean surface only the sag of its facets.
+ */
+static bool rough_centre(const struct desc_nbhd *nb, const struct desc_src *src,
+			 const struct desc_pts *C, size_t i, double r,
+			 struct fit_scratch *S, double *out)
+{
+	struct desc_gather *g = &S->g;
+	const float *c = C->pos + 3 * i;
+	uint32_t excl = C->id ? C->id[i] : UINT32_MAX;
+	desc_nbhd_gather(nb, src, c, excl, i, r, g);
+	size_t m = g->n;
+	if (m < DESC_MIN_NB)
+		return false;
+	double sw = biweight(g, r, S->w);
+	if (!(sw > 0))
+		return false;
+	double n[3], t1[3], t2[3], cu = 0, cv = 0;
+	least_axis_of_ball(g, S->w, sw, n);
+	tangents(n, t1, t2);
+	for (size_t j = 0; j < m; j++) {
+		const double *p = g->p + 3 * j;
+		S->u[j] = (p[0] * t1[0] + p[1] * t1[1] + p[2] * t1[2]) / r;
+		S->v[j] = (p[0] * t2[0] + p[1] * t2[1] + p[2] * t2[2]) / r;
+		S->z[j] = (p[0] * n[0] + p[1] * n[1] + p[2] * n[2]) / r;
+		cu += S->w[j] * S->u[j];
+		cv += S->w[j] * S->v[j];
+	}
+	if ((cu * cu + cv * cv) / (sw * sw) > 0.15 * 0.15)
+		return false; /* an edge cuts the ball */
+	double q[POLY_MAX];
+	if (!fit_poly(S->u, S->v, S->z, S->w, m, 6, q))
+		return false;
+	double ss = 0;
+	for (size_t j = 0; j < m; j++) {
+		double dz = S->z[j] - poly_eval(q, S->u[j], S->v[j]);
+		ss += S->w[j] * dz * dz;
+	}
+	*out = sqrt(ss / sw) * r;
+	return true;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int desc_fit_roughness(const struct desc_src *src, const struct desc_pts *C,
+		       const struct desc_nbhd *nb, double r, size_t max_centres,
+		       double *out, struct err *e)
+{
+	*out = 0;
+	size_t stride = C->n > max_centres ? (C->n + max_centres - 1) / max_centres : 1;
+	size_t n = C->n ? (C->n - 1) / stride + 1 : 0;
+	int nt = desc_threads(src), rc = 0;
+	double *v = alloc_array(n ? n : 1, sizeof(*v));
+	struct fit_scratch *S = alloc_array_zero((size_t)nt, sizeof(*S));
+	if (!v || !S) {
+		rc = err_set(e, ERR_NOMEM, "out of memory measuring roughness");
+		goto out;
+	}
+	for (int t = 0; t < nt; t++) {
+		if (scratch_alloc(&S[t]) < 0) {
+			rc = err_set(e, ERR_NOMEM, "out of memory measuring roughness");
+			goto out;
+		}
+	}
+	#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
+	for (size_t k = 0; k < n; k++)
+		if (!rough_centre(nb, src, C, k * stride, r, &S[omp_get_thread_num()], &v[k]))
+			v[k] = NAN;
+	size_t m = 0;
+	for (size_t k = 0; k < n; k++)
+		if (isfinite(v[k]))
+			v[m++] = v[k];
+	if (m) {
+		qsort(v, m, sizeof(*v), cmp_dbl);
+		*out = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+	}
+out:
+	for (int t = 0; S && t < nt; t++)
+		scratch_release(&S[t]);
+	xfree(S);
+	xfree(v);
 	return rc;
 }

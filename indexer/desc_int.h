@@ -72,6 +72,7 @@ struct image;
 #define DESC_MIN_POINTS 16    /* fewer finite points: ERR_UNDESCRIBABLE */
 #define DESC_LEVEL_CAP ((size_t)1 << 21) /* largest global sample set */
 #define DESC_RES_FACTOR 3.0   /* S-filter radius >= this x sampling spacing */
+#define DESC_NOISE_CENTRES 1024 /* centres that measure the roughness below it */
 #define DESC_BAND_MAX 0.3     /* L-filter radius <= this (normalised): beyond is form */
 
 /*
@@ -349,6 +350,16 @@ int desc_fit_band(const struct desc_src *src, const struct desc_pts *centres,
 		  const struct desc_nbhd *nbl, double rl, const struct desc_nbhd *nbs,
 		  double rs, bool colour, struct desc_bfit *out, bool *sparse,
 		  struct err *e);
+
+/*
+ * Median roughness below the resolution at (at most max_centres of) the
+ * centres C: the RMS distance of the points within r about their quadric,
+ * in model units, over the balls no border cuts (0 when no ball could be
+ * fitted).
+ */
+int desc_fit_roughness(const struct desc_src *src, const struct desc_pts *C,
+		       const struct desc_nbhd *nb, double r, size_t max_centres,
+		       double *out, struct err *e);
 
 /*
  * Give the centres of a cloud without normals consistently oriented PCA

@@ -33,7 +33,8 @@ const double desc_local_radii[DESC_LOCAL_SCALES] = { 0.09, 0.27 };
 #define OFF_RELIEF_MM (OFF_RELIEF + DESC_RELIEF_LEN)
 #define OFF_COLOUR (OFF_RELIEF_MM + DESC_RELIEF_LEN)
 #define OFF_SIZE (OFF_COLOUR + DESC_COLOUR_LEN)
-#define DIM (OFF_SIZE + DESC_SIZE_LEN)
+#define OFF_NOISE (OFF_SIZE + DESC_SIZE_LEN)
+#define DIM (OFF_NOISE + DESC_CARRIED)
 
 static const struct desc_block blocks[DESC_N_BLOCKS] = {
 	{ "shape", OFF_SHAPE, DESC_SHAPE_LEN, 1.0f,
@@ -57,22 +58,27 @@ const struct desc_block *describe_blocks(void)
 
 /* Each block on its own, the local block's two radii apart (describe.h). */
 static const struct desc_cue cues[] = {
-	{ "shape", DESC_SHAPE, OFF_SHAPE, DESC_SHAPE_LEN },
-	{ "local-fine", DESC_LOCAL, OFF_LOCAL, DESC_SI_BINS * DESC_CV_BINS },
+	{ "shape", DESC_SHAPE, OFF_SHAPE, DESC_SHAPE_LEN, false },
+	{ "local-fine", DESC_LOCAL, OFF_LOCAL, DESC_SI_BINS * DESC_CV_BINS, true },
 	{ "local-coarse", DESC_LOCAL, OFF_LOCAL + DESC_SI_BINS * DESC_CV_BINS,
-	  DESC_SI_BINS * DESC_CV_BINS },
+	  DESC_SI_BINS * DESC_CV_BINS, false },
 	{ "local-pairs", DESC_LOCAL, OFF_LOCAL + DESC_LOCAL_SCALES * DESC_SI_BINS * DESC_CV_BINS,
-	  DESC_PAIR_BINS },
-	{ "relief", DESC_RELIEF, OFF_RELIEF, DESC_RELIEF_LEN },
-	{ "relief_mm", DESC_RELIEF_MM, OFF_RELIEF_MM, DESC_RELIEF_LEN },
-	{ "colour", DESC_COLOUR, OFF_COLOUR, DESC_COLOUR_LEN },
-	{ "size", DESC_SIZE, OFF_SIZE, DESC_SIZE_LEN },
+	  DESC_PAIR_BINS, false },
+	{ "relief", DESC_RELIEF, OFF_RELIEF, DESC_RELIEF_LEN, false },
+	{ "relief_mm", DESC_RELIEF_MM, OFF_RELIEF_MM, DESC_RELIEF_LEN, false },
+	{ "colour", DESC_COLOUR, OFF_COLOUR, DESC_COLOUR_LEN, false },
+	{ "size", DESC_SIZE, OFF_SIZE, DESC_SIZE_LEN, false },
 };
 
 const struct desc_cue *describe_cues(size_t *n)
 {
 	*n = sizeof(cues) / sizeof(cues[0]);
 	return cues;
+}
+
+size_t describe_noise_offset(void)
+{
+	return OFF_NOISE;
 }
 
 size_t describe_dim(void)
@@ -545,6 +551,20 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	if (rc < 0)
 		goto out;
 	/*
+	 * Roughness below the resolution, where vertex noise shows: the
+	 * finest S radius, every surface sampled alike.
+	 */
+	{
+		const struct desc_nbhd *nb;
+		double rr = DESC_RES_FACTOR * src.spacing, rough = 0;
+		rc = cache_get(&cache, &src, rr, DESC_N_S, false, DS_LEVEL, &nb, e);
+		if (!rc)
+			rc = desc_fit_roughness(&src, &F, nb, rr, DESC_NOISE_CENTRES, &rough, e);
+		if (rc < 0)
+			goto out;
+		info->noise = src.spacing > 0 ? rough / src.spacing : 0;
+	}
+	/*
 	 * The local-geometry radii are the L radii of the two coarser bands,
 	 * unless the sampling is too coarse for them: a curvature needs about
 	 * twenty samples of the surface in its ball, so the radius is at
@@ -624,6 +644,7 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 		size_block(info, out + OFF_SIZE);
 	}
 	apply_weights(out);
+	out[OFF_NOISE] = (float)info->noise;
 out:
 	if (rc < 0)
 		memset(out, 0, DIM * sizeof(float));

@@ -36,7 +36,7 @@ struct limits;
 struct scan;
 
 /* Identifies the layout below; stored with every descriptor. */
-#define DESC_SCHEMA "refscan-desc-5"
+#define DESC_SCHEMA "refscan-desc-6"
 
 enum desc_block_id {
 	DESC_SHAPE = 0,   /* global shape: D2, A3, D1, SH energies, PCA */
@@ -71,10 +71,24 @@ struct desc_cue {
 	const char *name;
 	enum desc_block_id block;
 	size_t offset, length; /* floats of the vector, inside the block */
+	bool fine;             /* measured a few point spacings wide, where
+				  vertex noise decides (see DESC_CARRIED) */
 };
 const struct desc_cue *describe_cues(size_t *n);
 
-/* Floats in a descriptor (the sum of the block lengths). */
+/*
+ * After the blocks the vector carries DESC_CARRIED floats that are never
+ * compared (no block, no weight; FAISS sees them as 0).  The first, at
+ * describe_noise_offset(), is the scan's roughness below its resolution
+ * in point spacings (desc_info.noise): a clean surface shows only the sag
+ * of its facets there, well under 0.1, vertex noise its own RMS.  The
+ * ranking leaves the cues marked fine out of a pair whose levels are
+ * unlike (query/rank.h, "Noise").
+ */
+#define DESC_CARRIED 1
+size_t describe_noise_offset(void);
+
+/* Floats in a descriptor: the block lengths and DESC_CARRIED. */
 size_t describe_dim(void);
 
 enum desc_flags {
@@ -142,6 +156,7 @@ struct desc_info {
 	double area;            /* surface area (mm^2 when known); estimated for clouds */
 	double colour_fraction; /* share of the surface area with colour */
 	double spacing;         /* sampling resolution (mm when known) */
+	double noise;           /* roughness below the resolution, in spacings */
 	struct desc_band relief[3];    /* relative bands (DESC_RELIEF) */
 	struct desc_band relief_mm[3]; /* millimetre bands (when units known) */
 };

@@ -584,13 +584,13 @@ static json_t *info_json(const struct desc_info *in)
 			json_array_append_new(flags, json_string(names[i]));
 	bool mm = in->flags & DESC_HAS_UNITS;
 	json_t *ext = mm ? json_pack("[f,f,f]", in->extent[0], in->extent[1], in->extent[2]) : json_null();
-	return json_pack("{s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:f}", "schema", DESC_SCHEMA,
+	return json_pack("{s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:f, s:f}", "schema", DESC_SCHEMA,
 			 "flags", flags ? flags : json_array(),
 			 "points", (json_int_t)in->n_points, "faces", (json_int_t)in->n_faces,
 			 "views", (json_int_t)in->n_views,
 			 "extent_mm", ext ? ext : json_null(),
 			 "area_mm2", mm ? json_real(in->area) : json_null(),
-			 "colour_fraction", in->colour_fraction);
+			 "colour_fraction", in->colour_fraction, "noise", in->noise);
 }
 
 /* Append the scan's warnings from w0 on (texture decoding) to en's stats. */

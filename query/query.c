@@ -377,6 +377,19 @@ static size_t closest_block(const struct vindex *vx, const struct rank_hit *h,
 	return best;
 }
 
+/*
+ * Said when a quarter of the references or more are of unlike noise
+ * (rank.h, Noise): the sculpt's fine local radius is not compared with
+ * theirs.
+ */
+#define NOISE_NOTE_SHARE 0.25
+static void noise_note(const struct sculpt *sc, char *buf, size_t size)
+{
+	snprintf(buf, size, "the sculpt's noise level (%.3g point spacings) is unlike that of "
+		 "%.0f%% of the references: their fine local radius is not compared",
+		 sc->info.noise, 100 * sc->res.unlike);
+}
+
 static void print_text(struct vindex *vx, const struct qopts *qo,
 		       const struct sculpt *sc, size_t n_sc)
 {
@@ -385,6 +398,11 @@ static void print_text(struct vindex *vx, const struct qopts *qo,
 	       qo->preset == DESC_PRESET_SURFACE ? ", surface texture on any form" : "",
 	       sc->info.flags & DESC_HAS_COLOUR ? "" : ", colour ignored (sculpt has none)");
 	(void)n_sc;
+	if (sc->res.unlike >= NOISE_NOTE_SHARE) {
+		char nb[160];
+		noise_note(sc, nb, sizeof(nb));
+		printf("  %s\n", nb);
+	}
 	if (!sc->res.n_hits) {
 		printf("  no reference matches the filters\n");
 		return;
@@ -486,12 +504,18 @@ static int print_json(struct vindex *vx, const struct qopts *qo,
 	if (notes && (sc->info.flags & DESC_LOCAL_SPARSE) && qo->weights[DESC_LOCAL] > 0)
 		json_array_append_new(notes, json_string("the sculpt is a point cloud too sparse for "
 							 "local geometry: local block dropped"));
-	json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:b, s:b, s:I, s:o, s:o}",
+	if (notes && sc->res.unlike >= NOISE_NOTE_SHARE) {
+		char nb[160];
+		noise_note(sc, nb, sizeof(nb));
+		json_array_append_new(notes, json_string(nb));
+	}
+	json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:b, s:b, s:f, s:I, s:o, s:o}",
 			      "query", sc->path, "version", (json_int_t)vx->version,
 			      "references", (json_int_t)vx->refs.n,
 			      "search", qo->preset == DESC_PRESET_SURFACE ? "surface" : "object",
 			      "exact", sc->res.exact != 0,
 			      "colour", (sc->info.flags & DESC_HAS_COLOUR) != 0,
+			      "noise", sc->info.noise,
 			      "candidates", (json_int_t)sc->res.n_candidates,
 			      "notes", notes ? notes : json_array(),
 			      "results", res ? res : json_array());

@@ -60,8 +60,9 @@ int rank_layout_check(const struct rank_layout *l, struct err *e)
 				       b->name, b->len, l->dim - off);
 		off += b->len;
 	}
-	if (off != l->dim)
-		return err_set(e, ERR_FORMAT, "layout blocks cover %zu of %zu components", off, l->dim);
+	if (l->carried > l->dim || off != l->dim - l->carried)
+		return err_set(e, ERR_FORMAT, "layout blocks cover %zu of %zu components, %zu carried",
+			       off, l->dim, l->carried);
 	if (l->n_cues > RANK_MAX_CUES || (l->n_cues && !l->cues))
 		return err_set(e, ERR_FORMAT, "layout has %zu cues (0..%d)", l->n_cues, RANK_MAX_CUES);
 	for (size_t c = 0; c < l->n_cues; c++) {
@@ -115,6 +116,8 @@ int rank_weights(const struct rank_layout *l, const struct rank_query *q,
 /* Per-component weights from block weights. */
 static void expand_weights(const struct rank_layout *l, const float *w, float *wd)
 {
+	for (size_t i = l->dim - l->carried; i < l->dim; i++)
+		wd[i] = 0.0f; /* carried: never compared */
 	for (size_t b = 0; b < l->n_blocks; b++)
 		for (size_t j = 0; j < l->blocks[b].len; j++)
 			wd[l->blocks[b].offset + j] = w[b];
@@ -149,12 +152,51 @@ struct fuse {
 	size_t off[RANK_MAX_CUES], len[RANK_MAX_CUES];
 	size_t cue[RANK_MAX_CUES]; /* index in the layout's cues */
 	float f[RANK_MAX_CUES];
+	bool fine[RANK_MAX_CUES];  /* left out of a pair of unlike noise */
+	double share;              /* of the cues kept */
+	size_t noise;              /* component of the noise level, or SIZE_MAX */
+	double qnoise;             /* the query's, at least RANK_NOISE_FLOOR */
+	double unlike;             /* share of the sample of unlike noise */
 };
+
+/* How many of n cues the robust match keeps: share of them, 1..n. */
+static size_t fuse_keep(size_t n, double share)
+{
+	size_t k = (size_t)((double)n * share + 1e-9);
+	return k < 1 ? 1 : k > n ? n : k;
+}
 
 static int cmp_float(const void *a, const void *b)
 {
 	float x = *(const float *)a, y = *(const float *)b;
 	return (x > y) - (x < y);
+}
+
+static double noise_level(float v)
+{
+	return v > (float)RANK_NOISE_FLOOR ? (double)v : RANK_NOISE_FLOOR;
+}
+
+/* Whether two noise levels (each at least the floor) are unlike (rank.h). */
+static bool unlike_noise(double a, double b)
+{
+	return a > RANK_NOISE_RATIO * b || b > RANK_NOISE_RATIO * a;
+}
+
+/*
+ * The share of the m sampled rows (those the medians are taken over)
+ * whose noise level is unlike the query's (rank.h, Noise).
+ */
+static double unlike_share(const struct ref_table *t, const struct rank_layout *l,
+			   const float *qv, size_t m)
+{
+	if (!l->carried || !m)
+		return 0;
+	size_t at = l->dim - l->carried, n = 0;
+	double q = noise_level(qv[at]);
+	for (size_t i = 0; i < m; i++)
+		n += unlike_noise(q, noise_level(row_vec(t, i * t->n / m, 0)[at]));
+	return (double)n / (double)m;
 }
 
 /*
@@ -173,6 +215,7 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 	float *d = alloc_array(m, sizeof(*d));
 	if (!d)
 		return err_set(e, ERR_NOMEM, "out of memory for %zu cue distances", m);
+	F->unlike = unlike_share(t, l, qv, m);
 	for (size_t c = 0; c < l->n_cues && c < RANK_MAX_CUES; c++) {
 		const struct rank_cue *k = &l->cues[c];
 		if (!(w[k->block] > 0))
@@ -190,22 +233,30 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 		F->len[F->n] = k->len;
 		F->cue[F->n] = c;
 		F->f[F->n] = (float)sqrt((double)w[k->block] / (double)med);
+		F->fine[F->n] = k->fine != 0;
 		F->n++;
 	}
 	if (!(keep > 0))
 		keep = RANK_FUSE_KEEP;
-	F->keep = (size_t)((double)F->n * keep + 1e-9);
-	if (F->keep < 1)
-		F->keep = 1;
-	if (F->keep > F->n)
-		F->keep = F->n;
+	F->share = keep;
+	F->keep = fuse_keep(F->n, keep);
+	/* a pair of unlike noise leaves its fine cues out, unless nothing else is left */
+	size_t n_fine = 0;
+	for (size_t c = 0; c < F->n; c++)
+		n_fine += F->fine[c];
+	F->noise = SIZE_MAX;
+	if (l->carried && n_fine && n_fine < F->n) {
+		F->noise = l->dim - l->carried;
+		F->qnoise = noise_level(qv[F->noise]);
+	}
 	xfree(d);
 	return 0;
 }
 
 /*
  * The robust match of row vector r: mean of the x_c, the keep smallest
- * weighing 1 and the others RANK_FUSE_TAIL, capped at RANK_FUSE_CAP.  OUT (may be NULL): *kept,
+ * weighing 1 and the others RANK_FUSE_TAIL, capped at RANK_FUSE_CAP; a
+ * pair of unlike noise without the fine cues.  OUT (may be NULL): *kept,
  * bit i set for each layout cue i among the keep smallest (ties: the
  * earlier cue).
  */
@@ -213,10 +264,13 @@ static float fuse_match_kept(const struct fuse *F, const float *qv, const float 
 			     uint32_t *kept)
 {
 	float x[RANK_MAX_CUES];
-	size_t who[RANK_MAX_CUES];
+	size_t who[RANK_MAX_CUES], n = 0, keep = F->keep;
+	bool unlike = F->noise != SIZE_MAX && unlike_noise(F->qnoise, noise_level(r[F->noise]));
 	for (size_t c = 0; c < F->n; c++) {
+		if (unlike && F->fine[c])
+			continue;
 		float v = F->f[c] * sqrtf(knn_l2sqr(qv + F->off[c], r + F->off[c], F->len[c]));
-		size_t j = c;
+		size_t j = n++;
 		while (j > 0 && x[j - 1] > v) { /* insertion: x stays sorted, stable */
 			x[j] = x[j - 1];
 			who[j] = who[j - 1];
@@ -225,18 +279,20 @@ static float fuse_match_kept(const struct fuse *F, const float *qv, const float 
 		x[j] = v;
 		who[j] = F->cue[c];
 	}
+	if (n < F->n)
+		keep = fuse_keep(n, F->share);
 	if (kept) {
 		*kept = 0;
-		for (size_t c = 0; c < F->keep; c++)
+		for (size_t c = 0; c < keep; c++)
 			*kept |= (uint32_t)1 << who[c];
 	}
 	float s = 0.0f, t = 0.0f;
-	for (size_t c = 0; c < F->keep; c++)
+	for (size_t c = 0; c < keep; c++)
 		s += x[c];
-	for (size_t c = F->keep; c < F->n; c++)
+	for (size_t c = keep; c < n; c++)
 		t += x[c] < (float)RANK_FUSE_CAP ? x[c] : (float)RANK_FUSE_CAP;
 	return (s + (float)RANK_FUSE_TAIL * t) /
-	       ((float)F->keep + (float)RANK_FUSE_TAIL * (float)(F->n - F->keep));
+	       ((float)keep + (float)RANK_FUSE_TAIL * (float)(n - keep));
 }
 
 static float fuse_match(const struct fuse *F, const float *qv, const float *r)
@@ -487,6 +543,8 @@ size_t rank_ann_rows(const struct ref_table *t, const struct rank_layout *l,
 	size_t d = l->dim, n = 1, weighted = 0;
 	/* row 0: a dropped block (weight 0) takes the archive's mean block */
 	memcpy(rows, qv, d * sizeof(*rows));
+	for (size_t i = d - l->carried; i < d; i++)
+		rows[i] = 0.0f; /* carried: the index holds 0 */
 	for (size_t b = 0; b < l->n_blocks; b++) {
 		weighted += w[b] > 0;
 		if (w[b] == 0 && t->block_mean)
@@ -669,6 +727,7 @@ static void emit(const struct ref_table *t, const struct rank_layout *l,
 	}
 	res->n_hits = n_out;
 	res->n_cues = F->n;
+	res->unlike = F->noise != SIZE_MAX ? F->unlike : 0;
 }
 
 /*

@@ -96,6 +96,18 @@ struct knn;
 #define RANK_FUSE_CAP 2.0
 /* Robust score 100 * exp(-K * m): m = 1 (median on every kept cue) ~5. */
 #define RANK_FUSE_K 3.0
+/*
+ * Noise (a layout that carries a noise level, rank_layout.carried > 0):
+ * a cue marked fine is measured a few point spacings wide, where vertex
+ * noise is as large as the detail it would compare.  Two vectors whose
+ * noise levels (each at least RANK_NOISE_FLOOR) differ more than
+ * RANK_NOISE_RATIO times are of unlike noise: one side's fine cue
+ * measures its noise, so their robust match leaves the fine cues out and
+ * keeps its share of the cues left.  A pair of alike noise compares them.
+ * rank_result.unlike says how much of the archive is unlike the query.
+ */
+#define RANK_NOISE_RATIO 4.0
+#define RANK_NOISE_FLOOR 0.02
 
 struct rank_block {
 	const char *name; /* "shape", "local", "relief", "colour", "size" */
@@ -109,11 +121,16 @@ struct rank_cue {
 	size_t block;  /* the block it belongs to (its weight applies) */
 	size_t offset; /* first component, inside the block */
 	size_t len;    /* components, inside the block */
+	int fine;      /* left out of a pair of unlike noise (see Noise above) */
 };
 
 /*
- * Blocks tile [0, dim) in order, without gaps or overlap.  Cues (may be
- * none: plain weighted distance order) lie inside their blocks.
+ * Blocks tile [0, dim - carried) in order, without gaps or overlap; the
+ * carried components after them are never compared (weighted distances
+ * and ANN query rows take them as 0: the ANN index must hold 0 there).
+ * With carried > 0 the first carried component is the vector's noise
+ * level (see Noise above).  Cues (may be none: plain weighted distance
+ * order) lie inside their blocks.
  */
 struct rank_layout {
 	uint32_t schema_id; /* descriptor schema the layout belongs to */
@@ -122,6 +139,7 @@ struct rank_layout {
 	const struct rank_block *blocks;
 	size_t n_cues;      /* 0: order by dist */
 	const struct rank_cue *cues;
+	size_t carried;     /* components after the blocks (0: none) */
 };
 
 /*
@@ -192,6 +210,9 @@ struct rank_result {
 	int exact;           /* 1 when the exact scan produced the hits */
 	double scale;        /* S used for the score */
 	size_t n_cues;       /* cues the robust order used (0: ordered by dist) */
+	double unlike;       /* share of the sampled references whose noise is
+				unlike the query's: their fine cues were left
+				out (Noise above); 0 when no cue is fine */
 };
 
 /* Set q to: no weights (all 1), k hits, no flags, no filters, open range. */

@@ -60,8 +60,12 @@ int vindex_build(void *ctx, struct archive_dir *a, const struct manifest *m,
 		rc = err_set(e, ERR_NOMEM, "out of memory for %zu descriptors", t.n);
 		goto out;
 	}
-	for (size_t r = 0; r < t.n; r++)
-		memcpy(wholes + r * dim, t.vecs + r * stride, dim * sizeof(float));
+	for (size_t r = 0; r < t.n; r++) {
+		float *w = wholes + r * dim;
+		memcpy(w, t.vecs + r * stride, dim * sizeof(float));
+		for (size_t i = dim - DESC_CARRIED; i < dim; i++)
+			w[i] = 0.0f; /* carried, not compared (rank.h) */
+	}
 	if ((rc = knn_build(&k, dim, t.n, wholes, t.ids, &ko, e)) < 0)
 		goto out;
 	t.kind = k.kind == KNN_EXACT ? DESCSTORE_EXACT : DESCSTORE_ANN;
@@ -317,9 +321,11 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 		vx->cues[i].block = (size_t)cue[i].block;
 		vx->cues[i].offset = cue[i].offset;
 		vx->cues[i].len = cue[i].length;
+		vx->cues[i].fine = cue[i].fine;
 	}
 	vx->layout.n_cues = n_cues < RANK_MAX_CUES ? n_cues : RANK_MAX_CUES;
 	vx->layout.cues = vx->cues;
+	vx->layout.carried = DESC_CARRIED;
 	vx->refs.n = n;
 	vx->refs.dim = dim;
 	vx->refs.views = DESC_VIEWS;

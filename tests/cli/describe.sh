@@ -25,11 +25,13 @@ mkdir -p "$T/s"
 # text output names every block and the relief bands
 run "$REFSCAN_BIN" describe "$T/s/knit.ply"
 expect_rc 0 "describe a generated PLY"
-expect_grep "$out" '^.*knit\.ply: refscan-desc-5, [0-9]+ floats$' "header names the schema and length"
+expect_grep "$out" '^.*knit\.ply: refscan-desc-6, [0-9]+ floats$' "header names the schema and length"
 for b in shape local relief relief_mm colour size; do
 	expect_grep "$out" "^  $b +[0-9]+ +[0-9]+ " "block $b listed"
 done
 expect_grep "$out" 'units +mm' "PLY units comment read"
+expect_grep "$out" '^  noise +[0-9.e-]+ point spacings of roughness below the resolution$' \
+	"noise level printed"
 expect_grep "$out" 'colour +on 100% of the surface' "vertex colours used"
 expect_grep "$out" 'relief bands in millimetres' "mm bands printed when units are known"
 
@@ -52,7 +54,7 @@ expect_eq "$(wc -l <"$out")" 2 "one JSON line per file"
 dim=$(jq -r 'select(.path | endswith("knit.ply")) | .dim' "$out")
 len=$(jq -r 'select(.path | endswith("knit.ply")) | .vector | length' "$out")
 expect_eq "$len" "$dim" "vector length equals dim"
-expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .schema' "$out")" refscan-desc-5 "schema key"
+expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .schema' "$out")" refscan-desc-6 "schema key"
 expect_eq "$(jq -r 'select(.path | endswith("stone.obj")) | .flags | index("colour") != null' "$out")" \
 	true "texture decoded and used for colour"
 expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | [.blocks[].name] | join(",")' "$out")" \
@@ -60,7 +62,10 @@ expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | [.blocks[].name] | jo
 expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .relief_mm | length' "$out")" 3 \
 	"three mm bands"
 off_sum=$(jq -r 'select(.path | endswith("knit.ply")) | [.blocks[].length] | add' "$out")
-expect_eq "$off_sum" "$dim" "block lengths add up to dim"
+expect_eq "$((off_sum + 1))" "$dim" "block lengths and the carried noise level add up to dim"
+expect_eq "$(jq -r 'select(.path | endswith("knit.ply"))
+	| (.noise >= 0 and .noise < 1 and ((.vector[-1] - .noise) | fabs) < 1e-6)' "$out")" true \
+	"noise level in spacings, carried as the vector's last float"
 
 # the vector does not depend on the number of threads
 OMP_NUM_THREADS=1 "$REFSCAN_BIN" describe --json "$T/s/stone.obj" | jq -c .vector >"$T/v1"

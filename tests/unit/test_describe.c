@@ -23,6 +23,7 @@
 #include "formats/scan.h"
 #include "indexer/desc_int.h"
 #include "indexer/describe.h"
+#include "query/rank.h"
 #include "tests/lib/gen.h"
 
 static float *vec(void)
@@ -46,10 +47,11 @@ static void assert_finite(const float *v)
 			fail_msg("%s = %g, want %g +- %g", #got, g_, w_, t_); \
 	} while (0)
 
+/* Squared L2 over the compared floats (the carried ones are not). */
 static double l2(const float *a, const float *b)
 {
 	double s = 0;
-	for (size_t i = 0; i < describe_dim(); i++) {
+	for (size_t i = 0; i < describe_dim() - DESC_CARRIED; i++) {
 		double d = (double)a[i] - b[i];
 		s += d * d;
 	}
@@ -184,7 +186,7 @@ static void test_describe_layout_is_contiguous(void **state)
 	(void)state;
 	const struct desc_block *b = describe_blocks();
 	size_t off = 0;
-	assert_string_equal(DESC_SCHEMA, "refscan-desc-5");
+	assert_string_equal(DESC_SCHEMA, "refscan-desc-6");
 	for (int i = 0; i < DESC_N_BLOCKS; i++) {
 		assert_int_equal(b[i].offset, off);
 		assert_true(b[i].length > 0);
@@ -192,8 +194,62 @@ static void test_describe_layout_is_contiguous(void **state)
 		assert_int_equal(describe_block_find(b[i].name), i);
 		off += b[i].length;
 	}
-	assert_int_equal(off, describe_dim());
+	assert_int_equal(off, describe_noise_offset());
+	assert_int_equal(off + DESC_CARRIED, describe_dim());
 	assert_int_equal(describe_block_find("nonsense"), -1);
+	/* cues lie inside their blocks; only the fine local radius is fine */
+	size_t n;
+	const struct desc_cue *c = describe_cues(&n);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(c[i].offset >= b[c[i].block].offset);
+		assert_true(c[i].offset + c[i].length <= b[c[i].block].offset + b[c[i].block].length);
+		assert_int_equal(c[i].fine, !strcmp(c[i].name, "local-fine"));
+	}
+}
+
+/*
+ * The noise level (describe.h, DESC_CARRIED): roughness below the
+ * resolution, in point spacings.  A smooth generated blob shows only its
+ * facets' sag; the same blob with noise of 0.3 spacings along its normals
+ * shows about half of that (the quadric takes some), whatever its size
+ * and pose; the level is carried in the vector, where no block reads it.
+ */
+static void test_describe_measures_noise_below_resolution(void **state)
+{
+	(void)state;
+	struct scan s, noisy;
+	struct err e;
+	struct desc_info info;
+	float *v = vec(), *vn = vec();
+	err_init(&e);
+	gen(GEN_FORM_BLOB, GEN_MAT_NONE, 20000, 3, GEN_COLOR_NONE, &s, NULL);
+	describe_ok(&s, NULL, v, &info);
+	double clean = info.noise;
+	assert_true(v[describe_noise_offset()] == (float)clean);
+
+	double spacing = sqrt(gen_surface_area(&s) / (double)s.n_vertices);
+	assert_int_equal(gen_crop(&s, 1.0, 1, &noisy, &e), 0);
+	assert_int_equal(gen_noise(&noisy, 5, 0.3 * spacing, &e), 0);
+	describe_ok(&noisy, NULL, vn, &info);
+	double rough = info.noise;
+	assert_true(vn[describe_noise_offset()] == (float)rough);
+
+	/* moved, turned and 2.3 times larger, units lost: the same level */
+	assert_int_equal(gen_rigid(&noisy, 9, 2.3, 50.0, NULL, NULL, &e), 0);
+	noisy.units = UNITS_UNKNOWN;
+	describe_ok(&noisy, NULL, vn, &info);
+	double moved = info.noise;
+	print_message("noise level: clean %.4f, 0.3 spacings %.4f, moved and scaled %.4f\n",
+		      clean, rough, moved);
+	assert_true(clean >= 0 && clean < 0.05);
+	assert_true(rough > 0.1 && rough < 0.3);
+	/* so the ranking tells the noisy copy from its clean scan */
+	assert_true(rough > RANK_NOISE_RATIO * fmax(clean, RANK_NOISE_FLOOR));
+	assert_true(fabs(moved - rough) < 0.1 * rough);
+	scan_release(&noisy);
+	scan_release(&s);
+	xfree(v);
+	xfree(vn);
 }
 
 /* Share of the pair histogram's mass (squared Hellinger entries) whose
@@ -933,6 +989,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_describe_layout_is_contiguous),
+		cmocka_unit_test(test_describe_measures_noise_below_resolution),
 		cmocka_unit_test(test_describe_pairs_see_facing_surfaces),
 		cmocka_unit_test(test_describe_is_invariant_to_rigid_motion_reflection_and_scale),
 		cmocka_unit_test(test_describe_is_byte_identical_across_threads),

@@ -29,7 +29,7 @@ static const struct rank_block blocks8[] = {
 	{ "shape", 0, 2 }, { "local", 2, 2 }, { "relief", 4, 1 },
 	{ "colour", 5, 2 }, { "size", 7, 1 },
 };
-static const struct rank_layout layout8 = { 1, 8, 5, blocks8, 0, NULL };
+static const struct rank_layout layout8 = { 1, 8, 5, blocks8, 0, NULL, 0 };
 enum { SHAPE, LOCAL, RELIEF, COLOUR, SIZE };
 
 /*
@@ -191,7 +191,7 @@ static void test_rank_layout_and_table_checks(void **state)
 	err_init(&e);
 	assert_int_equal(rank_layout_check(&layout8, &e), 0);
 	struct rank_block gap[] = { { "shape", 0, 2 }, { "colour", 3, 5 } };
-	struct rank_layout l = { 1, 8, 2, gap, 0, NULL };
+	struct rank_layout l = { 1, 8, 2, gap, 0, NULL, 0 };
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout block 'colour' starts at 3, expected 2");
 	struct rank_block dup[] = { { "shape", 0, 4 }, { "shape", 4, 4 } };
@@ -201,7 +201,7 @@ static void test_rank_layout_and_table_checks(void **state)
 	struct rank_block short_[] = { { "shape", 0, 4 }, { "size", 4, 2 } };
 	l.blocks = short_;
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
-	assert_string_equal(e.msg, "layout blocks cover 6 of 8 components");
+	assert_string_equal(e.msg, "layout blocks cover 6 of 8 components, 0 carried");
 
 	struct ref_table t;
 	table4(&t);
@@ -232,7 +232,7 @@ static const struct rank_block blocks4[] = {
 	{ "shape", 0, 1 }, { "local", 1, 1 }, { "relief", 2, 1 }, { "size", 3, 1 },
 };
 static const struct rank_cue cues4[] = {
-	{ "a", 0, 0, 1 }, { "b", 1, 1, 1 }, { "c", 2, 2, 1 }, { "d", 3, 3, 1 },
+	{ "a", 0, 0, 1, 0 }, { "b", 1, 1, 1, 0 }, { "c", 2, 2, 1, 0 }, { "d", 3, 3, 1, 0 },
 };
 static const float vecs5[5 * 4] = {
 	0, 0, 0, 5,
@@ -246,7 +246,7 @@ static const int64_t ids5[5] = { 1, 2, 3, 4, 5 };
 static void test_rank_robust_order_by_hand(void **state)
 {
 	(void)state;
-	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4 };
+	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4, 0 };
 	struct ref_table t = { .n = 5, .dim = 4, .ids = ids5, .vecs = vecs5 };
 	struct rank_hit hits[5];
 	struct rank_result res;
@@ -277,7 +277,7 @@ static void test_rank_robust_order_by_hand(void **state)
 	assert_near(hits[1].dist, 4);
 
 	/* without cues the same table orders by distance: U first */
-	struct rank_layout plain = { 1, 4, 4, blocks4, 0, NULL };
+	struct rank_layout plain = { 1, 4, 4, blocks4, 0, NULL, 0 };
 	assert_int_equal(rank_search(&t, &plain, NULL, &q, hits, &res, &e), 0);
 	assert_int_equal(hits[0].id, 2);
 	assert_int_equal(res.n_cues, 0);
@@ -324,7 +324,7 @@ static void test_rank_robust_skips_constant_cue(void **state)
 		0, 3, 3, 0,
 	};
 	static const int64_t ids[3] = { 7, 8, 9 };
-	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4 };
+	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4, 0 };
 	struct ref_table t = { .n = 3, .dim = 4, .ids = ids, .vecs = v };
 	struct rank_hit hits[3];
 	struct rank_result res;
@@ -349,14 +349,133 @@ static void test_rank_robust_layout_checks(void **state)
 	(void)state;
 	struct err e;
 	err_init(&e);
-	struct rank_cue out_of_block[] = { { NULL, 0, 0, 2 } };
-	struct rank_layout l = { 1, 4, 4, blocks4, 1, out_of_block };
+	struct rank_cue out_of_block[] = { { NULL, 0, 0, 2, 0 } };
+	struct rank_layout l = { 1, 4, 4, blocks4, 1, out_of_block, 0 };
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout cue 0 (0+2) is not inside block 'shape'");
-	struct rank_cue no_block[] = { { NULL, 4, 0, 1 } };
+	struct rank_cue no_block[] = { { NULL, 4, 0, 1, 0 } };
 	l.cues = no_block;
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout cue 0 names block 4 of 4");
+}
+
+/*
+ * Noise (rank.h): the four cues of cues4, b fine, and one carried
+ * component, the noise level.  P (row 1) is the query's own reference: a
+ * noisy query lost its fine cue b and part of d.  U (row 2) agrees with
+ * the query on b by chance.  Medians of the squared cue distances over
+ * the five rows: a 4, b 9, c 4, d 9.
+ *   every cue:   P 0, 1/2 | 1, 1  -> M4 = 0.2857   U 0, 1/2 | 2/3, 1 -> 0.2778
+ *   b left out:  P 0 | 1/2, 1     -> 0.0682        U 1/2 | 2/3, 1    -> 0.5303
+ */
+#define M3(a, b, c) (((a) + TAIL * ((b) + (c))) / (1 + 2 * TAIL))
+static void test_rank_noise_leaves_fine_cues_out(void **state)
+{
+	(void)state;
+	struct rank_cue cues[4];
+	memcpy(cues, cues4, sizeof(cues));
+	cues[1].fine = 1;
+	struct rank_layout l = { 1, 5, 4, blocks4, 4, cues, 1 };
+	float v[5 * 5] = {
+		0, 3, 1, 3, 0.01f,
+		1, 0, 2, 2, 0.01f,
+		2, 2, 2, 2, 0.01f,
+		3, 3, 3, 3, 0.01f,
+		2, 3, 2, 3, 0.01f,
+	};
+	struct ref_table t = { .n = 5, .dim = 5, .ids = ids5, .vecs = v };
+	float qv[5] = { 0, 0, 0, 0, 0.3f };
+	struct rank_hit hits[5];
+	struct rank_result res;
+	struct rank_query q;
+	struct err e;
+	err_init(&e);
+	assert_int_equal(rank_layout_check(&l, &e), 0);
+	rank_query_init(&q, qv, 5);
+
+	/* 0.3 against 0.01 (counted as RANK_NOISE_FLOOR, 0.02): every pair
+	 * unlike, b left out */
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 1.0);
+	assert_int_equal(hits[0].id, 1);
+	assert_int_equal(hits[1].id, 2);
+	assert_near(hits[0].match, M3(0, 0.5, 1));
+	assert_near(hits[1].match, M3(0.5, 2.0 / 3, 1));
+	assert_int_equal(hits[0].kept, 0x1);
+	/* the carried level is not compared: dist is the blocks' own */
+	assert_near(hits[0].dist, 0 + 9 + 1 + 9);
+	/* re-ranked candidates agree with the scan */
+	assert_int_equal(rank_candidates(&t, &l, &q, ids5, 5, hits, &res, &e), 0);
+	assert_int_equal(hits[0].id, 1);
+	assert_near(hits[0].match, M3(0, 0.5, 1));
+
+	/* just under RANK_NOISE_RATIO times the floor: alike, every cue
+	 * compared, U first */
+	qv[4] = (float)(0.95 * RANK_NOISE_RATIO * RANK_NOISE_FLOOR);
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 0);
+	assert_int_equal(hits[0].id, 2);
+	assert_near(hits[0].match, M4(0, 0.5, 2.0 / 3, 1));
+	assert_near(hits[1].match, M4(0, 0.5, 1, 1));
+	/* just over it: unlike again */
+	qv[4] = (float)(1.05 * RANK_NOISE_RATIO * RANK_NOISE_FLOOR);
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_int_equal(hits[0].id, 1);
+
+	/* pair by pair: P as noisy as the query compares b, U does not */
+	qv[4] = 0.3f;
+	v[4] = 0.25f;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 0.8);
+	assert_int_equal(hits[0].id, 1);
+	assert_near(hits[0].match, M4(0, 0.5, 1, 1));
+	assert_near(hits[1].match, M3(0.5, 2.0 / 3, 1));
+	v[4] = 0.01f;
+
+	/* without the carried level nothing is left out */
+	struct rank_block wide[4];
+	memcpy(wide, blocks4, sizeof(wide));
+	wide[3].len = 2;
+	struct rank_layout none = { 1, 5, 4, wide, 4, cues, 0 };
+	assert_int_equal(rank_layout_check(&none, &e), 0);
+	assert_int_equal(rank_search(&t, &none, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 0);
+	assert_int_equal(hits[0].id, 2);
+
+	/* nothing weighted but fine cues: they are compared after all */
+	struct rank_cue all[4];
+	memcpy(all, cues, sizeof(all));
+	for (size_t c = 0; c < 4; c++)
+		all[c].fine = 1;
+	l.cues = all;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_int_equal(res.n_cues, 4);
+	assert_int_equal(hits[0].id, 2);
+	assert_near(hits[0].match, M4(0, 0.5, 2.0 / 3, 1));
+	l.cues = cues;
+	float only_b[4] = { 0, 1, 0, 0 };
+	q.weights = only_b;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_int_equal(res.n_cues, 1);
+	assert_int_equal(hits[0].id, 2);
+	assert_near(hits[0].match, 0);
+	q.weights = NULL;
+
+	/* the ANN rows carry 0 where the index holds 0 */
+	float mean[5] = { 1, 1, 1, 1, 0.5f }, rows[RANK_MAX_ANN_ROWS * 5];
+	float w[4] = { 1, 1, 1, 1 };
+	t.block_mean = mean;
+	size_t nr = rank_ann_rows(&t, &l, w, qv, rows);
+	assert_int_equal(nr, 5);
+	for (size_t r = 0; r < nr; r++)
+		assert_true(rows[r * 5 + 4] == 0.0f);
+
+	/* carried components must follow the blocks exactly */
+	l.carried = 2;
+	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
+	assert_string_equal(e.msg, "layout blocks cover 4 of 5 components, 2 carried");
+	l.carried = 6;
+	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 }
 
 /* Distances by hand; weights move references past each other. */
@@ -661,13 +780,13 @@ static const struct rank_block gblocks[] = {
 	{ "shape", 0, 8 }, { "local", 8, 8 }, { "relief", 16, 6 },
 	{ "colour", 22, 8 }, { "size", 30, 2 },
 };
-static const struct rank_layout glayout = { 2, GD, 5, gblocks, 0, NULL };
+static const struct rank_layout glayout = { 2, GD, 5, gblocks, 0, NULL, 0 };
 /* the same blocks as cues, local split in two like refscan's */
 static const struct rank_cue gcues[] = {
-	{ "shape", 0, 0, 8 }, { "local-fine", 1, 8, 4 }, { "local-coarse", 1, 12, 4 },
-	{ "relief", 2, 16, 6 }, { "colour", 3, 22, 8 }, { "size", 4, 30, 2 },
+	{ "shape", 0, 0, 8, 0 }, { "local-fine", 1, 8, 4, 0 }, { "local-coarse", 1, 12, 4, 0 },
+	{ "relief", 2, 16, 6, 0 }, { "colour", 3, 22, 8, 0 }, { "size", 4, 30, 2, 0 },
 };
-static const struct rank_layout grobust = { 2, GD, 5, gblocks, 6, gcues };
+static const struct rank_layout grobust = { 2, GD, 5, gblocks, 6, gcues, 0 };
 
 struct gen {
 	float *vecs;
@@ -1067,6 +1186,7 @@ int main(void)
 		cmocka_unit_test(test_rank_views_by_hand),
 		cmocka_unit_test(test_rank_robust_skips_constant_cue),
 		cmocka_unit_test(test_rank_robust_layout_checks),
+		cmocka_unit_test(test_rank_noise_leaves_fine_cues_out),
 		cmocka_unit_test(test_rank_weights_change_order),
 		cmocka_unit_test(test_rank_no_colour_drops_colour_block),
 		cmocka_unit_test(test_rank_explain_parts_sum_to_distance),

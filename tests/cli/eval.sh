@@ -96,6 +96,16 @@ expect_grep "$out" "^2 references, refscan-desc-[0-9]+, dimension [0-9]+, 8 view
 	"references described with their 8 views"
 run "$E" --gen --forms 1 --materials 2 --triangles 4000 --perturb view --no-views
 expect_grep "$out" "^2 references, .*, 0 views each, described in" "--no-views: their own vectors only"
+# --fine-always: the ranking without the noise rule, as the same run's peer;
+# the queries and the D2 baseline are the same
+run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 --perturb noise-spacing:0.6
+expect_rc 0 "noisy queries"
+cp "$out" "$T/rule.json"
+run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 --perturb noise-spacing:0.6 --fine-always
+expect_rc 0 "--fine-always"
+expect_eq "$(jq -c 'select(.case == "noise-spacing:0.6") | [.queries, .d2_top1, .d2_map]' "$out")" \
+	"$(jq -c 'select(.case == "noise-spacing:0.6") | [.queries, .d2_top1, .d2_map]' "$T/rule.json")" \
+	"--fine-always ranks the same queries, D2 unchanged"
 # a scanner's artefacts: holes, specks around the scan (left out by describe,
 # so every reference is found), a cloud of graded density
 run "$E" --json --gen --forms 2 --materials 2 --triangles 4000 \

@@ -103,6 +103,9 @@ static const char eval_usage[] =
 	"                      handedness (one model saved to several files)\n"
 	"  --no-views          rank references by their own vectors only, not also\n"
 	"                      by their views' (as `refscan index` stores them)\n"
+	"  --fine-always       compare the fine cues of every pair, as the ranking\n"
+	"                      did before it left them out of pairs of unlike\n"
+	"                      noise (rank.h, Noise): the same run's peer\n"
 	"  --surface           with --gen or --photo-relief: the perturbed queries\n"
 	"                      ask the surface question (surface preset, as\n"
 	"                      `refscan query --surface`): a query is right when it\n"
@@ -122,7 +125,7 @@ enum {
 	OPT_GEN = 256, OPT_FORMS, OPT_MATS, OPT_TRIS, OPT_COLOUR, OPT_MINF,
 	OPT_QUERIES, OPT_PERTURB, OPT_CLA, OPT_SAME, OPT_SEED, OPT_THREADS,
 	OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_NAME, OPT_SPACING, OPT_COPIES, OPT_PHOTO,
-	OPT_NO_VIEWS, OPT_SURFACE,
+	OPT_NO_VIEWS, OPT_SURFACE, OPT_FINE_ALWAYS,
 };
 
 static const struct option eval_options[] = {
@@ -147,6 +150,7 @@ static const struct option eval_options[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "no-views", no_argument, NULL, OPT_NO_VIEWS },
 	{ "surface", no_argument, NULL, OPT_SURFACE },
+	{ "fine-always", no_argument, NULL, OPT_FINE_ALWAYS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1035,6 +1039,9 @@ static void rank_all(const float *q, const struct refs *R, size_t off, size_t le
  * (describe_query_weights): a query without units or colour is compared
  * on what it has.
  */
+/* --fine-always: no cue is fine, so no pair leaves one out */
+static bool fine_always;
+
 static void rank_preset(const float *q, const struct desc_info *qi, enum desc_preset p,
 			const struct refs *R, struct hit *h)
 {
@@ -1058,9 +1065,11 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 		rc[c].block = (size_t)cue[c].block;
 		rc[c].offset = cue[c].offset;
 		rc[c].len = cue[c].length;
+		rc[c].fine = cue[c].fine && !fine_always;
 	}
 	struct rank_layout L = { .schema_id = 1, .dim = dim, .n_blocks = DESC_N_BLOCKS,
-				 .blocks = rb, .n_cues = n_cues, .cues = rc };
+				 .blocks = rb, .n_cues = n_cues, .cues = rc,
+				 .carried = DESC_CARRIED };
 	struct rank_hit *hits = alloc_array(R->n, sizeof(*hits));
 	struct rank_result res;
 	struct rank_query rq;
@@ -1354,6 +1363,7 @@ int main(int argc, char **argv)
 		case OPT_DUMP: dump = optarg; break;
 		case OPT_NAME: name = optarg; break;
 		case OPT_NO_VIEWS: views = false; break;
+		case OPT_FINE_ALWAYS: fine_always = true; break;
 		case OPT_SURFACE: surface = true; break;
 		case 'h': fputs(eval_usage, stdout); return out_finish(EXIT_OK);
 		default: fputs(eval_usage, stderr); return EXIT_USAGE;
@@ -1460,8 +1470,9 @@ int main(int argc, char **argv)
 		struct score *sa = alloc_array_zero(nq, sizeof(*sa));
 		struct score *sb = alloc_array_zero(nq, sizeof(*sb));
 		int *top = alloc_array(nq, sizeof(int));
+		double *qnoise = alloc_array_zero(nq, sizeof(double));
 		double tq = 0;
-		if (!sa || !sb || !top)
+		if (!sa || !sb || !top || !qnoise)
 			return EXIT_SOFTWARE;
 		#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) reduction(+:tq)
 		for (size_t qi = 0; qi < nq; qi++) {
@@ -1486,6 +1497,7 @@ int main(int argc, char **argv)
 			bool tex = s.corner_uvs || s.uvs;
 			int rc = describe_one(&s, tex ? R.r[i].tex : NULL, R.r[i].n_tex, v, &info, 1);
 			tq += now() - t1;
+			qnoise[qi] = info.noise;
 			if (qv)
 				memcpy(qv + qi * dim, v, dim * sizeof(float));
 			if (!rc) {
@@ -1522,8 +1534,9 @@ int main(int argc, char **argv)
 			b.n += sb[qi].n;
 			size_t i = qi / (size_t)queries;
 			if (verbose && !json && top[qi] >= 0 && !sa[qi].top1)
-				printf("    %s: %s -> %s\n", run->label, R.r[i].name,
-				       R.r[top[qi]].name);
+				printf("    %s: %s (noise %.3g, its scan %.3g) -> %s (%.3g)\n",
+				       run->label, R.r[i].name, qnoise[qi], R.r[i].info.noise,
+				       R.r[top[qi]].name, R.r[top[qi]].info.noise);
 		}
 		if (a.n < (double)nq)
 			fprintf(stderr, "eval_retrieval: %s: %.0f of %zu queries failed\n",
@@ -1545,6 +1558,7 @@ int main(int argc, char **argv)
 		xfree(sa);
 		xfree(sb);
 		xfree(top);
+		xfree(qnoise);
 	}
 	if (n_cls > 0) {
 		if (!json)

@@ -133,6 +133,7 @@ static json_t *describe_json(const char *path, const struct scan *s, const float
 	json_object_set_new(o, "area", json_real(info->area));
 	json_object_set_new(o, "spacing", json_real(info->spacing));
 	json_object_set_new(o, "noise", json_real(info->noise));
+	json_object_set_new(o, "noise_spacings", json_real(info->noise_spacings));
 	json_object_set_new(o, "colour_fraction", json_real(info->colour_fraction));
 	json_t *blocks = json_array();
 	for (int b = 0; b < DESC_N_BLOCKS; b++)
@@ -193,7 +194,8 @@ static void describe_text(const char *path, const struct scan *s, const float *v
 	printf("  size       %.4g x %.4g x %.4g %s, area %.4g %s^2, spacing %.3g %s\n",
 	       info->extent[0], info->extent[1], info->extent[2], u, info->area, u,
 	       info->spacing, u);
-	printf("  noise      %.3g point spacings of roughness below the resolution\n", info->noise);
+	printf("  noise      %.3g of the fine local radius (roughness below the resolution, %.3g spacings)\n",
+	       info->noise, info->noise_spacings);
 	if (info->flags & DESC_HAS_COLOUR)
 		printf("  colour     on %.0f%% of the surface\n", 100 * info->colour_fraction);
 	else if (info->flags & DESC_COLOUR_UNIFORM)

@@ -73,6 +73,7 @@ struct image;
 #define DESC_LEVEL_CAP ((size_t)1 << 21) /* largest global sample set */
 #define DESC_RES_FACTOR 3.0   /* S-filter radius >= this x sampling spacing */
 #define DESC_NOISE_CENTRES 1024 /* centres that measure the roughness below it */
+#define DESC_LOCAL_MIN_SPACINGS 2.5 /* local-geometry radius >= this x spacing */
 #define DESC_BAND_MAX 0.3     /* L-filter radius <= this (normalised): beyond is form */
 
 /*

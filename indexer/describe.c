@@ -552,17 +552,22 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 		goto out;
 	/*
 	 * Roughness below the resolution, where vertex noise shows: the
-	 * finest S radius, every surface sampled alike.
+	 * finest S radius, every surface sampled alike.  The noise level is
+	 * that roughness over the radius the fine local curvature is fitted
+	 * at (below), which is what the noise does to that cue: at a dense
+	 * scan's resolution it is a fraction of a percent of the radius.
 	 */
 	{
 		const struct desc_nbhd *nb;
 		double rr = DESC_RES_FACTOR * src.spacing, rough = 0;
+		double rfine = fmax(desc_local_radii[0], DESC_LOCAL_MIN_SPACINGS * src.spacing);
 		rc = cache_get(&cache, &src, rr, DESC_N_S, false, DS_LEVEL, &nb, e);
 		if (!rc)
 			rc = desc_fit_roughness(&src, &F, nb, rr, DESC_NOISE_CENTRES, &rough, e);
 		if (rc < 0)
 			goto out;
-		info->noise = src.spacing > 0 ? rough / src.spacing : 0;
+		info->noise = rough / rfine;
+		info->noise_spacings = src.spacing > 0 ? rough / src.spacing : 0;
 	}
 	/*
 	 * The local-geometry radii are the L radii of the two coarser bands,
@@ -572,7 +577,7 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	 */
 	for (int k = 0; k < DESC_LOCAL_SCALES; k++) {
 		float *h = out + OFF_LOCAL + k * DESC_SI_BINS * DESC_CV_BINS;
-		double r = desc_local_radii[k], reff = fmax(r, 2.5 * src.spacing);
+		double r = desc_local_radii[k], reff = fmax(r, DESC_LOCAL_MIN_SPACINGS * src.spacing);
 		/*
 		 * A mesh is sampled densely at any radius; a cloud has only its
 		 * points, and a curvature from some twenty scattered points of a

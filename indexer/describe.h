@@ -71,19 +71,20 @@ struct desc_cue {
 	const char *name;
 	enum desc_block_id block;
 	size_t offset, length; /* floats of the vector, inside the block */
-	bool fine;             /* measured a few point spacings wide, where
-				  vertex noise decides (see DESC_CARRIED) */
+	bool fine;             /* measured at the fine local radius, which
+				  vertex noise disturbs (see DESC_CARRIED) */
 };
 const struct desc_cue *describe_cues(size_t *n);
 
 /*
  * After the blocks the vector carries DESC_CARRIED floats that are never
  * compared (no block, no weight; FAISS sees them as 0).  The first, at
- * describe_noise_offset(), is the scan's roughness below its resolution
- * in point spacings (desc_info.noise): a clean surface shows only the sag
- * of its facets there, well under 0.1, vertex noise its own RMS.  The
- * ranking leaves the cues marked fine out of a pair whose levels are
- * unlike (query/rank.h, "Noise").
+ * describe_noise_offset(), is the scan's noise level (desc_info.noise):
+ * its roughness below the resolution (a clean surface shows only the sag
+ * of its facets there, vertex noise its own RMS) over the radius of the
+ * fine local fits, which that noise disturbs.  The ranking leaves the
+ * cues marked fine out of a pair whose levels are unlike (query/rank.h,
+ * "Noise").
  */
 #define DESC_CARRIED 1
 size_t describe_noise_offset(void);
@@ -156,7 +157,9 @@ struct desc_info {
 	double area;            /* surface area (mm^2 when known); estimated for clouds */
 	double colour_fraction; /* share of the surface area with colour */
 	double spacing;         /* sampling resolution (mm when known) */
-	double noise;           /* roughness below the resolution, in spacings */
+	double noise;           /* noise level: roughness below the resolution
+				   over the fine local radius */
+	double noise_spacings;  /* the same roughness in point spacings */
 	struct desc_band relief[3];    /* relative bands (DESC_RELIEF) */
 	struct desc_band relief_mm[3]; /* millimetre bands (when units known) */
 };

@@ -98,16 +98,18 @@ struct knn;
 #define RANK_FUSE_K 3.0
 /*
  * Noise (a layout that carries a noise level, rank_layout.carried > 0):
- * a cue marked fine is measured a few point spacings wide, where vertex
- * noise is as large as the detail it would compare.  Two vectors whose
- * noise levels (each at least RANK_NOISE_FLOOR) differ more than
- * RANK_NOISE_RATIO times are of unlike noise: one side's fine cue
- * measures its noise, so their robust match leaves the fine cues out and
- * keeps its share of the cues left.  A pair of alike noise compares them.
- * rank_result.unlike says how much of the archive is unlike the query.
+ * a cue marked fine is fitted over a small radius, which vertex noise can
+ * disturb as much as the detail it would compare; the level is the
+ * noise over that radius.  Two vectors whose levels (each at least
+ * RANK_NOISE_FLOOR: less than a hundredth of the radius is no noise to
+ * the fit) differ more than RANK_NOISE_RATIO times are of unlike noise:
+ * one side's fine cue measures its noise, so their robust match leaves
+ * the fine cues out and keeps its share of the cues left.  A pair of
+ * alike noise compares them.  rank_result.unlike says how much of the
+ * archive is unlike the query.
  */
 #define RANK_NOISE_RATIO 4.0
-#define RANK_NOISE_FLOOR 0.02
+#define RANK_NOISE_FLOOR 0.01
 
 struct rank_block {
 	const char *name; /* "shape", "local", "relief", "colour", "size" */

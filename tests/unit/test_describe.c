@@ -209,10 +209,11 @@ static void test_describe_layout_is_contiguous(void **state)
 
 /*
  * The noise level (describe.h, DESC_CARRIED): roughness below the
- * resolution, in point spacings.  A smooth generated blob shows only its
- * facets' sag; the same blob with noise of 0.3 spacings along its normals
- * shows about half of that (the quadric takes some), whatever its size
- * and pose; the level is carried in the vector, where no block reads it.
+ * resolution over the fine local radius (at least 2.5 spacings).  A
+ * smooth generated blob shows only its facets' sag; the same blob with
+ * noise of 0.3 spacings along its normals shows about half of that in
+ * spacings (the quadric takes some), whatever its size and pose; the
+ * level is carried in the vector, where no block reads it.
  */
 static void test_describe_measures_noise_below_resolution(void **state)
 {
@@ -224,25 +225,27 @@ static void test_describe_measures_noise_below_resolution(void **state)
 	err_init(&e);
 	gen(GEN_FORM_BLOB, GEN_MAT_NONE, 20000, 3, GEN_COLOR_NONE, &s, NULL);
 	describe_ok(&s, NULL, v, &info);
-	double clean = info.noise;
+	double clean = info.noise, clean_sp = info.noise_spacings;
 	assert_true(v[describe_noise_offset()] == (float)clean);
+	assert_true(clean <= clean_sp / 2.5 + 1e-12);
 
 	double spacing = sqrt(gen_surface_area(&s) / (double)s.n_vertices);
 	assert_int_equal(gen_crop(&s, 1.0, 1, &noisy, &e), 0);
 	assert_int_equal(gen_noise(&noisy, 5, 0.3 * spacing, &e), 0);
 	describe_ok(&noisy, NULL, vn, &info);
-	double rough = info.noise;
+	double rough = info.noise, rough_sp = info.noise_spacings;
 	assert_true(vn[describe_noise_offset()] == (float)rough);
+	assert_true(rough <= rough_sp / 2.5 + 1e-12);
 
 	/* moved, turned and 2.3 times larger, units lost: the same level */
 	assert_int_equal(gen_rigid(&noisy, 9, 2.3, 50.0, NULL, NULL, &e), 0);
 	noisy.units = UNITS_UNKNOWN;
 	describe_ok(&noisy, NULL, vn, &info);
 	double moved = info.noise;
-	print_message("noise level: clean %.4f, 0.3 spacings %.4f, moved and scaled %.4f\n",
-		      clean, rough, moved);
-	assert_true(clean >= 0 && clean < 0.05);
-	assert_true(rough > 0.1 && rough < 0.3);
+	print_message("noise level: clean %.4f (%.4f spacings), 0.3 spacings %.4f (%.4f), "
+		      "moved and scaled %.4f\n", clean, clean_sp, rough, rough_sp, moved);
+	assert_true(clean_sp >= 0 && clean_sp < 0.05);
+	assert_true(rough_sp > 0.1 && rough_sp < 0.3);
 	/* so the ranking tells the noisy copy from its clean scan */
 	assert_true(rough > RANK_NOISE_RATIO * fmax(clean, RANK_NOISE_FLOOR));
 	assert_true(fabs(moved - rough) < 0.1 * rough);

@@ -194,7 +194,7 @@ static void describe_text(const char *path, const struct scan *s, const float *v
 	printf("  size       %.4g x %.4g x %.4g %s, area %.4g %s^2, spacing %.3g %s\n",
 	       info->extent[0], info->extent[1], info->extent[2], u, info->area, u,
 	       info->spacing, u);
-	printf("  noise      %.3g of the fine local radius (roughness below the resolution, %.3g spacings)\n",
+	printf("  noise      %.3g, the curvedness it gives the fine local fits (roughness below the resolution, %.3g spacings)\n",
 	       info->noise, info->noise_spacings);
 	if (info->flags & DESC_HAS_COLOUR)
 		printf("  colour     on %.0f%% of the surface\n", 100 * info->colour_fraction);

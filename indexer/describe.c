@@ -81,6 +81,30 @@ size_t describe_noise_offset(void)
 	return OFF_NOISE;
 }
 
+double describe_fine_tolerance(const float *v)
+{
+	/* column masses of the Hellinger histogram: bin centres log2(C r) = -7 + 1.5 j */
+	double m[DESC_CV_BINS] = { 0 }, all = 0;
+	const float *h = v + OFF_LOCAL;
+	for (int i = 0; i < DESC_SI_BINS; i++)
+		for (int j = 0; j < DESC_CV_BINS; j++) {
+			double x = (double)h[i * DESC_CV_BINS + j];
+			m[j] += x * x;
+			all += x * x;
+		}
+	if (!(all > 0))
+		return 0;
+	double below = 0, half = 0.5 * all, lc = -7;
+	for (int j = 0; j < DESC_CV_BINS; j++) {
+		if (below + m[j] >= half) {
+			lc = -7 + 1.5 * (j - 1) + (j ? 1.5 * (half - below) / m[j] : 1.5);
+			break;
+		}
+		below += m[j];
+	}
+	return exp2(lc);
+}
+
 size_t describe_dim(void)
 {
 	return DIM;
@@ -553,9 +577,13 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	/*
 	 * Roughness below the resolution, where vertex noise shows: the
 	 * finest S radius, every surface sampled alike.  The noise level is
-	 * that roughness over the radius the fine local curvature is fitted
-	 * at (below), which is what the noise does to that cue: at a dense
-	 * scan's resolution it is a fraction of a percent of the radius.
+	 * the curvedness that noise gives the fine local fits (below): the
+	 * roughness over their radius, times sqrt(DESC_N_L / vertices in
+	 * it) when the radius holds fewer vertices than the fit has points,
+	 * so fewer independent heights are averaged (on noisy planes the
+	 * fits' median C r is 0.8 to 1.2 times this level, dense or at 2.5
+	 * spacings).  At a dense scan's resolution it is a fraction of a
+	 * percent.
 	 */
 	{
 		const struct desc_nbhd *nb;
@@ -567,6 +595,10 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 		if (rc < 0)
 			goto out;
 		info->noise = rough / rfine;
+		if (src.spacing > 0) {
+			double nv = M_PI * (rfine / src.spacing) * (rfine / src.spacing);
+			info->noise *= sqrt(DESC_N_L / fmin(DESC_N_L, nv));
+		}
 		info->noise_spacings = src.spacing > 0 ? rough / src.spacing : 0;
 	}
 	/*

@@ -36,7 +36,7 @@ struct limits;
 struct scan;
 
 /* Identifies the layout below; stored with every descriptor. */
-#define DESC_SCHEMA "refscan-desc-6"
+#define DESC_SCHEMA "refscan-desc-7"
 
 enum desc_block_id {
 	DESC_SHAPE = 0,   /* global shape: D2, A3, D1, SH energies, PCA */
@@ -80,14 +80,27 @@ const struct desc_cue *describe_cues(size_t *n);
  * After the blocks the vector carries DESC_CARRIED floats that are never
  * compared (no block, no weight; FAISS sees them as 0).  The first, at
  * describe_noise_offset(), is the scan's noise level (desc_info.noise):
- * its roughness below the resolution (a clean surface shows only the sag
- * of its facets there, vertex noise its own RMS) over the radius of the
- * fine local fits, which that noise disturbs.  The ranking leaves the
+ * the curvedness (C r) its roughness below the resolution gives the fine
+ * local fits (a clean surface shows only the sag of its facets there,
+ * vertex noise its own RMS): that roughness over their radius, times
+ * sqrt(DESC_N_L / vertices in the radius) where the radius holds fewer
+ * vertices than the fit has points (describe.c).  The ranking leaves the
  * cues marked fine out of a pair whose levels are unlike (query/rank.h,
  * "Noise").
  */
 #define DESC_CARRIED 1
 size_t describe_noise_offset(void);
+
+/*
+ * The noise level the fine cues of vector v tolerate: the median
+ * curvedness (C r, desc_relief.c) of its fine local histogram.  Vertex
+ * noise of level L gives a flat surface's fine fits a median curvedness
+ * of about L (0.8 to 1.2 L on noisy planes, L from 0.006 to 0.06), so
+ * below that level the noise out-curves less than half of v's surface
+ * and the fine histogram still tells surfaces apart.  0 for a vector
+ * without fine local geometry.
+ */
+double describe_fine_tolerance(const float *v);
 
 /* Floats in a descriptor: the block lengths and DESC_CARRIED. */
 size_t describe_dim(void);
@@ -157,8 +170,8 @@ struct desc_info {
 	double area;            /* surface area (mm^2 when known); estimated for clouds */
 	double colour_fraction; /* share of the surface area with colour */
 	double spacing;         /* sampling resolution (mm when known) */
-	double noise;           /* noise level: roughness below the resolution
-				   over the fine local radius */
+	double noise;           /* noise level: the curvedness roughness below
+				   the resolution gives the fine local fits */
 	double noise_spacings;  /* the same roughness in point spacings */
 	struct desc_band relief[3];    /* relative bands (DESC_RELIEF) */
 	struct desc_band relief_mm[3]; /* millimetre bands (when units known) */

@@ -385,7 +385,7 @@ static size_t closest_block(const struct vindex *vx, const struct rank_hit *h,
 #define NOISE_NOTE_SHARE 0.25
 static void noise_note(const struct sculpt *sc, char *buf, size_t size)
 {
-	snprintf(buf, size, "the sculpt's noise level (%.3g of its fine local radius) is unlike that of "
+	snprintf(buf, size, "the sculpt's noise level (%.3g) is unlike that of "
 		 "%.0f%% of the references: their fine local radius is not compared",
 		 sc->info.noise, 100 * sc->res.unlike);
 }

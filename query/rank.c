@@ -156,6 +156,7 @@ struct fuse {
 	double share;              /* of the cues kept */
 	size_t noise;              /* component of the noise level, or SIZE_MAX */
 	double qnoise;             /* the query's, at least RANK_NOISE_FLOOR */
+	const struct rank_layout *l;
 	double unlike;             /* share of the sample of unlike noise */
 };
 
@@ -184,6 +185,22 @@ static bool unlike_noise(double a, double b)
 }
 
 /*
+ * Whether the pair of query qv (level q, at least the floor) and row r
+ * leaves its fine cues out: levels unlike, and the noisier beyond what
+ * the cleaner vector's fine cues tolerate.
+ */
+static bool unlike_pair(const struct rank_layout *l, const float *qv, double q,
+			const float *r, size_t at)
+{
+	double v = noise_level(r[at]);
+	if (!unlike_noise(q, v))
+		return false;
+	if (!l->fine_tolerance)
+		return true;
+	return q > v ? q > l->fine_tolerance(r) : v > l->fine_tolerance(qv);
+}
+
+/*
  * The share of the m sampled rows (those the medians are taken over)
  * whose noise level is unlike the query's (rank.h, Noise).
  */
@@ -195,7 +212,7 @@ static double unlike_share(const struct ref_table *t, const struct rank_layout *
 	size_t at = l->dim - l->carried, n = 0;
 	double q = noise_level(qv[at]);
 	for (size_t i = 0; i < m; i++)
-		n += unlike_noise(q, noise_level(row_vec(t, i * t->n / m, 0)[at]));
+		n += unlike_pair(l, qv, q, row_vec(t, i * t->n / m, 0), at);
 	return (double)n / (double)m;
 }
 
@@ -248,6 +265,7 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 	if (l->carried && n_fine && n_fine < F->n) {
 		F->noise = l->dim - l->carried;
 		F->qnoise = noise_level(qv[F->noise]);
+		F->l = l;
 	}
 	xfree(d);
 	return 0;
@@ -265,7 +283,7 @@ static float fuse_match_kept(const struct fuse *F, const float *qv, const float 
 {
 	float x[RANK_MAX_CUES];
 	size_t who[RANK_MAX_CUES], n = 0, keep = F->keep;
-	bool unlike = F->noise != SIZE_MAX && unlike_noise(F->qnoise, noise_level(r[F->noise]));
+	bool unlike = F->noise != SIZE_MAX && unlike_pair(F->l, qv, F->qnoise, r, F->noise);
 	for (size_t c = 0; c < F->n; c++) {
 		if (unlike && F->fine[c])
 			continue;

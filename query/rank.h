@@ -103,9 +103,11 @@ struct knn;
  * noise over that radius.  Two vectors whose levels (each at least
  * RANK_NOISE_FLOOR: less than a hundredth of the radius is no noise to
  * the fit) differ more than RANK_NOISE_RATIO times are of unlike noise:
- * one side's fine cue measures its noise, so their robust match leaves
- * the fine cues out and keeps its share of the cues left.  A pair of
- * alike noise compares them.  rank_result.unlike says how much of the
+ * one side's fine cue may measure its noise: unless the noisier level
+ * is within what the cleaner vector's fine cues tolerate
+ * (rank_layout.fine_tolerance: a surface curved enough at that radius
+ * still shows through), their robust match leaves the fine cues out and
+ * keeps its share of the cues left.  A pair of alike noise compares them.  rank_result.unlike says how much of the
  * archive is unlike the query.
  */
 #define RANK_NOISE_RATIO 4.0
@@ -142,6 +144,11 @@ struct rank_layout {
 	size_t n_cues;      /* 0: order by dist */
 	const struct rank_cue *cues;
 	size_t carried;     /* components after the blocks (0: none) */
+	/*
+	 * The noise level the fine cues of a vector tolerate (see Noise),
+	 * or NULL: every pair of unlike levels leaves them out.
+	 */
+	double (*fine_tolerance)(const float *vec);
 };
 
 /*

@@ -326,6 +326,7 @@ int vindex_open(struct vindex *vx, struct archive_dir *a, uint64_t v,
 	vx->layout.n_cues = n_cues < RANK_MAX_CUES ? n_cues : RANK_MAX_CUES;
 	vx->layout.cues = vx->cues;
 	vx->layout.carried = DESC_CARRIED;
+	vx->layout.fine_tolerance = describe_fine_tolerance;
 	vx->refs.n = n;
 	vx->refs.dim = dim;
 	vx->refs.views = DESC_VIEWS;

@@ -343,7 +343,7 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 		rb[i].offset = b.off[i];
 		rb[i].len = b.len[i];
 	}
-	struct rank_layout l = { 1, d, 5, rb, 0, NULL, 0 };
+	struct rank_layout l = { 1, d, 5, rb, 0, NULL, 0, NULL };
 	/* the robust order refscan query uses: every block a cue */
 	struct rank_cue rc[5];
 	for (size_t i = 0; i < 5; i++) {
@@ -353,7 +353,7 @@ static void rank_modes(const struct opts *o, const struct knn *kn,
 		rc[i].len = b.len[i];
 		rc[i].fine = 0;
 	}
-	struct rank_layout lr = { 1, d, 5, rb, 5, rc, 0 };
+	struct rank_layout lr = { 1, d, 5, rb, 5, rc, 0, NULL };
 	struct ref_table t;
 	memset(&t, 0, sizeof(t));
 	t.n = n;

@@ -31,7 +31,7 @@ expect_eq "$(jq -c '[.entries[] | [.units, .units_source]]' "$M1")" \
 	'[["in","sidecar"],["cm","file"],["mm","sidecar"],["mm","file"],["mm","default"]]' \
 	"units: sidecar over file comment over default"
 expect_eq "$(jq -c '.entries[] | select(.path=="lib/stone/granite.ply") | [.stats.vertices, .stats.faces, .size == (.size|floor), (.blob|length), .since, .descriptors.schema]' "$M1")" \
-	'[256,450,true,64,1,"refscan-desc-6"]' "stats, blob digest, since, descriptors"
+	'[256,450,true,64,1,"refscan-desc-7"]' "stats, blob digest, since, descriptors"
 expect_eq "$(jq '[.entries[] | select(.descriptors) | .stats.descriptor.noise | numbers | select(. >= 0)] | length' "$M1")" \
 	"$(jq '[.entries[] | select(.descriptors)] | length' "$M1")" "every description records its noise level"
 

@@ -37,11 +37,11 @@ M1=$A/versions/00000001.json
 expect_eq "$(jqv "$M1" .format_version)" 1.1 "manifest format 1.1"
 expect_eq "$(jq -c '.counts | [.entries, .added, .failed]' "$M1")" '[7,7,0]' "manifest counts: 7 entries, 7 added"
 expect_eq "$(jq -c '.entries[] | select(.path=="lib/odd/line.obj") | [.format, .stats.vertices, .stats.faces, .since, .descriptors, .undescribable]' "$M1")" \
-	'["obj",5,1,1,null,{"schema":"refscan-desc-6","reason":"5 usable points, a descriptor needs 16"}]' \
+	'["obj",5,1,1,null,{"schema":"refscan-desc-7","reason":"5 usable points, a descriptor needs 16"}]' \
 	"entry without descriptors, marked undescribable with its reason"
 expect_eq "$(jq -c '[.entries[] | select(.undescribable) | .path]' "$M1")" '["lib/odd/empty.stl","lib/odd/line.obj"]' \
 	"exactly the two thin scans are marked"
-expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-6" and (has("undescribable") | not))] | length' "$M1")" 5 \
+expect_eq "$(jq '[.entries[] | select(.descriptors.schema == "refscan-desc-7" and (has("undescribable") | not))] | length' "$M1")" 5 \
 	"the 5 others have descriptors and no mark"
 h=$(sha256sum "$L/odd/line.obj" | cut -c1-64)
 expect_eq "$(jq -r '.entries[] | select(.path=="lib/odd/line.obj") | .blob' "$M1")" "$h" "the entry's blob is the file's sha-256"
@@ -115,7 +115,7 @@ expect_eq "$(jq -c '[.committed, .described, .warnings]' "$out")" '[false,0,[]]'
 # as a refscan with a newer descriptor schema sees this archive (sed, not
 # jq: jq would round the nanosecond mtimes and every scan would look touched)
 H=$A/versions/00000002.json
-sed 's/"schema":"refscan-desc-6"/"schema":"refscan-desc-0"/g' "$H" >"$T/m.json" && cp "$T/m.json" "$H"
+sed 's/"schema":"refscan-desc-7"/"schema":"refscan-desc-0"/g' "$H" >"$T/m.json" && cp "$T/m.json" "$H"
 expect_eq "$(jq '[.entries[] | (.descriptors // .undescribable).schema | select(. == "refscan-desc-0")] | length' "$H")" 7 \
 	"every entry now has an older schema"
 run "$R" reindex --archive "$A" --json
@@ -124,7 +124,7 @@ expect_eq "$(jq -c '[.version, .committed, .described, .failed, (.warnings | map
 	'[3,true,7,0,["lib/odd/empty.stl","lib/odd/line.obj"]]' "all described again; the thin ones warned about"
 expect_eq "$(grep -c ': warning: not searchable: ' "$errf")" 2 "two warnings on stderr"
 M3=$A/versions/00000003.json
-expect_eq "$(jq -c '[.entries[] | select(.undescribable.schema == "refscan-desc-6") | .path]' "$M3")" \
+expect_eq "$(jq -c '[.entries[] | select(.undescribable.schema == "refscan-desc-7") | .path]' "$M3")" \
 	'["lib/odd/empty.stl","lib/odd/line.obj"]' "marked with the current schema"
 run "$R" query --archive "$A" --json -k 10 "$L/stone/granite.ply"
 expect_eq "$(jq -c '[.version, .references]' "$out")" '[3,5]' "the reindexed version answers with 5 references"

@@ -25,12 +25,12 @@ mkdir -p "$T/s"
 # text output names every block and the relief bands
 run "$REFSCAN_BIN" describe "$T/s/knit.ply"
 expect_rc 0 "describe a generated PLY"
-expect_grep "$out" '^.*knit\.ply: refscan-desc-6, [0-9]+ floats$' "header names the schema and length"
+expect_grep "$out" '^.*knit\.ply: refscan-desc-7, [0-9]+ floats$' "header names the schema and length"
 for b in shape local relief relief_mm colour size; do
 	expect_grep "$out" "^  $b +[0-9]+ +[0-9]+ " "block $b listed"
 done
 expect_grep "$out" 'units +mm' "PLY units comment read"
-expect_grep "$out" '^  noise +[0-9.e-]+ of the fine local radius \(roughness below the resolution, [0-9.e-]+ spacings\)$' \
+expect_grep "$out" '^  noise +[0-9.e-]+, the curvedness it gives the fine local fits \(roughness below the resolution, [0-9.e-]+ spacings\)$' \
 	"noise level printed"
 expect_grep "$out" 'colour +on 100% of the surface' "vertex colours used"
 expect_grep "$out" 'relief bands in millimetres' "mm bands printed when units are known"
@@ -54,7 +54,7 @@ expect_eq "$(wc -l <"$out")" 2 "one JSON line per file"
 dim=$(jq -r 'select(.path | endswith("knit.ply")) | .dim' "$out")
 len=$(jq -r 'select(.path | endswith("knit.ply")) | .vector | length' "$out")
 expect_eq "$len" "$dim" "vector length equals dim"
-expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .schema' "$out")" refscan-desc-6 "schema key"
+expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .schema' "$out")" refscan-desc-7 "schema key"
 expect_eq "$(jq -r 'select(.path | endswith("stone.obj")) | .flags | index("colour") != null' "$out")" \
 	true "texture decoded and used for colour"
 expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | [.blocks[].name] | join(",")' "$out")" \
@@ -64,8 +64,8 @@ expect_eq "$(jq -r 'select(.path | endswith("knit.ply")) | .relief_mm | length' 
 off_sum=$(jq -r 'select(.path | endswith("knit.ply")) | [.blocks[].length] | add' "$out")
 expect_eq "$((off_sum + 1))" "$dim" "block lengths and the carried noise level add up to dim"
 expect_eq "$(jq -r 'select(.path | endswith("knit.ply"))
-	| (.noise >= 0 and .noise <= .noise_spacings / 2.5 + 1e-9 and ((.vector[-1] - .noise) | fabs) < 1e-6)' "$out")" true \
-	"noise level over the fine radius (2.5 spacings at least), carried as the vector's last float"
+	| (.noise >= 0 and .noise <= .noise_spacings * 1.14185 + 1e-9 and ((.vector[-1] - .noise) | fabs) < 1e-6)' "$out")" true \
+	"noise level at most the roughness over 2.5 spacings times sqrt(160 / (pi 2.5^2)), carried as the vector's last float"
 
 # the vector does not depend on the number of threads
 OMP_NUM_THREADS=1 "$REFSCAN_BIN" describe --json "$T/s/stone.obj" | jq -c .vector >"$T/v1"

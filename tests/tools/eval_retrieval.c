@@ -1069,7 +1069,8 @@ static void rank_preset(const float *q, const struct desc_info *qi, enum desc_pr
 	}
 	struct rank_layout L = { .schema_id = 1, .dim = dim, .n_blocks = DESC_N_BLOCKS,
 				 .blocks = rb, .n_cues = n_cues, .cues = rc,
-				 .carried = DESC_CARRIED };
+				 .carried = DESC_CARRIED,
+				 .fine_tolerance = describe_fine_tolerance };
 	struct rank_hit *hits = alloc_array(R->n, sizeof(*hits));
 	struct rank_result res;
 	struct rank_query rq;

@@ -186,7 +186,7 @@ static void test_describe_layout_is_contiguous(void **state)
 	(void)state;
 	const struct desc_block *b = describe_blocks();
 	size_t off = 0;
-	assert_string_equal(DESC_SCHEMA, "refscan-desc-6");
+	assert_string_equal(DESC_SCHEMA, "refscan-desc-7");
 	for (int i = 0; i < DESC_N_BLOCKS; i++) {
 		assert_int_equal(b[i].offset, off);
 		assert_true(b[i].length > 0);
@@ -209,7 +209,8 @@ static void test_describe_layout_is_contiguous(void **state)
 
 /*
  * The noise level (describe.h, DESC_CARRIED): roughness below the
- * resolution over the fine local radius (at least 2.5 spacings).  A
+ * resolution over the fine local radius (at least 2.5 spacings), times
+ * sqrt(DESC_N_L / vertices in it), at most that of 2.5 spacings.  A
  * smooth generated blob shows only its facets' sag; the same blob with
  * noise of 0.3 spacings along its normals shows about half of that in
  * spacings (the quadric takes some), whatever its size and pose; the
@@ -227,7 +228,8 @@ static void test_describe_measures_noise_below_resolution(void **state)
 	describe_ok(&s, NULL, v, &info);
 	double clean = info.noise, clean_sp = info.noise_spacings;
 	assert_true(v[describe_noise_offset()] == (float)clean);
-	assert_true(clean <= clean_sp / 2.5 + 1e-12);
+	const double most = sqrt(DESC_N_L / (M_PI * 2.5 * 2.5)) / 2.5;
+	assert_true(clean <= clean_sp * most + 1e-12);
 
 	double spacing = sqrt(gen_surface_area(&s) / (double)s.n_vertices);
 	assert_int_equal(gen_crop(&s, 1.0, 1, &noisy, &e), 0);
@@ -235,7 +237,7 @@ static void test_describe_measures_noise_below_resolution(void **state)
 	describe_ok(&noisy, NULL, vn, &info);
 	double rough = info.noise, rough_sp = info.noise_spacings;
 	assert_true(vn[describe_noise_offset()] == (float)rough);
-	assert_true(rough <= rough_sp / 2.5 + 1e-12);
+	assert_true(rough <= rough_sp * most + 1e-12);
 
 	/* moved, turned and 2.3 times larger, units lost: the same level */
 	assert_int_equal(gen_rigid(&noisy, 9, 2.3, 50.0, NULL, NULL, &e), 0);
@@ -253,6 +255,58 @@ static void test_describe_measures_noise_below_resolution(void **state)
 	scan_release(&s);
 	xfree(v);
 	xfree(vn);
+}
+
+/*
+ * The noise level a vector's fine cues tolerate (describe.h): the median
+ * curvedness of its fine fits.  The level is the curvedness noise gives
+ * those fits, so a noisy flat tile (its fine radius 2.5 spacings, fewer
+ * vertices than the fit has points) tolerates about its own level; a
+ * clean tile tolerates no more than the histogram's first bin, 2^-7; a
+ * blob with skin relief curves enough at the fine radius to tolerate
+ * several times what the clean tile does.
+ */
+static void test_describe_fine_tolerance_follows_curvedness(void **state)
+{
+	(void)state;
+	struct scan flat, noisy, blob;
+	struct err e;
+	struct desc_info info;
+	float *v = vec();
+	err_init(&e);
+	gen(GEN_FORM_TILE, GEN_MAT_NONE, 20000, 2, GEN_COLOR_NONE, &flat, NULL);
+	describe_ok(&flat, NULL, v, &info);
+	double clean_tol = describe_fine_tolerance(v);
+	assert_true(clean_tol > 0 && clean_tol <= exp2(-7) + 1e-12);
+
+	double spacing = sqrt(gen_surface_area(&flat) / (double)flat.n_vertices);
+	double level[2], tol[2];
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(gen_crop(&flat, 1.0, 1, &noisy, &e), 0);
+		assert_int_equal(gen_noise(&noisy, 7 + k, (k ? 0.6 : 0.3) * spacing, &e), 0);
+		describe_ok(&noisy, NULL, v, &info);
+		level[k] = info.noise;
+		tol[k] = describe_fine_tolerance(v);
+		scan_release(&noisy);
+	}
+	gen(GEN_FORM_BLOB, GEN_MAT_SKIN, 60000, 2, GEN_COLOR_NONE, &blob, NULL);
+	describe_ok(&blob, NULL, v, &info);
+	double blob_tol = describe_fine_tolerance(v);
+	print_message("fine tolerance: clean tile %.4f; noisy tile level %.4f tolerates %.4f, "
+		      "level %.4f tolerates %.4f; skin blob %.4f\n", clean_tol, level[0], tol[0],
+		      level[1], tol[1], blob_tol);
+	for (int k = 0; k < 2; k++) {
+		assert_true(level[k] > RANK_NOISE_RATIO * RANK_NOISE_FLOOR);
+		assert_true(tol[k] > 0.6 * level[k] && tol[k] < 1.5 * level[k]);
+	}
+	assert_true(tol[1] > 1.5 * tol[0]);
+	assert_true(blob_tol > 4 * clean_tol);
+	/* no fine histogram (all zero): nothing tolerated */
+	memset(v, 0, describe_dim() * sizeof(float));
+	assert_true(describe_fine_tolerance(v) == 0);
+	scan_release(&blob);
+	scan_release(&flat);
+	xfree(v);
 }
 
 /* Share of the pair histogram's mass (squared Hellinger entries) whose
@@ -993,6 +1047,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_describe_layout_is_contiguous),
 		cmocka_unit_test(test_describe_measures_noise_below_resolution),
+		cmocka_unit_test(test_describe_fine_tolerance_follows_curvedness),
 		cmocka_unit_test(test_describe_pairs_see_facing_surfaces),
 		cmocka_unit_test(test_describe_is_invariant_to_rigid_motion_reflection_and_scale),
 		cmocka_unit_test(test_describe_is_byte_identical_across_threads),

@@ -29,7 +29,7 @@ static const struct rank_block blocks8[] = {
 	{ "shape", 0, 2 }, { "local", 2, 2 }, { "relief", 4, 1 },
 	{ "colour", 5, 2 }, { "size", 7, 1 },
 };
-static const struct rank_layout layout8 = { 1, 8, 5, blocks8, 0, NULL, 0 };
+static const struct rank_layout layout8 = { 1, 8, 5, blocks8, 0, NULL, 0, NULL };
 enum { SHAPE, LOCAL, RELIEF, COLOUR, SIZE };
 
 /*
@@ -191,7 +191,7 @@ static void test_rank_layout_and_table_checks(void **state)
 	err_init(&e);
 	assert_int_equal(rank_layout_check(&layout8, &e), 0);
 	struct rank_block gap[] = { { "shape", 0, 2 }, { "colour", 3, 5 } };
-	struct rank_layout l = { 1, 8, 2, gap, 0, NULL, 0 };
+	struct rank_layout l = { 1, 8, 2, gap, 0, NULL, 0, NULL };
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout block 'colour' starts at 3, expected 2");
 	struct rank_block dup[] = { { "shape", 0, 4 }, { "shape", 4, 4 } };
@@ -246,7 +246,7 @@ static const int64_t ids5[5] = { 1, 2, 3, 4, 5 };
 static void test_rank_robust_order_by_hand(void **state)
 {
 	(void)state;
-	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4, 0 };
+	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4, 0, NULL };
 	struct ref_table t = { .n = 5, .dim = 4, .ids = ids5, .vecs = vecs5 };
 	struct rank_hit hits[5];
 	struct rank_result res;
@@ -277,7 +277,7 @@ static void test_rank_robust_order_by_hand(void **state)
 	assert_near(hits[1].dist, 4);
 
 	/* without cues the same table orders by distance: U first */
-	struct rank_layout plain = { 1, 4, 4, blocks4, 0, NULL, 0 };
+	struct rank_layout plain = { 1, 4, 4, blocks4, 0, NULL, 0, NULL };
 	assert_int_equal(rank_search(&t, &plain, NULL, &q, hits, &res, &e), 0);
 	assert_int_equal(hits[0].id, 2);
 	assert_int_equal(res.n_cues, 0);
@@ -324,7 +324,7 @@ static void test_rank_robust_skips_constant_cue(void **state)
 		0, 3, 3, 0,
 	};
 	static const int64_t ids[3] = { 7, 8, 9 };
-	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4, 0 };
+	struct rank_layout l = { 1, 4, 4, blocks4, 4, cues4, 0, NULL };
 	struct ref_table t = { .n = 3, .dim = 4, .ids = ids, .vecs = v };
 	struct rank_hit hits[3];
 	struct rank_result res;
@@ -350,7 +350,7 @@ static void test_rank_robust_layout_checks(void **state)
 	struct err e;
 	err_init(&e);
 	struct rank_cue out_of_block[] = { { NULL, 0, 0, 2, 0 } };
-	struct rank_layout l = { 1, 4, 4, blocks4, 1, out_of_block, 0 };
+	struct rank_layout l = { 1, 4, 4, blocks4, 1, out_of_block, 0, NULL };
 	assert_int_equal(rank_layout_check(&l, &e), ERR_FORMAT);
 	assert_string_equal(e.msg, "layout cue 0 (0+2) is not inside block 'shape'");
 	struct rank_cue no_block[] = { { NULL, 4, 0, 1, 0 } };
@@ -369,13 +369,18 @@ static void test_rank_robust_layout_checks(void **state)
  *   b left out:  P 0 | 1/2, 1     -> 0.0682        U 1/2 | 2/3, 1    -> 0.5303
  */
 #define M3(a, b, c) (((a) + TAIL * ((b) + (c))) / (1 + 2 * TAIL))
+static double tol_third(const float *vec)
+{
+	return 0.2 * vec[2];
+}
+
 static void test_rank_noise_leaves_fine_cues_out(void **state)
 {
 	(void)state;
 	struct rank_cue cues[4];
 	memcpy(cues, cues4, sizeof(cues));
 	cues[1].fine = 1;
-	struct rank_layout l = { 1, 5, 4, blocks4, 4, cues, 1 };
+	struct rank_layout l = { 1, 5, 4, blocks4, 4, cues, 1, NULL };
 	float v[5 * 5] = {
 		0, 3, 1, 3, 0.01f,
 		1, 0, 2, 2, 0.01f,
@@ -432,11 +437,49 @@ static void test_rank_noise_leaves_fine_cues_out(void **state)
 	assert_near(hits[1].match, M3(0.5, 2.0 / 3, 1));
 	v[4] = 0.01f;
 
+	/*
+	 * With a tolerance (here 0.2 times a vector's third component): a
+	 * pair of unlike levels keeps its fine cues when the noisier level
+	 * is within what the cleaner vector tolerates.  P tolerates 0.2, U
+	 * and the others 0.4 or more: against the query's 0.3 only P leaves
+	 * b out, and U is compared on every cue.
+	 */
+	l.fine_tolerance = tol_third;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 0.2);
+	assert_int_equal(hits[0].id, 1);
+	assert_near(hits[0].match, M3(0, 0.5, 1));
+	assert_int_equal(hits[1].id, 2);
+	assert_near(hits[1].match, M4(0, 0.5, 2.0 / 3, 1));
+	/* at 0.15 (still unlike every level) P tolerates it too: every cue
+	 * is compared and U wins, as for a pair of alike noise */
+	qv[4] = 0.15f;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 0);
+	assert_int_equal(hits[0].id, 2);
+	assert_near(hits[0].match, M4(0, 0.5, 2.0 / 3, 1));
+	assert_near(hits[1].match, M4(0, 0.5, 1, 1));
+	/* the other way round: a reference (U) noisier than a clean query is
+	 * judged by what the query tolerates: 0 here, so U leaves b out */
+	qv[4] = 0.01f;
+	v[5 + 4] = 0.3f;
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 0.2);
+	assert_int_equal(hits[0].id, 1);
+	assert_near(hits[0].match, M4(0, 0.5, 1, 1));
+	qv[2] = 2; /* now the query tolerates 0.4: no pair leaves b out */
+	assert_int_equal(rank_search(&t, &l, NULL, &q, hits, &res, &e), 0);
+	assert_near(res.unlike, 0);
+	qv[2] = 0;
+	qv[4] = 0.3f;
+	v[5 + 4] = 0.01f;
+	l.fine_tolerance = NULL;
+
 	/* without the carried level nothing is left out */
 	struct rank_block wide[4];
 	memcpy(wide, blocks4, sizeof(wide));
 	wide[3].len = 2;
-	struct rank_layout none = { 1, 5, 4, wide, 4, cues, 0 };
+	struct rank_layout none = { 1, 5, 4, wide, 4, cues, 0, NULL };
 	assert_int_equal(rank_layout_check(&none, &e), 0);
 	assert_int_equal(rank_search(&t, &none, NULL, &q, hits, &res, &e), 0);
 	assert_near(res.unlike, 0);
@@ -780,13 +823,13 @@ static const struct rank_block gblocks[] = {
 	{ "shape", 0, 8 }, { "local", 8, 8 }, { "relief", 16, 6 },
 	{ "colour", 22, 8 }, { "size", 30, 2 },
 };
-static const struct rank_layout glayout = { 2, GD, 5, gblocks, 0, NULL, 0 };
+static const struct rank_layout glayout = { 2, GD, 5, gblocks, 0, NULL, 0, NULL };
 /* the same blocks as cues, local split in two like refscan's */
 static const struct rank_cue gcues[] = {
 	{ "shape", 0, 0, 8, 0 }, { "local-fine", 1, 8, 4, 0 }, { "local-coarse", 1, 12, 4, 0 },
 	{ "relief", 2, 16, 6, 0 }, { "colour", 3, 22, 8, 0 }, { "size", 4, 30, 2, 0 },
 };
-static const struct rank_layout grobust = { 2, GD, 5, gblocks, 6, gcues, 0 };
+static const struct rank_layout grobust = { 2, GD, 5, gblocks, 6, gcues, 0, NULL };
 
 struct gen {
 	float *vecs;

@@ -581,7 +581,7 @@ int describe_scan(const struct scan *s, const struct describe_opts *o,
 	 * roughness over their radius, times sqrt(DESC_N_L / vertices in
 	 * it) when the radius holds fewer vertices than the fit has points,
 	 * so fewer independent heights are averaged (on noisy planes the
-	 * fits' median C r is 0.8 to 1.2 times this level, dense or at 2.5
+	 * fits' median C r is 0.76 to 1.23 times this level, dense or at 2.5
 	 * spacings).  At a dense scan's resolution it is a fraction of a
 	 * percent.
 	 */

@@ -95,7 +95,7 @@ size_t describe_noise_offset(void);
  * The noise level the fine cues of vector v tolerate: the median
  * curvedness (C r, desc_relief.c) of its fine local histogram.  Vertex
  * noise of level L gives a flat surface's fine fits a median curvedness
- * of about L (0.8 to 1.2 L on noisy planes, L from 0.006 to 0.06), so
+ * of about L (0.76 to 1.23 L on noisy planes, L from 0.006 to 0.21), so
  * below that level the noise out-curves less than half of v's surface
  * and the fine histogram still tells surfaces apart.  0 for a vector
  * without fine local geometry.

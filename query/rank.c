@@ -156,6 +156,7 @@ struct fuse {
 	double share;              /* of the cues kept */
 	size_t noise;              /* component of the noise level, or SIZE_MAX */
 	double qnoise;             /* the query's, at least RANK_NOISE_FLOOR */
+	double qtol;               /* the query's fine tolerance (rank_layout) */
 	const struct rank_layout *l;
 	double unlike;             /* share of the sample of unlike noise */
 };
@@ -184,20 +185,26 @@ static bool unlike_noise(double a, double b)
 	return a > RANK_NOISE_RATIO * b || b > RANK_NOISE_RATIO * a;
 }
 
+/* The query's fine tolerance, worked out once per query (unlike_pair). */
+static double query_tolerance(const struct rank_layout *l, const float *qv)
+{
+	return l->fine_tolerance ? l->fine_tolerance(qv) : 0.0;
+}
+
 /*
- * Whether the pair of query qv (level q, at least the floor) and row r
- * leaves its fine cues out: levels unlike, and the noisier beyond what
- * the cleaner vector's fine cues tolerate.
+ * Whether the pair of a query (level q, at least the floor; qtol its
+ * query_tolerance()) and row r leaves its fine cues out: levels unlike,
+ * and the noisier beyond what the cleaner vector's fine cues tolerate.
  */
-static bool unlike_pair(const struct rank_layout *l, const float *qv, double q,
-			const float *r, size_t at)
+static bool unlike_pair(const struct rank_layout *l, double q, double qtol, const float *r,
+			size_t at)
 {
 	double v = noise_level(r[at]);
 	if (!unlike_noise(q, v))
 		return false;
 	if (!l->fine_tolerance)
 		return true;
-	return q > v ? q > l->fine_tolerance(r) : v > l->fine_tolerance(qv);
+	return q > v ? q > l->fine_tolerance(r) : v > qtol;
 }
 
 /*
@@ -210,9 +217,9 @@ static double unlike_share(const struct ref_table *t, const struct rank_layout *
 	if (!l->carried || !m)
 		return 0;
 	size_t at = l->dim - l->carried, n = 0;
-	double q = noise_level(qv[at]);
+	double q = noise_level(qv[at]), qtol = query_tolerance(l, qv);
 	for (size_t i = 0; i < m; i++)
-		n += unlike_pair(l, qv, q, row_vec(t, i * t->n / m, 0), at);
+		n += unlike_pair(l, q, qtol, row_vec(t, i * t->n / m, 0), at);
 	return (double)n / (double)m;
 }
 
@@ -265,6 +272,7 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 	if (l->carried && n_fine && n_fine < F->n) {
 		F->noise = l->dim - l->carried;
 		F->qnoise = noise_level(qv[F->noise]);
+		F->qtol = query_tolerance(l, qv);
 		F->l = l;
 	}
 	xfree(d);
@@ -283,7 +291,8 @@ static float fuse_match_kept(const struct fuse *F, const float *qv, const float 
 {
 	float x[RANK_MAX_CUES];
 	size_t who[RANK_MAX_CUES], n = 0, keep = F->keep;
-	bool unlike = F->noise != SIZE_MAX && unlike_pair(F->l, qv, F->qnoise, r, F->noise);
+	bool unlike = F->noise != SIZE_MAX &&
+		      unlike_pair(F->l, F->qnoise, F->qtol, r, F->noise);
 	for (size_t c = 0; c < F->n; c++) {
 		if (unlike && F->fine[c])
 			continue;

@@ -209,15 +209,16 @@ static bool unlike_pair(const struct rank_layout *l, double q, double qtol, cons
 
 /*
  * The share of the m sampled rows (those the medians are taken over)
- * whose noise level is unlike the query's (rank.h, Noise).
+ * whose noise level is unlike the query's (rank.h, Noise); qtol is the
+ * query's query_tolerance().
  */
 static double unlike_share(const struct ref_table *t, const struct rank_layout *l,
-			   const float *qv, size_t m)
+			   const float *qv, double qtol, size_t m)
 {
 	if (!l->carried || !m)
 		return 0;
 	size_t at = l->dim - l->carried, n = 0;
-	double q = noise_level(qv[at]), qtol = query_tolerance(l, qv);
+	double q = noise_level(qv[at]);
 	for (size_t i = 0; i < m; i++)
 		n += unlike_pair(l, q, qtol, row_vec(t, i * t->n / m, 0), at);
 	return (double)n / (double)m;
@@ -239,7 +240,8 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 	float *d = alloc_array(m, sizeof(*d));
 	if (!d)
 		return err_set(e, ERR_NOMEM, "out of memory for %zu cue distances", m);
-	F->unlike = unlike_share(t, l, qv, m);
+	double qtol = l->carried ? query_tolerance(l, qv) : 0.0;
+	F->unlike = unlike_share(t, l, qv, qtol, m);
 	for (size_t c = 0; c < l->n_cues && c < RANK_MAX_CUES; c++) {
 		const struct rank_cue *k = &l->cues[c];
 		if (!(w[k->block] > 0))
@@ -272,7 +274,7 @@ static int fuse_prepare(const struct ref_table *t, const struct rank_layout *l,
 	if (l->carried && n_fine && n_fine < F->n) {
 		F->noise = l->dim - l->carried;
 		F->qnoise = noise_level(qv[F->noise]);
-		F->qtol = query_tolerance(l, qv);
+		F->qtol = qtol;
 		F->l = l;
 	}
 	xfree(d);

@@ -107,8 +107,8 @@ struct knn;
  * is within what the cleaner vector's fine cues tolerate
  * (rank_layout.fine_tolerance: a surface curved enough at that radius
  * still shows through), their robust match leaves the fine cues out and
- * keeps its share of the cues left.  A pair of alike noise compares them.  rank_result.unlike says how much of the
- * archive is unlike the query.
+ * keeps its share of the cues left.  A pair of alike noise compares them.
+ * rank_result.unlike says how much of the archive is unlike the query.
  */
 #define RANK_NOISE_RATIO 4.0
 #define RANK_NOISE_FLOOR 0.01
@@ -146,7 +146,9 @@ struct rank_layout {
 	size_t carried;     /* components after the blocks (0: none) */
 	/*
 	 * The noise level the fine cues of a vector tolerate (see Noise),
-	 * or NULL: every pair of unlike levels leaves them out.
+	 * or NULL: every pair of unlike levels leaves them out.  Called
+	 * once per query for the query's vector, and for a reference's
+	 * only in a pair of unlike levels where the query is the noisier.
 	 */
 	double (*fine_tolerance)(const float *vec);
 };
